@@ -1,0 +1,13 @@
+// Bundles with esbuild: the CLI (Node and Deno run the same file), and the Deno and browser
+// conformance drivers. WGSL files are imported as text.
+import { build } from 'esbuild';
+
+const common = { bundle: true, format: 'esm', target: 'es2022', loader: { '.wgsl': 'text' }, sourcemap: 'linked', logLevel: 'warning' };
+// `webgpu` (Dawn's native addon) is loaded only in Node, at run time.
+const server = { ...common, platform: 'node', external: ['webgpu'] };
+
+await Promise.all([
+  build({ ...server, entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', banner: { js: '#!/usr/bin/env node' } }),
+  build({ ...server, entryPoints: ['tests/drivers/standalone.ts'], outfile: 'dist/tests/standalone.js' }),
+  build({ ...common, platform: 'browser', entryPoints: ['tests/drivers/browser.ts'], outfile: 'dist/tests/browser.js', external: ['webgpu', 'node:*'] }),
+]);

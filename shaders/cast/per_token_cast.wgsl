@@ -1,0 +1,47 @@
+// perTokenCastToFp8: x [m, k] (f32 or bf16) -> q [m, k] e4m3 (rows padded to words) and
+// scales [m, ceil(k/128)] f32. Each segment of 32 invocations owns one 1x128 group: invocation
+// `lane` converts elements lane*4 .. lane*4+3 of it and writes one packed u32 word.
+// Holes: WG, SEG (= 32), SG_MIN, IN_BF16 (prelude), Params (typegpu struct).
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read_write> q: array<u32>;
+@group(0) @binding(3) var<storage, read_write> scales: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let group_id = (wid.x + wid.y * params.grid_x) * (WG / SEG) + lid / SEG;
+  let lane = lid % SEG;
+  let valid = group_id < params.m * params.groups;
+  let row = group_id / params.groups;
+  let g = group_id % params.groups;
+  let col0 = g * 128u + lane * 4u;
+
+  var vals = vec4<f32>(0.0);
+  var amax = 0.0;
+  if (valid) {
+    for (var j = 0u; j < 4u; j = j + 1u) {
+      if (col0 + j < params.k) {
+        vals[j] = load_x(row * params.pitch_x + col0 + j);
+        amax = max(amax, abs(vals[j]));
+      }
+    }
+  }
+  // All invocations reach the reduction (it has barriers); invalid ones contribute 0.
+  let group_amax = max(segment_max(amax, lid), 1e-4f);
+  if (!valid || col0 >= params.k) { return; }
+
+  let factor = div_rn(448.0f, group_amax);
+  if (lane == 0u) {
+    scales[row * params.groups + g] = div_rn(group_amax, 448.0f);
+  }
+  var word = 0u;
+  for (var j = 0u; j < 4u; j = j + 1u) {
+    if (col0 + j < params.k) {
+      // Sign from x itself: a product flushed to zero keeps torch's signed zero.
+      let sign = (bitcast<u32>(vals[j]) >> 24u) & 0x80u;
+      word = word | ((sign | e4m3_encode_abs(bitcast<u32>(abs(vals[j]) * factor))) << (8u * j));
+    }
+  }
+  q[row * params.pitch_q_words + col0 / 4u] = word;
+}

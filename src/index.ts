@@ -1,0 +1,27 @@
+// deepwgsl: DeepSeek's inference kernels as JIT-generated WGSL.
+export * from './formats/index.ts';
+export { createContext, GpuContext, type ContextOptions, type DeviceLimits, type AdapterDescription } from './gpu/context.ts';
+export { DeepwgslError, GpuError } from './gpu/errors.ts';
+export {
+  Tensor,
+  createTensor,
+  uploadTensor,
+  writeTensor,
+  readTensor,
+  readTensorBits,
+  poisonTensor,
+  packTensorData,
+  expectTensor,
+  rowPitch,
+  DTYPES,
+  DTYPE_BYTES,
+  type DType,
+} from './gpu/tensor.ts';
+export { composeWgsl, type KernelModule, type WgslConst } from './jit/compose.ts';
+export { WgslCompileError } from './jit/pipeline-cache.ts';
+export { Launch, type LaunchInfo } from './jit/launch.ts';
+export { autotune, type AutotuneRequest, type AutotuneResult } from './jit/autotune.ts';
+export { timeLaunch, type Timing } from './jit/timing.ts';
+export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
+export * from './kernels/cast/index.ts';
+export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';

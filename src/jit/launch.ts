@@ -1,0 +1,91 @@
+// A Launch is a kernel call that has been planned (config chosen, pipeline compiled, bind groups
+// built) and can be encoded any number of times: run now, timed by autotune, or recorded once and
+// replayed by a decode step.
+import type { AnyWgslData } from 'typegpu/data';
+import type { GpuContext } from '../gpu/context.ts';
+import { DeepwgslError } from '../gpu/errors.ts';
+
+export interface Dispatch {
+  pipeline: GPUComputePipeline;
+  bindGroup: GPUBindGroup;
+  workgroups: readonly [number, number, number];
+}
+
+export interface LaunchInfo {
+  kernel: string;
+  config: object;
+  /** Bytes a perfect kernel must move (read + write), for GB/s. */
+  bytes: number;
+  /** Useful floating-point operations (an FMA is 2), for TFLOP/s. */
+  flops: number;
+}
+
+export class Launch {
+  constructor(
+    readonly ctx: GpuContext,
+    readonly dispatches: readonly Dispatch[],
+    readonly info: LaunchInfo,
+  ) {}
+
+  /** Records the dispatches into a pass; dispatches in one pass see each other's writes in order. */
+  encode(pass: GPUComputePassEncoder): void {
+    for (const d of this.dispatches) {
+      pass.setPipeline(d.pipeline);
+      pass.setBindGroup(0, d.bindGroup);
+      pass.dispatchWorkgroups(...d.workgroups);
+    }
+  }
+
+  /** Submits the launch. Errors surface at the next ctx.sync() or read-back. */
+  submit(): void {
+    const enc = this.ctx.device.createCommandEncoder({ label: this.info.kernel });
+    const pass = enc.beginComputePass();
+    this.encode(pass);
+    pass.end();
+    this.ctx.device.queue.submit([enc.finish()]);
+  }
+
+  async run(): Promise<void> {
+    this.submit();
+    await this.ctx.sync();
+  }
+}
+
+/** Splits a workgroup count over x and y when it exceeds the per-dimension limit; kernels rebuild the flat id. */
+export function grid(ctx: GpuContext, count: number): [number, number, number] {
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (count <= max) return [Math.max(1, count), 1, 1];
+  const y = Math.ceil(count / max);
+  if (y > max) throw new DeepwgslError(`grid: ${count} workgroups exceed ${max}x${max} on this device`);
+  return [max, y, 1];
+}
+
+/** A uniform buffer holding a typegpu struct of 4-byte scalars, written in field order. */
+export function paramsBuffer(ctx: GpuContext, schema: AnyWgslData, values: Record<string, number>): GPUBuffer {
+  const props = (schema as unknown as { propTypes: Record<string, { type: string }> }).propTypes;
+  const names = Object.keys(props);
+  const data = new DataView(new ArrayBuffer(Math.ceil((names.length * 4) / 16) * 16));
+  names.forEach((name, i) => {
+    const v = values[name];
+    if (v === undefined) throw new DeepwgslError(`paramsBuffer: no value for field '${name}'`);
+    const t = props[name].type;
+    if (t === 'u32') data.setUint32(i * 4, v, true);
+    else if (t === 'i32') data.setInt32(i * 4, v, true);
+    else if (t === 'f32') data.setFloat32(i * 4, v, true);
+    else throw new DeepwgslError(`paramsBuffer: field '${name}' is ${t}; only u32/i32/f32 fields are supported`);
+  });
+  const buf = ctx.device.createBuffer({ size: data.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+  ctx.device.queue.writeBuffer(buf, 0, data.buffer);
+  return buf;
+}
+
+export function bindGroup(
+  ctx: GpuContext,
+  pipeline: GPUComputePipeline,
+  resources: readonly (GPUBufferBinding | GPUBuffer)[],
+): GPUBindGroup {
+  return ctx.device.createBindGroup({
+    layout: pipeline.getBindGroupLayout(0),
+    entries: resources.map((r, binding) => ({ binding, resource: 'buffer' in r ? r : { buffer: r } })),
+  });
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from 'vitest';
+import * as d from 'typegpu/data';
+import { composeWgsl, numberLines, sourceLocation } from '../src/jit/compose.ts';
+
+describe('composeWgsl', () => {
+  const code = composeWgsl({
+    kernel: 'demo',
+    config: { wg: 64 },
+    template: { file: 'demo/main.wgsl', code: '@group(0) @binding(0) var<uniform> p: Params;\nfn main() {\n  let a = WG;\n}' },
+    helpers: [{ file: 'common/h.wgsl', code: 'fn h() -> u32 {\n  return 1u;\n}' }],
+    consts: { WG: 64, ON: true, NEG: { i32: -3 }, SCALE: { f32: 448 } },
+    aliases: { T: 'f32' },
+    structs: { Params: d.struct({ m: d.u32 }) },
+    enables: ['f16'],
+  });
+
+  it('writes enables first, then typed constants and aliases', () => {
+    const lines = code.split('\n');
+    expect(lines[0]).toBe('enable f16;');
+    expect(code).toContain('const WG: u32 = 64u;');
+    expect(code).toContain('const ON: bool = true;');
+    expect(code).toContain('const NEG: i32 = -3i;');
+    expect(code).toContain('const SCALE: f32 = 448.0f;');
+    expect(code).toContain('alias T = f32;');
+    expect(code).toMatch(/struct Params \{\s*m: u32,\s*\}/);
+  });
+
+  it('maps generated lines back to the .wgsl file and line', () => {
+    const lines = code.split('\n');
+    const at = lines.findIndex((l) => l.includes('let a = WG;')) + 1;
+    expect(sourceLocation(code, at)).toBe('demo/main.wgsl:3');
+    const h = lines.findIndex((l) => l.includes('return 1u;')) + 1;
+    expect(sourceLocation(code, h)).toBe('common/h.wgsl:2');
+    expect(sourceLocation(code, 2)).toBe('generated prelude');
+    expect(numberLines('a\nb', new Set([2]))).toBe('  1 | a\n>>2 | b');
+  });
+});
