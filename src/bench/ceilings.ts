@@ -95,8 +95,8 @@ function fmaKernel(t: 'f32' | 'f16'): CeilingKernel {
     unit: 'TFLOP/s',
     needs: t === 'f16' ? ['shader-f16'] : undefined,
     async plan(ctx, size) {
-      const workgroups = { check: 16, quick: 1024, full: 8192 }[size];
-      const iters = { check: 64, quick: 1024, full: 4096 }[size];
+      const workgroups = { check: 16, quick: 512, full: 8192 }[size];
+      const iters = { check: 64, quick: 512, full: 4096 }[size];
       const threads = workgroups * WG;
       const dst = createTensor(ctx, [threads], 'f32', `fma-${t}-dst`);
       poisonTensor(dst);

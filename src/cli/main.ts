@@ -44,18 +44,18 @@ async function bench(ctx: GpuContext, args: { quick: boolean; json: boolean; ite
   else out(ceilingTable(rows));
 }
 
-async function cast(ctx: GpuContext, m: number, k: number, tune: boolean): Promise<void> {
+async function cast(ctx: GpuContext, m: number, k: number, tune: boolean, iters: number): Promise<void> {
   const xs = Float32Array.from({ length: m * k }, () => (Math.random() - 0.5) * 10 ** (Math.random() * 6 - 3));
   const x = uploadTensor(ctx, xs, [m, k], 'f32');
   let config;
   if (tune) {
-    const r = await autotuneCast(ctx, 'perToken', x, { force: true });
+    const r = await autotuneCast(ctx, 'perToken', x, { force: true, iters });
     for (const c of r.results) out(`  ${JSON.stringify(c.config)}: ${c.medianMs.toFixed(4)} ms`);
     out(`autotune (${r.method}) picked ${JSON.stringify(r.best)}; saved to ${defaultTuningStore().where}`);
     config = r.best;
   }
   const planned = await planCast(ctx, 'perToken', x, { config });
-  const t = await timeLaunch(ctx, planned.launch);
+  const t = await timeLaunch(ctx, planned.launch, { iters });
   const ref = perTokenCastToFp8(xs, m, k);
   const q = await readTensorBits(planned.q);
   const s = await readTensor(planned.scales);
@@ -63,7 +63,7 @@ async function cast(ctx: GpuContext, m: number, k: number, tune: boolean): Promi
   for (let i = 0; i < q.length; i++) if (q[i] !== ref.q[i]) bad++;
   for (let i = 0; i < s.length; i++) if (s[i] !== ref.scales[i]) bad++;
   const gbs = planned.launch.info.bytes / (t.medianMs / 1e3) / 1e9;
-  out(`perTokenCastToFp8Gpu [${m}, ${k}] ${JSON.stringify(planned.launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${gbs.toFixed(1)} GB/s (${t.method}); ${bad === 0 ? 'bit-identical to the CPU cast' : `${bad} MISMATCHES against the CPU cast`}`);
+  out(`perTokenCastToFp8Gpu [${m}, ${k}] ${JSON.stringify(planned.launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${gbs.toPrecision(4)} GB/s (${t.method}); ${bad === 0 ? 'bit-identical to the CPU cast' : `${bad} MISMATCHES against the CPU cast`}`);
   if (bad) throw new Error('GPU cast disagrees with the CPU reference');
 }
 
@@ -76,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
       quick: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       iters: { type: 'string', default: '20' },
-      m: { type: 'string', default: '512' },
+      m: { type: 'string', default: '4096' },
       k: { type: 'string', default: '7168' },
       autotune: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -90,11 +90,14 @@ export async function main(argv: string[]): Promise<void> {
   try {
     if (cmd === 'device') await device(ctx);
     if (cmd === 'bench') await bench(ctx, { quick: values.quick, json: values.json, iters: Number(values.iters) });
-    if (cmd === 'cast') await cast(ctx, Number(values.m), Number(values.k), values.autotune);
+    const iters = Number(values.iters);
+    if (cmd === 'cast') await cast(ctx, Number(values.m), Number(values.k), values.autotune, iters);
     if (cmd === 'demo') {
-      out('device ceilings (quick):');
-      await bench(ctx, { quick: true, json: false, iters: 10 });
-      await cast(ctx, Number(values.m), Number(values.k), true);
+      // A software adapter is ~1000x slower: smaller problems and fewer runs keep the demo to seconds.
+      const soft = ctx.isSoftware;
+      out(`device ceilings (quick${soft ? ', software adapter' : ''}):`);
+      await bench(ctx, { quick: true, json: false, iters: soft ? 3 : 20 });
+      await cast(ctx, soft ? 64 : 4096, Number(values.k), true, soft ? 3 : 20);
     }
   } finally {
     ctx.destroy();

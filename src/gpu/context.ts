@@ -86,11 +86,17 @@ export class GpuContext {
     return this.features.has(feature);
   }
 
-  /** A short line naming the runtime, adapter and features, for logs and reports. */
+  /** A CPU implementation (SwiftShader, lavapipe): benchmarks and demos size themselves down. */
+  get isSoftware(): boolean {
+    const a = this.adapterInfo;
+    return a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(`${a.description} ${a.architecture} ${a.vendor}`);
+  }
+
+  /** A short line naming the adapter, runtime and features, for logs and reports. */
   describe(): string {
     const a = this.adapterInfo;
     const name = a.description || [a.vendor, a.architecture, a.device].filter(Boolean).join(' ') || 'unknown adapter';
-    const kind = a.isFallbackAdapter || /swiftshader|llvmpipe|lavapipe/i.test(name + a.architecture) ? ', software' : '';
+    const kind = this.isSoftware ? ', software' : '';
     return `${name} (${[a.vendor, a.architecture].filter(Boolean).join(' ') || 'unknown vendor'}${kind}) via ${this.runtime}; features: ${[...this.features].filter((f) => WANTED_FEATURES.includes(f as GPUFeatureName)).join(', ') || 'none of shader-f16/subgroups/timestamp-query'}`;
   }
 
