@@ -87,10 +87,10 @@ export async function main(argv: string[]): Promise<void> {
   if (!['device', 'bench', 'cast', 'demo'].includes(cmd)) throw new Error(`unknown command '${cmd}'\n\n${USAGE}`);
   if (cmd === 'bench' && !values.ceilings) throw new Error("deepwgsl bench: only --ceilings exists in this build (kernel suites come with their kernels)");
   const ctx = await createContext();
+  const iters = Number(values.iters);
   try {
     if (cmd === 'device') await device(ctx);
-    if (cmd === 'bench') await bench(ctx, { quick: values.quick, json: values.json, iters: Number(values.iters) });
-    const iters = Number(values.iters);
+    if (cmd === 'bench') await bench(ctx, { quick: values.quick, json: values.json, iters });
     if (cmd === 'cast') await cast(ctx, Number(values.m), Number(values.k), values.autotune, iters);
     if (cmd === 'demo') {
       // A software adapter is ~1000x slower: smaller problems and fewer runs keep the demo to seconds.
