@@ -14,39 +14,11 @@ import { CEILING_KERNELS, runCeilingCheck } from '../../src/bench/ceilings.ts';
 import fp8Wgsl from '../../shaders/common/fp8.wgsl';
 import divRnWgsl from '../../shaders/common/div_rn.wgsl';
 import probeWgsl from './fp8_probe.wgsl';
-import { mulberry32, randomSpread, runSeed } from './random.ts';
+import { randomSpread } from './random.ts';
 
-export interface CheckResult {
-  err: number;
-  tol: number;
-  note?: string;
-}
+import { mismatches, rand, throwsLike, type Check, type CheckResult } from './check.ts';
 
-export interface Check {
-  name: string;
-  /** Device features the check exercises; where absent it is reported as skipped. */
-  needs?: string[];
-  run(ctx: GpuContext): Promise<CheckResult>;
-}
-
-export const seed = runSeed();
-const rand = mulberry32(seed);
-
-function mismatches(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let n = a.length === b.length ? 0 : Infinity;
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) n++;
-  return n;
-}
-
-/** 1 if f throws an error whose message matches re, else 0 (so a missing error fails the check). */
-async function throwsLike(f: () => unknown, re: RegExp): Promise<number> {
-  try {
-    await f();
-  } catch (e) {
-    return re.test((e as Error).message) ? 0 : 1;
-  }
-  return 1;
-}
+export { seed, type Check, type CheckResult } from './check.ts';
 
 async function probe(ctx: GpuContext, op: number, input: Uint32Array, outLen: number): Promise<Uint32Array> {
   const pipeline = await ctx.pipelines.get({
@@ -143,7 +115,7 @@ const roundTrip = (dtype: DType): Check => ({
   },
 });
 
-export const checks: Check[] = [
+const coreChecks: Check[] = [
   {
     name: 'context: adapter limits requested in full',
     async run(ctx) {
@@ -276,3 +248,6 @@ export const checks: Check[] = [
     (k): Check => ({ name: `bench kernel ${k.name} computes what it claims`, needs: k.needs, run: (ctx) => runCeilingCheck(ctx, k) }),
   ),
 ];
+
+// Each kernel family keeps its checks in a file beside this one and adds them here.
+export const checks: Check[] = [...coreChecks];

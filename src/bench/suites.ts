@@ -1,0 +1,40 @@
+// `deepwgsl bench --<suite>`: each kernel family registers a suite here; the CLI and the bench page run them.
+import type { GpuContext } from '../gpu/context.ts';
+import { measureCeilings, type Ceiling } from './ceilings.ts';
+
+export interface BenchOptions {
+  quick: boolean;
+  iters: number;
+  /** The measured ceilings, so each row can be shown as a percentage of its own. */
+  ceilings: Ceiling[];
+}
+
+export interface BenchRow {
+  suite: string;
+  name: string;
+  ms: number;
+  gbs?: number;
+  tflops?: number;
+  /** Percent of the ceiling that bounds this case, and which ceiling. */
+  pct?: number;
+  ceiling?: string;
+  note?: string;
+}
+
+export interface BenchSuite {
+  flag: string;
+  describe: string;
+  run(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void>;
+}
+
+export const SUITES: BenchSuite[] = [];
+
+export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
+
+export function benchRowLine(r: BenchRow): string {
+  const f = (v: number | undefined) => (v === undefined ? '' : v.toPrecision(4));
+  const pct = r.pct === undefined ? '' : `${r.pct.toFixed(1)}% of ${r.ceiling}`;
+  return `| ${r.name} | ${r.ms.toFixed(4)} ms | ${f(r.gbs)} | ${f(r.tflops)} | ${pct} | ${r.note ?? ''} |`;
+}
+
+export { measureCeilings };

@@ -1,0 +1,116 @@
+// device, bench, cast, demo.
+import { measureCeilings, type Ceiling, type CeilingSize } from '../bench/ceilings.ts';
+import { BENCH_HEADER, SUITES, benchRowLine, type BenchRow } from '../bench/suites.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
+import { perTokenCastToFp8 } from '../formats/casts.ts';
+import { autotuneCast, planCast } from '../kernels/cast/cast.ts';
+import { timeLaunch } from '../jit/timing.ts';
+import { defaultTuningStore } from '../jit/tuning-cache.ts';
+import { num, out, type Command, type Values } from './command.ts';
+
+function ceilingTable(rows: Ceiling[]): string {
+  const lines = ['| ceiling | value | median time | problem | timing |', '|---|---|---|---|---|'];
+  for (const c of rows) {
+    lines.push(`| ${c.name} | ${c.value.toPrecision(4)} ${c.unit} | ${c.medianMs.toFixed(3)} ms | ${c.problem} | ${c.method} |`);
+  }
+  return lines.join('\n');
+}
+
+async function bench(ctx: GpuContext, values: Values): Promise<void> {
+  const quick = values.quick === true;
+  const iters = num(values, 'iters');
+  const chosen = SUITES.filter((s) => values[s.flag] === true);
+  if (!values.ceilings && chosen.length === 0) {
+    throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
+  }
+  const size: CeilingSize = quick ? 'quick' : 'full';
+  const ceilings = await measureCeilings(ctx, size, iters);
+  if (!values.json) out(ceilingTable(ceilings));
+  const rows: BenchRow[] = [];
+  for (const suite of chosen) {
+    if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
+    await suite.run(ctx, { quick, iters, ceilings }, (row) => {
+      rows.push(row);
+      if (!values.json) out(benchRowLine(row));
+    });
+  }
+  if (values.json) {
+    out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
+  }
+}
+
+async function cast(ctx: GpuContext, m: number, k: number, tune: boolean, iters: number): Promise<void> {
+  const xs = Float32Array.from({ length: m * k }, () => (Math.random() - 0.5) * 10 ** (Math.random() * 6 - 3));
+  const x = uploadTensor(ctx, xs, [m, k], 'f32');
+  let config;
+  if (tune) {
+    const r = await autotuneCast(ctx, 'perToken', x, { force: true, iters });
+    for (const c of r.results) out(`  ${JSON.stringify(c.config)}: ${c.medianMs.toFixed(4)} ms`);
+    out(`autotune (${r.method}) picked ${JSON.stringify(r.best)}; saved to ${defaultTuningStore().where}`);
+    config = r.best;
+  }
+  const planned = await planCast(ctx, 'perToken', x, { config });
+  const t = await timeLaunch(ctx, planned.launch, { iters });
+  const ref = perTokenCastToFp8(xs, m, k);
+  const q = await readTensorBits(planned.q);
+  const s = await readTensor(planned.scales);
+  let bad = 0;
+  for (let i = 0; i < q.length; i++) if (q[i] !== ref.q[i]) bad++;
+  for (let i = 0; i < s.length; i++) if (s[i] !== ref.scales[i]) bad++;
+  const gbs = planned.launch.info.bytes / (t.medianMs / 1e3) / 1e9;
+  out(`perTokenCastToFp8Gpu [${m}, ${k}] ${JSON.stringify(planned.launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${gbs.toPrecision(4)} GB/s (${t.method}); ${bad === 0 ? 'bit-identical to the CPU cast' : `${bad} MISMATCHES against the CPU cast`}`);
+  if (bad) throw new Error('GPU cast disagrees with the CPU reference');
+}
+
+const common = {
+  quick: { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  iters: { type: 'string', default: '20' },
+} as const;
+
+export const basicCommands: Command[] = [
+  {
+    name: 'device',
+    usage: ['deepwgsl device                               adapter, features and limits in use'],
+    options: {},
+    gpu: true,
+    async run(_v, ctx) {
+      out(ctx!.describe());
+      out(`adapter: ${JSON.stringify(ctx!.adapterInfo)}`);
+      out(`limits: ${JSON.stringify(ctx!.limits)}`);
+    },
+  },
+  {
+    name: 'bench',
+    usage: [
+      'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s and f32/f16 FMA TFLOP/s',
+      `deepwgsl bench --<suite> [--quick] [--json]   kernel suites, each beside the measured ceilings`,
+    ],
+    get options() {
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+    },
+    gpu: true,
+    run: (values, ctx) => bench(ctx!, values),
+  },
+  {
+    name: 'cast',
+    usage: ['deepwgsl cast [--m M] [--k K] [--autotune]    FP8 1x128 cast on the GPU: check against the CPU, time it'],
+    options: { ...common, m: { type: 'string', default: '4096' }, k: { type: 'string', default: '7168' }, autotune: { type: 'boolean', default: false } },
+    gpu: true,
+    run: (v, ctx) => cast(ctx!, num(v, 'm'), num(v, 'k'), v.autotune === true, num(v, 'iters')),
+  },
+  {
+    name: 'demo',
+    usage: ['deepwgsl demo                                 the main job on this build (device, ceilings, a tuned cast)'],
+    options: {},
+    gpu: true,
+    async run(_v, ctx) {
+      // A software adapter is ~1000x slower: smaller problems and fewer runs keep the demo to seconds.
+      const soft = ctx!.isSoftware;
+      out(`device ceilings (quick${soft ? ', software adapter' : ''}):`);
+      await bench(ctx!, { quick: true, ceilings: true, iters: soft ? '3' : '20' });
+      await cast(ctx!, soft ? 64 : 4096, 7168, true, soft ? 3 : 20);
+    },
+  },
+];
