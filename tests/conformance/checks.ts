@@ -1,6 +1,7 @@
 // The GPU conformance list: every driver (Node/Dawn, Deno/wgpu, Chromium) runs exactly these.
 // A check returns its error and tolerance; errors are max|out-ref|/max|ref| or mismatch counts.
 import type { GpuContext } from '../../src/gpu/context.ts';
+import { envVar } from '../../src/gpu/env.ts';
 import { GpuError } from '../../src/gpu/errors.ts';
 import { DTYPES, Tensor, createTensor, poisonTensor, readTensor, readTensorBits, uploadTensor, type DType } from '../../src/gpu/tensor.ts';
 import { decodeE4M3, encodeE4M3, encodeE5M2, f32ToBits, bitsToF32 } from '../../src/formats/fp8.ts';
@@ -250,4 +251,8 @@ const coreChecks: Check[] = [
 ];
 
 // Each kernel family keeps its checks in a file beside this one and adds them here.
-export const checks: Check[] = [...coreChecks];
+const allChecks: Check[] = [...coreChecks];
+
+// DEEPWGSL_CHECKS=mla,gemm runs only the checks whose names contain one of those words (while developing).
+const only = envVar('DEEPWGSL_CHECKS')?.split(',').filter(Boolean);
+export const checks = only ? allChecks.filter((c) => only.some((w) => c.name.includes(w))) : allChecks;
