@@ -90,7 +90,7 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
   const B = operand(groups * n, k, bT, groups * nb);
   if (fp8 && cs.out === 'f16') {
     // f16 tops out at 65504: shrink A's scales so that no sum can overflow (bound: every term at its largest).
-    const peak = (xs: ArrayLike<number>) => Array.prototype.reduce.call(xs, (p: number, v: number) => Math.max(p, Math.abs(v)), 0) as number;
+    const peak = (xs: ArrayLike<number>) => Array.from(xs).reduce((p, v) => Math.max(p, Math.abs(v)), 0);
     const f = 6e4 / Math.max(1e-30, peak(A.x) * peak(A.scales!) * peak(B.x) * peak(B.scales!) * k);
     A.scales = A.scales!.map((v) => v * Math.min(1, f));
   }
