@@ -4,7 +4,8 @@
 // workgroup stages MR rows x 32*VEC chunks of A (4 k values each, decoded, unscaled) and their
 // 1x128 scales in workgroup memory, shared by all columns. Each lane sums the 4 products of a chunk
 // unscaled and applies sa*sb once for them (a chunk never straddles a 128-wide k slice); lanes are
-// summed through workgroup memory at the end. Split-k (grid y) writes f32 partials to a workspace
+// summed through workgroup memory at the end. Loops over the per-lane registers are unrolled by the
+// JIT (// @unroll) so that acc, bv and sbv stay in registers. Split-k (grid y) writes f32 partials to a workspace
 // (out_row0 = split * rows) that gemm_splitk_reduce.wgsl sums.
 // Holes: WG, G, NC, MR, VEC, A_KIND, B_KIND, A_WORDS, B_WORDS, OUT_KIND, C_KIND (prelude), Params.
 
@@ -52,21 +53,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         sa_tile[i] = select(0.0, scale_a(r_base + r0 + r, s), r0 + r < rows && s * 32u < c_hi);
       }
       workgroupBarrier();
+      // @unroll
       for (var v = 0u; v < VEC; v++) {
         let ch = c0 + v * 32u + lane;
         if (ch < c_hi) {
           let s = ch / 32u;
           var bv: array<vec4<f32>, NC>;
           var sbv: array<f32, NC>;
+          // @unroll
           for (var j = 0u; j < NC; j++) {
             // Columns past n read the last column again; their sums are never stored.
             let col = min(col_blk + grp * NC + j, params.n - 1u);
             bv[j] = load_b4(g * params.n + col, ch * 4u);
             sbv[j] = scale_b(g, col, s);
           }
+          // @unroll
           for (var r = 0u; r < MR; r++) {
             let av = a_tile[r * CH + v * 32u + lane];
             let sar = sa_tile[r * VEC + v];
+            // @unroll
             for (var j = 0u; j < NC; j++) {
               acc[r * NC + j] = fma(dot(av, bv[j]), sar * sbv[j], acc[r * NC + j]);
             }
@@ -75,9 +80,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     // Sum the 32 lanes of each column; the read order is rotated per group to spread banks.
+    // @unroll
     for (var r = 0u; r < MR; r++) {
       workgroupBarrier();
-      for (var j = 0u; j < NC; j++) { red[lid * NC + j] = acc[r * NC + j]; }
+      // @unroll
+      for (var j = 0u; j < NC; j++) {
+        red[lid * NC + j] = acc[r * NC + j];
+      }
       workgroupBarrier();
       if (lid < G * NC) {
         let gg = lid / NC;

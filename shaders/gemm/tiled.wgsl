@@ -3,7 +3,8 @@
 // FP8: products of one 128-wide k slice accumulate unscaled in `part`, then acc += part * sa * sb
 // once per slice (DeepGEMM's promotion); f32 throughout. Grid: x = n tiles, y = m tiles, z = group
 // region (masked layout). Holes: BM, BN, BK, TM, TN, WG, FP8, A_KIND, B_KIND, A_WORDS, B_WORDS,
-// OUT_KIND, C_KIND (prelude), Params.
+// OUT_KIND, C_KIND, TM4 = TM/4, TN4 = TN/4, TN2 = TN/2 (prelude), Params. Loops over the register
+// tile are unrolled by the JIT (// @unroll) so that every index is a constant and the tile stays in registers.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<u32>;
@@ -11,7 +12,6 @@
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 const TX = BN / TN;
-const TN4 = TN / 4u;
 const SLICE_TILES = 128u / BK;
 var<workgroup> as_: array<vec4<f32>, BK * BM / 4u>;
 var<workgroup> bs_: array<vec4<f32>, BK * BN / 4u>;
@@ -54,13 +54,23 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {
-      var av: array<vec4<f32>, TM / 4u>;
+      var av: array<vec4<f32>, TM4>;
       var bv: array<vec4<f32>, TN4>;
-      for (var i = 0u; i < TM / 4u; i++) { av[i] = as_[(kk * BM + ty * TM) / 4u + i]; }
-      for (var j = 0u; j < TN4; j++) { bv[j] = bs_[(kk * BN + tx * TN) / 4u + j]; }
+      // @unroll
+      for (var i = 0u; i < TM4; i++) {
+        av[i] = as_[(kk * BM + ty * TM) / 4u + i];
+      }
+      // @unroll
+      for (var j = 0u; j < TN4; j++) {
+        bv[j] = bs_[(kk * BN + tx * TN) / 4u + j];
+      }
+      // @unroll
       for (var i = 0u; i < TM; i++) {
         let ai = vec4<f32>(av[i / 4u][i % 4u]);
-        for (var j = 0u; j < TN4; j++) { part[i * TN4 + j] = fma(ai, bv[j], part[i * TN4 + j]); }
+        // @unroll
+        for (var j = 0u; j < TN4; j++) {
+          part[i * TN4 + j] = fma(ai, bv[j], part[i * TN4 + j]);
+        }
       }
     }
     workgroupBarrier();
@@ -68,8 +78,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if ((FP8 && (t + 1u) % SLICE_TILES == 0u) || t + 1u == k_tiles) {
       let s = k0 / 128u;
       let sb_s = scale_b(g, min(n0 + tx * TN, params.n - 1u), s);
+      // @unroll
       for (var i = 0u; i < TM; i++) {
         let sc = scale_a(r_base + min(m0 + ty * TM + i, rows - 1u), s) * sb_s;
+        // @unroll
         for (var j = 0u; j < TN4; j++) {
           acc[i * TN4 + j] = fma(part[i * TN4 + j], vec4<f32>(sc), acc[i * TN4 + j]);
           part[i * TN4 + j] = vec4<f32>(0.0);
@@ -78,11 +90,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
 
+  // @unroll
   for (var i = 0u; i < TM; i++) {
     let row = m0 + ty * TM + i;
     if (row < rows) {
       let zero = !live_tile || !row_live(r_base + row, gt);
-      for (var j = 0u; j < TN / 2u; j++) {
+      // @unroll
+      for (var j = 0u; j < TN2; j++) {
         let col = n0 + tx * TN + 2u * j;
         if (col < params.n) {
           let v = acc[i * TN4 + j / 2u];

@@ -355,7 +355,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     config: { ...c, ...dtypes },
     template: { file: 'gemm/tiled.wgsl', code: tiledWgsl },
     helpers,
-    consts: { ...consts, WG: (c.bm / c.tm) * (c.bn / c.tn), BM: c.bm, BN: c.bn, BK: c.bk, TM: c.tm, TN: c.tn },
+    consts: { ...consts, WG: (c.bm / c.tm) * (c.bn / c.tn), BM: c.bm, BN: c.bn, BK: c.bk, TM: c.tm, TN: c.tn, TM4: c.tm / 4, TN4: c.tn / 4, TN2: c.tn / 2 },
     structs: { Params: GemmParams },
   };
 }
