@@ -19,6 +19,7 @@ import {
   mGroupedFp8GemmNTMasked,
   type GemmConfig,
   type SmallMConfig,
+  type TiledConfig,
 } from '../../src/kernels/gemm/gemm.ts';
 import { calcDiff, contiguousReference, gemmReference, maskedReference } from '../../src/kernels/gemm/reference.ts';
 import { MemoryTuningStore } from '../../src/jit/tuning-cache.ts';
@@ -45,7 +46,7 @@ interface Case {
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
 const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 2, vec: 1, splits: 1 };
-const TILED: GemmConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 };
+const TILED: TiledConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4, splits: 1 };
 
 /** Host operand: stored values (as the GPU decodes them) and scales spanning 1e-3..1e3 for FP8. */
 function operand(rows: number, k: number, dtype: DType, scaleRows: number): { store: ArrayLike<number>; x: Float64Array; scales?: Float32Array } {
@@ -225,7 +226,7 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => fp8GemmNT(ctx, a as never, [b, sb], out), /lhs must be a pair/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { c: t([4, 131], 'f32') }), /c.shape must be \[4, 130\]/);
   err += await throwsLike(() => bf16GemmNT(ctx, a, t([130, 200], 'bf16'), out), /bf16GemmNT: a.dtype must be 'bf16' or 'f16' or 'f32', got 'e4m3'/);
-  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: { kernel: 'tiled', bm: 48, bn: 64, bk: 16, tm: 4, tn: 4 } }), /config must be bm, bn in 32,64,128/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: { kernel: 'tiled', bm: 48, bn: 64, bk: 16, tm: 4, tn: 4, splits: 1 } }), /config must be bm, bn in 32,64,128/);
   // Grouped layouts.
   const gb = t([2, 130, 200], 'e4m3');
   const gsb = t([2, 2, 2], 'f32');
@@ -261,8 +262,8 @@ export const gemmChecks: Check[] = [
     run: (ctx) => runCases(ctx, [...dense(smallShapes, SMALL), ...dense(smallShapes.slice(0, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 })]),
   },
   {
-    name: 'gemm fp8GemmNT tiled kernel: odd m, n/k not multiples of 128, bf16/f16/f32 out, +C',
-    run: (ctx) => runCases(ctx, [...dense(tiledShapes, TILED), ...dense(tiledShapes.slice(0, 3), { kernel: 'tiled', bm: 64, bn: 64, bk: 32, tm: 8, tn: 8 })]),
+    name: 'gemm fp8GemmNT tiled kernel: odd m, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k',
+    run: (ctx) => runCases(ctx, [...dense(tiledShapes, TILED), ...dense(tiledShapes.slice(0, 3), { kernel: 'tiled', bm: 64, bn: 64, bk: 32, tm: 8, tn: 8, splits: 2 })]),
   },
   {
     name: 'gemm fp8GemmNT default configs (heuristic per shape), k = 0 gives C',
@@ -283,7 +284,7 @@ export const gemmChecks: Check[] = [
       runCases(ctx, [
         { layout: 'contiguous', ops: 'e4m3', m: 0, n: 130, k: 200, out: 'bf16', groupRows: [1, 0, 130, 5], config: TILED },
         { layout: 'contiguous', ops: 'e4m3', m: 0, n: 64, k: 128, out: 'f32', groupRows: [0, 128, 1] },
-        { layout: 'contiguous', ops: ['bf16', 'bf16'], m: 0, n: 40, k: 72, out: 'f16', groupRows: [3, 0, 2], config: { kernel: 'tiled', bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 } },
+        { layout: 'contiguous', ops: ['bf16', 'bf16'], m: 0, n: 40, k: 72, out: 'f16', groupRows: [3, 0, 2], config: { kernel: 'tiled', bm: 128, bn: 64, bk: 8, tm: 8, tn: 4, splits: 1 } },
       ]),
   },
   {

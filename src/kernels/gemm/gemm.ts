@@ -39,7 +39,7 @@ export interface SmallMConfig {
   splits: number;
 }
 
-/** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation. */
+/** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation, k split over `splits` workgroups (dense only). */
 export interface TiledConfig {
   kernel: 'tiled';
   bm: number;
@@ -47,6 +47,7 @@ export interface TiledConfig {
   bk: number;
   tm: number;
   tn: number;
+  splits: number;
 }
 
 export type GemmConfig = SmallMConfig | TiledConfig;
@@ -254,6 +255,8 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
+  if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
+  if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
   if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
   if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
   const wg = (c.bm / c.tm) * (c.bn / c.tn);
@@ -265,11 +268,18 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
 const TARGET_WORKGROUPS = 528;
 
-function smallMSplits(p: GemmProblem, g: number, nc: number): number {
+/** Split k (dense only, whole 128-wide slices, >= 2 per split) until the grid has enough workgroups. */
+function splitsFor(p: GemmProblem, workgroups: number): number {
   if (p.layout !== 'dense') return 1;
-  const kb = ceilDiv(p.k, 128);
-  const blocks = ceilDiv(p.n, g * nc);
-  return Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, blocks), Math.floor(kb / 2)));
+  return Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
+}
+
+function smallMSplits(p: GemmProblem, g: number, nc: number): number {
+  return splitsFor(p, ceilDiv(p.n, g * nc));
+}
+
+function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
+  return { kernel: 'tiled', bm, bn, bk, tm, tn, splits: splitsFor(p, ceilDiv(p.m, bm) * ceilDiv(p.n, bn) * p.regions) };
 }
 
 /** The heuristic: small-m kernel up to 16 rows per group, tiles sized to the rows and the tile count otherwise. */
@@ -281,12 +291,11 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
     if (!configProblem(ctx, p, c)) return c;
     return { ...c, g: 4, vec: 1 };
   }
-  const big: TiledConfig = { kernel: 'tiled', bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 };
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
-  let c: TiledConfig = big;
-  if (rows <= 32) c = { kernel: 'tiled', bm: 32, bn: 128, bk: 16, tm: 4, tn: 8 };
-  else if (rows <= 64 || tiles < TARGET_WORKGROUPS / 2) c = { kernel: 'tiled', bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
-  return configProblem(ctx, p, c) ? { kernel: 'tiled', bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 } : c;
+  let c = tiled(p, 128, 128, 16, 8, 8);
+  if (rows <= 32) c = tiled(p, 32, 128, 16, 4, 8);
+  else if (rows <= 64 || tiles < TARGET_WORKGROUPS / 2) c = tiled(p, 64, 64, 16, 4, 4);
+  return configProblem(ctx, p, c) ? tiled(p, 32, 32, 8, 4, 4) : c;
 }
 
 /** Configs autotune tries for this problem (all valid on this device). */
@@ -305,7 +314,11 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
     }
   } else {
     for (const [bm, bn, tm, tn] of [[128, 128, 8, 8], [64, 128, 4, 8], [128, 64, 8, 4], [64, 64, 4, 4], [32, 128, 4, 8], [32, 64, 4, 4]]) {
-      for (const bk of [8, 16, 32]) out.push({ kernel: 'tiled', bm, bn, bk, tm, tn });
+      for (const bk of [8, 16, 32]) {
+        const c = tiled(p, bm, bn, bk, tm, tn);
+        out.push(c);
+        if (c.splits > 1) out.push({ ...c, splits: 1 });
+      }
     }
   }
   return out.filter((c) => !configProblem(ctx, p, c));
@@ -399,7 +412,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
   const info = launchInfo(p, c);
   if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
   const kb = ceilDiv(p.k, 128);
-  const splits = c.kernel === 'smallM' ? Math.min(c.splits, Math.max(1, kb)) : 1;
+  const splits = Math.min(c.splits, Math.max(1, kb));
   const split = splits > 1;
   const splitSlices = ceilDiv(Math.max(1, kb), splits);
   const nSplits = ceilDiv(Math.max(1, kb), splitSlices);
@@ -426,7 +439,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
   const dims =
     c.kernel === 'smallM'
       ? [ceilDiv(p.n, c.g * c.nc), nSplits, p.regions]
-      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions];
+      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
   const res = [
     paramsBuffer(ctx, GemmParams, values),
     p.a.binding(where, 'lhs'),
