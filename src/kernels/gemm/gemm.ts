@@ -236,7 +236,8 @@ export async function maskedProblem(
 // ---- configs ----
 
 function smallMShared(c: SmallMConfig): number {
-  return 16 * c.mr * 32 * c.vec + 4 * c.mr * c.vec + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
+  const staged = c.mr >= 8 ? 16 * c.mr * 32 * c.vec + 4 * c.mr * c.vec : 0;
+  return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
 }
 
 function tiledShared(c: TiledConfig): number {
@@ -359,7 +360,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
       config: { ...c, ...dtypes },
       template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
       helpers,
-      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec },
+      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8 },
       structs: { Params: GemmParams },
     };
   }
