@@ -24,4 +24,5 @@ export { autotune, type AutotuneRequest, type AutotuneResult } from './jit/autot
 export { timeLaunch, type Timing } from './jit/timing.ts';
 export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
 export * from './kernels/cast/index.ts';
+export * from './eplb/index.ts';
 export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';

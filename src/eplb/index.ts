@@ -1,0 +1,1 @@
+export { rebalanceExperts, type EplbPlan } from './eplb.ts';
