@@ -172,3 +172,28 @@ export function rebalanceExperts(weight: number[][], numReplicas: number, numGro
   });
   return { phy2log: layers.map((p) => p.phy2log), log2phy, logcnt: layers.map((p) => p.logcnt) };
 }
+
+/** Load of each GPU [layers][numGpus] under a plan, each expert's load split evenly over its replicas. */
+export function planGpuLoads(weight: number[][], plan: EplbPlan, numGpus: number): number[][] {
+  return plan.phy2log.map((slots, l) => {
+    const perGpu = slots.length / numGpus;
+    const loads = new Array<number>(numGpus).fill(0);
+    slots.forEach((e, s) => (loads[Math.floor(s / perGpu)] += weight[l][e] / plan.logcnt[l][e]));
+    return loads;
+  });
+}
+
+/** Load of each GPU [layers][numGpus] with no replication: expert e on GPU floor(e * numGpus / experts). */
+export function naiveGpuLoads(weight: number[][], numGpus: number): number[][] {
+  return weight.map((row) => {
+    const loads = new Array<number>(numGpus).fill(0);
+    row.forEach((w, e) => (loads[Math.floor((e * numGpus) / row.length)] += w));
+    return loads;
+  });
+}
+
+/** max / mean of per-GPU loads (1 = perfectly balanced; 1 too when nothing was routed). */
+export function imbalance(loads: number[]): number {
+  const mean = loads.reduce((a, b) => a + b, 0) / loads.length;
+  return mean === 0 ? 1 : Math.max(...loads) / mean;
+}

@@ -1,1 +1,1 @@
-export { rebalanceExperts, type EplbPlan } from './eplb.ts';
+export { rebalanceExperts, planGpuLoads, naiveGpuLoads, imbalance, type EplbPlan } from './eplb.ts';
