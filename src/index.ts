@@ -22,6 +22,7 @@ export { WgslCompileError } from './jit/pipeline-cache.ts';
 export { Launch, type LaunchInfo } from './jit/launch.ts';
 export { autotune, type AutotuneRequest, type AutotuneResult } from './jit/autotune.ts';
 export { timeLaunch, type Timing } from './jit/timing.ts';
+export { Profiler, type ProfileEvent, type TimedPass, type ChromeTrace, type ChromeTraceEvent } from './jit/profiler.ts';
 export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
 export * from './kernels/cast/index.ts';
 export * from './eplb/index.ts';

@@ -6,6 +6,7 @@ import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
 import { autotuneCast, planCast } from '../kernels/cast/cast.ts';
 import { timeLaunch } from '../jit/timing.ts';
+import { Profiler } from '../jit/profiler.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
@@ -25,18 +26,30 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
   const size: CeilingSize = quick ? 'quick' : 'full';
-  const ceilings = await measureCeilings(ctx, size, iters);
-  if (!values.json) out(ceilingTable(ceilings));
+  // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
+  const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
+  const detach = profiler?.attach();
   const rows: BenchRow[] = [];
-  for (const suite of chosen) {
-    if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
-    await suite.run(ctx, { quick, iters, ceilings }, (row) => {
-      rows.push(row);
-      if (!values.json) out(benchRowLine(row));
-    });
+  try {
+    const ceilings = await measureCeilings(ctx, size, iters);
+    if (!values.json) out(ceilingTable(ceilings));
+    for (const suite of chosen) {
+      if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
+      await suite.run(ctx, { quick, iters, ceilings }, (row) => {
+        rows.push(row);
+        if (!values.json) out(benchRowLine(row));
+      });
+    }
+    if (values.json) {
+      out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
+    }
+  } finally {
+    detach?.();
   }
-  if (values.json) {
-    out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
+  if (profiler) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(values.trace as string, JSON.stringify(profiler.toChromeTrace()));
+    console.error(`deepwgsl bench: wrote ${profiler.events.length} events to ${values.trace} (${profiler.method} timing; open in ui.perfetto.dev)`);
   }
 }
 
@@ -88,7 +101,7 @@ export const basicCommands: Command[] = [
       `deepwgsl bench --<suite> [--quick] [--json]   kernel suites, each beside the measured ceilings`,
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
     },
     gpu: true,
     run: (values, ctx) => bench(ctx!, values),
