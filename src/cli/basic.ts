@@ -31,9 +31,11 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
   const detach = profiler?.attach();
   const rows: BenchRow[] = [];
   try {
+    if (profiler) profiler.section = 'ceilings';
     const ceilings = await measureCeilings(ctx, size, iters);
     if (!values.json) out(ceilingTable(ceilings));
     for (const suite of chosen) {
+      if (profiler) profiler.section = suite.flag;
       if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
       await suite.run(ctx, { quick, iters, ceilings }, (row) => {
         rows.push(row);

@@ -49,6 +49,8 @@ const TID = 1;
 export class Profiler implements TimingSink {
   readonly method: TimingMethod;
   readonly events: ProfileEvent[] = [];
+  /** Category of timeLaunch samples that name none (the bench CLI sets it per suite). */
+  section = 'timeLaunch';
   /** The clock value of the first event: GPU ns or CPU ms. Every event is placed relative to it. */
   private base: bigint | number | undefined;
 
@@ -68,7 +70,7 @@ export class Profiler implements TimingSink {
     return attachTimingSink(this.ctx, this);
   }
 
-  record(info: LaunchInfo, t: Interval, category: string): ProfileEvent {
+  record(info: LaunchInfo, t: Interval, category = this.section): ProfileEvent {
     const start = t.method === 'timestamp' ? t.startNs : t.startMs;
     this.base ??= start;
     const sinceBase = t.method === 'timestamp' ? Number(t.startNs - (this.base as bigint)) / 1e3 : (t.startMs - (this.base as number)) * 1e3;

@@ -25,7 +25,8 @@ export type Interval = { method: 'timestamp'; startNs: bigint; endNs: bigint } |
 /** Where timeLaunch reports every sample it times (a Profiler, through attachProfiler). */
 export interface TimingSink {
   readonly method: TimingMethod;
-  record(info: LaunchInfo, interval: Interval, category: string): void;
+  /** category: the caller's (timeLaunch's `category` option), or undefined to let the sink choose. */
+  record(info: LaunchInfo, interval: Interval, category: string | undefined): void;
 }
 
 const sinks = new WeakMap<GpuContext, TimingSink>();
@@ -110,7 +111,7 @@ export async function timeLaunch(ctx: GpuContext, launch: Launch, opts: TimingOp
     ctx.device.queue.submit([enc.finish()]);
     for (const t of await stamps.read()) intervals.push({ method, ...t });
   }
-  for (const t of intervals) sink?.record(launch.info, t, opts.category ?? 'timeLaunch');
+  for (const t of intervals) sink?.record(launch.info, t, opts.category);
   const samplesMs = intervals.map(intervalMs);
   return { medianMs: median(samplesMs), samplesMs, method };
 }
