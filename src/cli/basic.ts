@@ -1,6 +1,6 @@
 // device, bench, cast, demo.
-import { measureCeilings, type Ceiling, type CeilingSize } from '../bench/ceilings.ts';
-import { BENCH_HEADER, SUITES, benchRowLine, type BenchRow } from '../bench/suites.ts';
+import type { Ceiling } from '../bench/ceilings.ts';
+import { BENCH_HEADER, SUITES, benchRowLine, runBench } from '../bench/suites.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
@@ -18,26 +18,20 @@ function ceilingTable(rows: Ceiling[]): string {
 }
 
 async function bench(ctx: GpuContext, values: Values): Promise<void> {
-  const quick = values.quick === true;
-  const iters = num(values, 'iters');
-  const chosen = SUITES.filter((s) => values[s.flag] === true);
-  if (!values.ceilings && chosen.length === 0) {
+  const suites = SUITES.filter((s) => values[s.flag] === true);
+  if (!values.ceilings && suites.length === 0) {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
-  const size: CeilingSize = quick ? 'quick' : 'full';
-  const ceilings = await measureCeilings(ctx, size, iters);
-  if (!values.json) out(ceilingTable(ceilings));
-  const rows: BenchRow[] = [];
-  for (const suite of chosen) {
-    if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
-    await suite.run(ctx, { quick, iters, ceilings }, (row) => {
-      rows.push(row);
-      if (!values.json) out(benchRowLine(row));
-    });
-  }
-  if (values.json) {
-    out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
-  }
+  const text = !values.json;
+  const report = await runBench(ctx, {
+    quick: values.quick === true,
+    iters: num(values, 'iters'),
+    suites,
+    onCeilings: (c) => text && out(ceilingTable(c)),
+    onSuite: (s) => text && out(`\n## ${s.describe}\n\n${BENCH_HEADER}`),
+    onRow: (r) => text && out(benchRowLine(r)),
+  });
+  if (values.json) out(JSON.stringify(report, null, 1));
 }
 
 async function cast(ctx: GpuContext, m: number, k: number, tune: boolean, iters: number): Promise<void> {
