@@ -4,7 +4,7 @@ import { defineConfig } from 'vite';
 import { wgslText } from '../scripts/wgsl-text.ts';
 
 const root = resolve(import.meta.dirname);
-const pages = ['index', 'bench/index'];
+const pages = ['index', 'bench/index', 'playground/index'];
 
 export default defineConfig({
   root,

@@ -38,6 +38,27 @@ await pageTest('bench', '/bench/?autorun', async (page) => {
   return `${ceilings} ceilings, ${r.rows} kernel rows, ${plotted} roofline lines`;
 });
 
+await pageTest('playground', '/playground/', async (page) => {
+  await page.waitForFunction('window.__playground?.ready', { timeout: 60_000 });
+  const runAndWait = async (n) => {
+    await page.click('#run');
+    await page.waitForFunction(`window.__playground.runs >= ${n}`, { timeout: 5 * 60 * 1000, polling: 250 });
+    return page.evaluate('window.__playground.results');
+  };
+  const first = await runAndWait(1);
+  if (!first.A?.ok || !first.B?.ok) throw new Error(`configs A and B should match the CPU: ${JSON.stringify(first)}`);
+  const wgsl = await page.$eval('#wgsl', (t) => t.value);
+  if (!wgsl.includes('fn main')) throw new Error('the generated WGSL is not shown');
+  await page.screenshot({ path: `${shots}/playground-ok.png`, fullPage: true });
+  // A broken edit: the compile error must be listed on the line that was broken.
+  await page.$eval('#wgsl', (t) => (t.value = t.value.replace(/fn main\(/, 'fn main(oops ')));
+  await page.click('#useEdited');
+  const second = await runAndWait(2);
+  const marked = await page.$$eval('#diagnostics .err', (l) => l.map((e) => e.textContent));
+  if (!second.A?.error || !marked.some((t) => t.includes('oops'))) throw new Error(`expected a compile error marked on the edited line, got ${JSON.stringify({ second, marked })}`);
+  return `A err ${first.A.err} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err}; broken edit shows ${marked.length} marked line(s)`;
+});
+
 await browser.close();
 server.close();
 for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} page ${r.name}: ${r.detail}`);
