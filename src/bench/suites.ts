@@ -37,4 +37,36 @@ export function benchRowLine(r: BenchRow): string {
   return `| ${r.name} | ${r.ms.toFixed(4)} ms | ${f(r.gbs)} | ${f(r.tflops)} | ${pct} | ${r.note ?? ''} |`;
 }
 
-export { measureCeilings };
+export interface BenchReport {
+  device: string;
+  adapter: GpuContext['adapterInfo'];
+  features: string[];
+  date: string;
+  quick: boolean;
+  ceilings: Ceiling[];
+  rows: BenchRow[];
+}
+
+export interface BenchRun {
+  quick: boolean;
+  iters: number;
+  suites: BenchSuite[];
+  onCeilings?(ceilings: Ceiling[]): void;
+  onSuite?(suite: BenchSuite): void;
+  onRow?(row: BenchRow): void;
+}
+
+/** Ceilings first, then each suite; the CLI and the bench page both run this. */
+export async function runBench(ctx: GpuContext, run: BenchRun): Promise<BenchReport> {
+  const ceilings = await measureCeilings(ctx, run.quick ? 'quick' : 'full', run.iters);
+  run.onCeilings?.(ceilings);
+  const rows: BenchRow[] = [];
+  for (const suite of run.suites) {
+    run.onSuite?.(suite);
+    await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings }, (row) => {
+      rows.push(row);
+      run.onRow?.(row);
+    });
+  }
+  return { device: ctx.describe(), adapter: ctx.adapterInfo, features: [...ctx.features], date: new Date().toISOString(), quick: run.quick, ceilings, rows };
+}

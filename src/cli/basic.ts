@@ -1,6 +1,6 @@
 // device, bench, cast, demo.
-import { measureCeilings, type Ceiling, type CeilingSize } from '../bench/ceilings.ts';
-import { BENCH_HEADER, SUITES, benchRowLine, type BenchRow } from '../bench/suites.ts';
+import type { Ceiling } from '../bench/ceilings.ts';
+import { BENCH_HEADER, SUITES, benchRowLine, runBench } from '../bench/suites.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
@@ -19,32 +19,28 @@ function ceilingTable(rows: Ceiling[]): string {
 }
 
 async function bench(ctx: GpuContext, values: Values): Promise<void> {
-  const quick = values.quick === true;
-  const iters = num(values, 'iters');
-  const chosen = SUITES.filter((s) => values[s.flag] === true);
-  if (!values.ceilings && chosen.length === 0) {
+  const suites = SUITES.filter((s) => values[s.flag] === true);
+  if (!values.ceilings && suites.length === 0) {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
-  const size: CeilingSize = quick ? 'quick' : 'full';
+  const text = !values.json;
   // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
   const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
+  if (profiler) profiler.section = 'ceilings';
   const detach = profiler?.attach();
-  const rows: BenchRow[] = [];
   try {
-    if (profiler) profiler.section = 'ceilings';
-    const ceilings = await measureCeilings(ctx, size, iters);
-    if (!values.json) out(ceilingTable(ceilings));
-    for (const suite of chosen) {
-      if (profiler) profiler.section = suite.flag;
-      if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
-      await suite.run(ctx, { quick, iters, ceilings }, (row) => {
-        rows.push(row);
-        if (!values.json) out(benchRowLine(row));
-      });
-    }
-    if (values.json) {
-      out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
-    }
+    const report = await runBench(ctx, {
+      quick: values.quick === true,
+      iters: num(values, 'iters'),
+      suites,
+      onCeilings: (c) => text && out(ceilingTable(c)),
+      onSuite: (s) => {
+        if (profiler) profiler.section = s.flag;
+        if (text) out(`\n## ${s.describe}\n\n${BENCH_HEADER}`);
+      },
+      onRow: (r) => text && out(benchRowLine(r)),
+    });
+    if (values.json) out(JSON.stringify(report, null, 1));
   } finally {
     detach?.();
   }
