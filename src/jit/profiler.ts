@@ -44,6 +44,7 @@ export interface ChromeTrace {
 }
 
 const PID = 1;
+const MAX_PASSES = 2048;
 const TID = 1;
 
 export class Profiler implements TimingSink {
@@ -104,6 +105,13 @@ export class Profiler implements TimingSink {
       }
       return out;
     }
+    // A query set holds at most 4096 queries (2 per pass): longer lists go in batches.
+    if (passes.length > MAX_PASSES) {
+      const out: ProfileEvent[] = [];
+      for (let i = 0; i < passes.length; i += MAX_PASSES) out.push(...(await this.profilePasses(passes.slice(i, i + MAX_PASSES), category)));
+      return out;
+    }
+    if (passes.length === 0) return [];
     const stamps = new PassTimestamps(this.ctx, passes.length);
     const enc = device.createCommandEncoder({ label: 'profiler' });
     passes.forEach((p, i) => {

@@ -57,6 +57,16 @@ export const profilerChecks: Check[] = [
   { name: 'profiler: two launches give a Chrome trace (ordered X events, bytes/flops args, GB/s)', run: (ctx) => profileCheck(ctx, 'auto') },
   { name: 'profiler: forced CPU-timing fallback, and the trace says so', run: (ctx) => profileCheck(ctx, 'cpu') },
   {
+    name: 'profiler: more passes than one query set holds (4096 queries) are timed in batches',
+    async run(ctx) {
+      const profiler = new Profiler(ctx);
+      const n = 2050;
+      const events = await profiler.profilePasses(Array.from({ length: n }, (_, i) => ({ name: `empty${i}`, encode: () => {} })));
+      const bad = events.length !== n || events.some((e, i) => e.name !== `empty${i}` || !(e.durUs >= 0) || (i > 0 && e.startUs < events[i - 1].startUs));
+      return { err: bad ? 1 : 0, tol: 0, note: `${events.length} events (${profiler.method})` };
+    },
+  },
+  {
     name: 'profiler: attached to a context it records every timeLaunch sample, detached none',
     async run(ctx) {
       const [p] = await twoLaunches(ctx);
