@@ -26,24 +26,16 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
   const text = !values.json;
   // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
   const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
-  if (profiler) profiler.section = 'ceilings';
-  const detach = profiler?.attach();
-  try {
-    const report = await runBench(ctx, {
-      quick: values.quick === true,
-      iters: num(values, 'iters'),
-      suites,
-      onCeilings: (c) => text && out(ceilingTable(c)),
-      onSuite: (s) => {
-        if (profiler) profiler.section = s.flag;
-        if (text) out(`\n## ${s.describe}\n\n${BENCH_HEADER}`);
-      },
-      onRow: (r) => text && out(benchRowLine(r)),
-    });
-    if (values.json) out(JSON.stringify(report, null, 1));
-  } finally {
-    detach?.();
-  }
+  const report = await runBench(ctx, {
+    quick: values.quick === true,
+    iters: num(values, 'iters'),
+    suites,
+    profiler,
+    onCeilings: (c) => text && out(ceilingTable(c)),
+    onSuite: (s) => text && out(`\n## ${s.describe}\n\n${BENCH_HEADER}`),
+    onRow: (r) => text && out(benchRowLine(r)),
+  });
+  if (values.json) out(JSON.stringify(report, null, 1));
   if (profiler) {
     const { writeFile } = await import('node:fs/promises');
     await writeFile(values.trace as string, JSON.stringify(profiler.toChromeTrace()));
