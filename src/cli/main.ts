@@ -3,11 +3,12 @@ import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
-import '../bench/gemm.ts';
+import { eplbCommands } from './eplb.ts';
 import { gemmCommands } from './gemm.ts';
+import '../bench/gemm.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...gemmCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 
