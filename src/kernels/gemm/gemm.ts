@@ -269,14 +269,15 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
 const TARGET_WORKGROUPS = 528;
 
-/** Split k (dense only, whole 128-wide slices, >= 2 per split) until the grid has enough workgroups. */
-function splitsFor(p: GemmProblem, workgroups: number): number {
+/** Split k (dense only, whole 128-wide slices, >= 2 per split) until the grid has `target` workgroups. */
+function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUPS): number {
   if (p.layout !== 'dense') return 1;
-  return Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
+  return Math.max(1, Math.min(ceilDiv(target, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
 }
 
+/** The small-m kernel streams: it wants every core full of lanes with loads in flight (~64K lanes on an H100). */
 function smallMSplits(p: GemmProblem, g: number, nc: number): number {
-  return splitsFor(p, ceilDiv(p.n, g * nc));
+  return splitsFor(p, ceilDiv(p.n, g * nc), (1 << 16) / (32 * g));
 }
 
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
