@@ -8,14 +8,15 @@
 // summed through workgroup memory at the end. Loops over the per-lane registers are unrolled by the
 // JIT (// @unroll) so that acc, bv and sbv stay in registers. Split-k (grid y) writes f32 partials to a workspace
 // (out_row0 = split * rows) that gemm_splitk_reduce.wgsl sums.
-// Holes: WG, G, NC, MR, VEC, STAGE_A, A_KIND, B_KIND, A_WORDS, B_WORDS, OUT_KIND, C_KIND (prelude), Params.
+// Holes: WG, G, NC, MR, VEC, STAGE_A, WIDE, A_KIND, B_KIND, A_WORDS, B_WORDS, OUT_KIND, C_KIND (prelude), Params.
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> a: array<u32>;
 @group(0) @binding(2) var<storage, read> b: array<u32>;
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
-const CH = 32u * VEC;
+// Chunks (4 k values) per iteration: each lane takes one word, or with WIDE one vec4<u32> (16 e4m3).
+const CH = select(32u, 128u, WIDE) * VEC;
 // Sized 1 when A is not staged (indices are taken modulo the size so that they stay in bounds).
 const A_TILE = select(1u, MR * CH, STAGE_A);
 const SA_TILE = select(1u, MR * VEC, STAGE_A);
@@ -61,8 +62,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
       // @unroll
       for (var v = 0u; v < VEC; v++) {
+        let chw = c0 + v * 128u + lane * 4u;
+        if (WIDE && chw < c_hi) {
+          // 4 chunks of one 128-wide slice per lane: 16 products per scale.
+          let s = chw / 32u;
+          var bq: array<array<vec4<f32>, 4>, NC>;
+          var sbv: array<f32, NC>;
+          // @unroll
+          for (var j = 0u; j < NC; j++) {
+            let col = min(col_blk + grp * NC + j, params.n - 1u);
+            let w = load_b16(g * params.n + col, chw);
+            bq[j] = array<vec4<f32>, 4>(e4m3x4_scaled(w.x), e4m3x4_scaled(w.y), e4m3x4_scaled(w.z), e4m3x4_scaled(w.w));
+            sbv[j] = scale_b(g, col, s);
+          }
+          // @unroll
+          for (var r = 0u; r < MR; r++) {
+            let ra = r_base + min(r0 + r, rows - 1u);
+            let a0 = load_a4(ra, chw * 4u);
+            let a1 = load_a4(ra, chw * 4u + 4u);
+            let a2 = load_a4(ra, chw * 4u + 8u);
+            let a3 = load_a4(ra, chw * 4u + 12u);
+            let sar = scale_a(ra, s);
+            // @unroll
+            for (var j = 0u; j < NC; j++) {
+              let p = dot(a0, bq[j][0]) + dot(a1, bq[j][1]) + dot(a2, bq[j][2]) + dot(a3, bq[j][3]);
+              acc[r * NC + j] = fma(p, sar * sbv[j], acc[r * NC + j]);
+            }
+          }
+        }
         let ch = c0 + v * 32u + lane;
-        if (ch < c_hi) {
+        if (!WIDE && ch < c_hi) {
           let s = ch / 32u;
           var bv: array<vec4<f32>, NC>;
           var sbv: array<f32, NC>;

@@ -45,7 +45,8 @@ interface Case {
 }
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
-const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 2, vec: 1, splits: 1 };
+const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 2, vec: 1, splits: 1, wide: false };
+const WIDE: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 4, vec: 2, splits: 3, wide: true };
 const TILED: TiledConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4, splits: 1 };
 
 /** Host operand: stored values (as the GPU decodes them) and scales spanning 1e-3..1e3 for FP8. */
@@ -248,8 +249,9 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3], 4), /maskedM.length must be 2, got 1/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], t([2, 8, 129], 'f32'), [3, 3], 4), /out.shape must be \[2, 8, 130\]/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { config: { ...SMALL, splits: 2 } }), /split-k only in the dense layout/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: WIDE }), /wide only with e4m3 B, k % 16 == 0/);
   err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
-  return { err, tol: 0, note: '23 bad calls' };
+  return { err, tol: 0, note: '24 bad calls' };
 }
 
 const full = envFlag('DEEPWGSL_GEMM_FULL');
@@ -258,8 +260,13 @@ export const gemmChecks: Check[] = [
   { name: 'gemm fp8 e4m3 decode: all 256 codes through the small-m kernel, exact', run: allCodesCheck(SMALL) },
   { name: 'gemm fp8 e4m3 decode: all 256 codes through the tiled kernel, exact', run: allCodesCheck(TILED) },
   {
-    name: 'gemm fp8GemmNT small-m kernel: m 1..16, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k',
-    run: (ctx) => runCases(ctx, [...dense(smallShapes, SMALL), ...dense(smallShapes.slice(0, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 })]),
+    name: 'gemm fp8GemmNT small-m kernel: m 1..16, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k, 16-byte loads',
+    run: (ctx) =>
+      runCases(ctx, [
+        ...dense(smallShapes, SMALL),
+        ...dense(smallShapes.slice(0, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 }),
+        ...dense([[1, 64, 512], [3, 130, 400]], WIDE),
+      ]),
   },
   {
     name: 'gemm fp8GemmNT tiled kernel: odd m, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k',

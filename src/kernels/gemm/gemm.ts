@@ -13,6 +13,8 @@ import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import halfWgsl from '../../../shaders/common/half.wgsl';
+import bWideWgsl from '../../../shaders/gemm/b_wide.wgsl';
+import bWideNoneWgsl from '../../../shaders/gemm/b_wide_none.wgsl';
 import cLoadWgsl from '../../../shaders/gemm/c_load.wgsl';
 import cNoneWgsl from '../../../shaders/gemm/c_none.wgsl';
 import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
@@ -29,7 +31,11 @@ import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
 
 export type GemmLayout = 'dense' | 'contiguous' | 'masked';
 
-/** Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC chunks of 4 k per lane per step, k split over `splits` workgroups. */
+/**
+ * Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC loads of B per
+ * lane per step (one u32 word each, or with `wide` a vec4<u32> of 16 e4m3 values), k split over
+ * `splits` workgroups.
+ */
 export interface SmallMConfig {
   kernel: 'smallM';
   mr: number;
@@ -37,6 +43,7 @@ export interface SmallMConfig {
   nc: number;
   vec: number;
   splits: number;
+  wide: boolean;
 }
 
 /** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation, k split over `splits` workgroups (dense only). */
@@ -236,7 +243,7 @@ export async function maskedProblem(
 // ---- configs ----
 
 function smallMShared(c: SmallMConfig): number {
-  const staged = c.mr >= 8 ? 16 * c.mr * 32 * c.vec + 4 * c.mr * c.vec : 0;
+  const staged = c.mr >= 8 ? 16 * c.mr * (c.wide ? 128 : 32) * c.vec + 4 * c.mr * c.vec : 0;
   return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
 }
 
@@ -253,6 +260,7 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (c.g < 2 || 32 * c.g > lim.maxComputeInvocationsPerWorkgroup) return `g from 2 to ${lim.maxComputeInvocationsPerWorkgroup / 32}`;
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
+    if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0 and mr <= 4';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
@@ -264,6 +272,11 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   if (wg > lim.maxComputeInvocationsPerWorkgroup || wg < 1) return `workgroup of ${wg} invocations`;
   if (tiledShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${tiledShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
   return undefined;
+}
+
+/** 16-byte loads of B need 16-byte rows (and binding), and A read directly (mr <= 4). */
+function wideOk(p: GemmProblem, mr: number): boolean {
+  return p.b.dtype === 'e4m3' && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && mr <= 4;
 }
 
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
@@ -290,7 +303,8 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   if (rows <= 16 && p.layout !== 'contiguous') {
     // Autotuned on an H200 (Deno): 4 lane groups and one word per lane per step won for m = 1 and 4.
     const nc = rows <= 2 ? 2 : rows <= 4 ? 4 : 2;
-    return { kernel: 'smallM', mr: nextPow2(rows), g: 4, nc, vec: 1, splits: smallMSplits(p, 4, nc) };
+    const mr = nextPow2(rows);
+    return { kernel: 'smallM', mr, g: 4, nc, vec: 1, splits: smallMSplits(p, 4, nc), wide: wideOk(p, mr) };
   }
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
   let c = tiled(p, 128, 128, 16, 8, 8);
@@ -309,7 +323,9 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
       for (const nc of [1, 2, 4]) {
         for (const vec of [1, 2, 4]) {
           const h = smallMSplits(p, g, nc);
-          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) out.push({ kernel: 'smallM', mr, g, nc, vec, splits });
+          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) {
+            for (const wide of wideOk(p, mr) ? [true, false] : [false]) out.push({ kernel: 'smallM', mr, g, nc, vec, splits, wide });
+          }
         }
       }
     }
@@ -359,8 +375,8 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
       kernel: 'gemm.smallM',
       config: { ...c, ...dtypes },
       template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
-      helpers,
-      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8 },
+      helpers: [...helpers, c.wide ? { file: 'gemm/b_wide.wgsl', code: bWideWgsl } : { file: 'gemm/b_wide_none.wgsl', code: bWideNoneWgsl }],
+      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
     };
   }
@@ -437,6 +453,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     grid_x: 0,
   };
   const pipeline = await ctx.pipelines.get(moduleFor(p, c, split));
+  const wide = c.kernel === 'smallM' && c.wide;
   const dims =
     c.kernel === 'smallM'
       ? [ceilDiv(p.n, c.g * c.nc), nSplits, p.regions]
@@ -450,6 +467,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     p.sb?.binding(where, 'rhsScales'),
     split ? undefined : p.c?.binding(where, 'c'),
     p.aux?.binding(where, p.layout === 'masked' ? 'maskedM' : 'mIndices'),
+    wide ? p.b.binding(where, 'rhs') : undefined,
   ];
   const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
   if (ws) {
