@@ -276,7 +276,7 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
 
 /** 16-byte loads of B need 16-byte rows (and binding), and A read directly (mr <= 4). */
 function wideOk(p: GemmProblem, mr: number): boolean {
-  return p.b.dtype === 'e4m3' && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && mr <= 4;
+  return p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && mr <= 4;
 }
 
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
