@@ -288,9 +288,13 @@ function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUP
   return Math.max(1, Math.min(ceilDiv(target, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
 }
 
-/** The small-m kernel streams: it wants every core full of lanes with loads in flight (~64K lanes on an H100). */
+/**
+ * The small-m kernel streams: it wants every core full of lanes with loads in flight (an H100 or
+ * H200 holds ~270K lanes). On an H200 the lm_head (16K workgroups) streamed at 62% while n = 7168
+ * with 896 workgroups of 128 lanes reached 10%, so k is split until ~256K lanes run.
+ */
 function smallMSplits(p: GemmProblem, g: number, nc: number): number {
-  return splitsFor(p, ceilDiv(p.n, g * nc), (1 << 16) / (32 * g));
+  return splitsFor(p, ceilDiv(p.n, g * nc), (1 << 18) / (32 * g));
 }
 
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
