@@ -71,20 +71,23 @@ export interface RouteResult {
   ids: Int32Array;
   /** [tokens * topk] routing weights. */
   weights: Float64Array;
-  /** Per token, the smallest gap between a chosen and a rejected candidate (group or expert): where
-   * this is tiny, an f32 computation may legitimately choose differently. */
+  /** Per token, the smallest score gap that decided its groups, experts or their order: where this
+   * is tiny, an f32 computation may legitimately choose differently. */
   margin: Float64Array;
 }
 
-/** Index of the best value among allowed entries; ties to the lower index. Also the runner-up's value. */
+/** Index of the best value among allowed entries; ties to the lower index. */
 function argmax(vals: ArrayLike<number>, allowed: (i: number) => boolean): number {
   let best = -1;
   for (let i = 0; i < vals.length; i++) if (allowed(i) && (best < 0 || vals[i] > vals[best])) best = i;
   return best;
 }
 
-/** Picks n entries by repeated argmax; returns them and the gap to the best entry left out. */
-function pickTop(vals: ArrayLike<number>, n: number, allowed: (i: number) => boolean): { picked: number[]; gap: number } {
+/**
+ * Picks n entries by repeated argmax. `gap`: the smallest difference that decided the outcome,
+ * between the last pick and the best entry left out and, when the order counts, between picks.
+ */
+function pickTop(vals: ArrayLike<number>, n: number, allowed: (i: number) => boolean, ordered: boolean): { picked: number[]; gap: number } {
   const taken = new Set<number>();
   const picked: number[] = [];
   for (let j = 0; j < n; j++) {
@@ -93,7 +96,9 @@ function pickTop(vals: ArrayLike<number>, n: number, allowed: (i: number) => boo
     picked.push(b);
   }
   const next = argmax(vals, (i) => allowed(i) && !taken.has(i));
-  return { picked, gap: next < 0 ? Infinity : vals[picked[n - 1]] - vals[next] };
+  let gap = next < 0 ? Infinity : vals[picked[n - 1]] - vals[next];
+  if (ordered) for (let j = 1; j < n; j++) gap = Math.min(gap, vals[picked[j - 1]] - vals[picked[j]]);
+  return { picked, gap };
 }
 
 export function routeTopkRef(logits: ArrayLike<number>, tokens: number, config: RouteConfig, bias?: ArrayLike<number>): RouteResult {
@@ -122,15 +127,15 @@ export function routeTopkRef(logits: ArrayLike<number>, tokens: number, config: 
       const groupScore = Array.from({ length: c.nGroup }, (_, g) => {
         const members = choice.slice(g * gs, (g + 1) * gs);
         if (c.topkMethod === 'group_limited_greedy') return Math.max(...members);
-        const top = pickTop(members, 2, () => true).picked;
+        const top = pickTop(members, 2, () => true, false).picked;
         return members[top[0]] + members[top[1]];
       });
-      const groups = pickTop(groupScore, c.topkGroup, () => true);
+      const groups = pickTop(groupScore, c.topkGroup, () => true, false);
       gap = groups.gap;
       const keep = new Set(groups.picked);
       kept = (e) => keep.has(Math.floor(e / gs));
     }
-    const experts = pickTop(choice, c.topk, kept);
+    const experts = pickTop(choice, c.topk, kept, true);
     margin[t] = Math.min(gap, experts.gap);
     const w = experts.picked.map((e) => scores[e]);
     const denom = c.normTopkProb ? w.reduce((a, b) => a + b, 0) + 1e-20 : 1;
