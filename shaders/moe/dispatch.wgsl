@@ -1,9 +1,10 @@
 // dispatch: token rows of x [tokens, hidden] (f32 or bf16) -> the dispatched rows of the layout,
 // copied as they are or cast to FP8 (e4m3 + 1x128 scales, bit-identical to perTokenCastToFp8).
 // As the per-token cast, a segment of 32 invocations owns one 1x128 group of one row, 4 columns
-// per invocation. Work items: contiguous layout, every row r (source token dst_to_src[r], zeros
-// for padding rows, which the grouped GEMM reads too); masked layout, every entry i (token i / K,
-// row src_to_dst[i]), rows past an expert's count stay unwritten.
+// per invocation. Work items: contiguous layout, every row r in use (source token dst_to_src[r],
+// zeros for padding rows, which the grouped GEMM reads too; rows past the last group, starts[E],
+// stay unwritten); masked layout, every entry i (token i / K, row src_to_dst[i]), rows past an
+// expert's count stay unwritten.
 // Holes: WG, SEG (= 32), SG_MIN, IN_BF16, K, CONTIGUOUS, FP8, EPW (input elements per word) (prelude),
 // Params (typegpu struct).
 
@@ -13,6 +14,9 @@
 @group(0) @binding(3) var<storage, read> dst_to_src: array<i32>;
 @group(0) @binding(4) var<storage, read_write> q: array<u32>;
 @group(0) @binding(5) var<storage, read_write> scales: array<f32>;
+@group(0) @binding(6) var<storage, read> starts: array<i32>;
+
+var<workgroup> rows_in_use: u32;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -21,7 +25,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let item = group_id / params.groups;
   let g = group_id % params.groups;
   let col0 = g * 128u + lane * 4u;
-  var valid = item < params.items;
+  // Workgroups wholly past the rows in use leave before the reduction's barriers (a uniform exit).
+  if (lid == 0u) { rows_in_use = select(params.items, u32(starts[params.experts]), CONTIGUOUS); }
+  let first_item = (wid.x + wid.y * params.grid_x) * (WG / SEG) / params.groups;
+  if (first_item >= workgroupUniformLoad(&rows_in_use)) { return; }
+  var valid = item < min(params.items, rows_in_use);
   var src = -1;
   var dst = 0u;
   if (valid) {

@@ -1,5 +1,6 @@
 // getDispatchLayout, pass 2 (one invocation): where each expert's rows start, and the expert load
 // counters. Contiguous: groups back to back, each padded to ALIGN rows. Masked: expert e at e * mMax.
+// starts[E] is the end of the rows in use.
 // Holes: CONTIGUOUS, ALIGN, COUNT_LOAD (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -20,4 +21,5 @@ fn main() {
     }
     if (COUNT_LOAD) { load[params.load_offset + e] = load[params.load_offset + e] + n; }
   }
+  starts[params.experts] = i32(select(params.experts * params.m_max, acc, CONTIGUOUS));
 }

@@ -1,6 +1,7 @@
 // `deepwgsl bench --<suite>`: each kernel family registers a suite here; the CLI and the bench page run them.
 import type { GpuContext } from '../gpu/context.ts';
 import { measureCeilings, type Ceiling } from './ceilings.ts';
+import { moeSuite } from '../kernels/moe/bench.ts';
 
 export interface BenchOptions {
   quick: boolean;
@@ -27,7 +28,7 @@ export interface BenchSuite {
   run(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void>;
 }
 
-export const SUITES: BenchSuite[] = [];
+export const SUITES: BenchSuite[] = [moeSuite];
 
 export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
 

@@ -93,7 +93,8 @@ async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'mas
     if (m) notes.push(`tokens ${tokens}: ${m} layout mismatches`);
     bad += m;
 
-    // The dispatched matrix the reference expects: token rows at their rows, zeros on contiguous padding.
+    // The dispatched matrix the reference expects: token rows at their rows, zeros on contiguous
+    // padding; rows past the last group (contiguous) or an expert's count (masked) are left alone.
     const rowsRef = new Float32Array(layout.rows * hidden);
     const written = new Set<number>();
     ref.srcToDst.forEach((r, i) => {
@@ -101,7 +102,7 @@ async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'mas
       rowsRef.set(xs.subarray(Math.floor(i / k) * hidden, (Math.floor(i / k) + 1) * hidden), r * hidden);
       written.add(r);
     });
-    const checked = (r: number) => kind === 'contiguous' || written.has(r);
+    const checked = (r: number) => (kind === 'contiguous' ? r < ref.rowsUsed : written.has(r));
     const d = await dispatch(ctx, xT, layout, { fp8 });
     // Poison, then rerun the planned pass: rows it should write show up if it does not.
     poisonTensor(d.x);

@@ -59,6 +59,8 @@ export interface DispatchLayout {
   mIndices?: Tensor;
   /** Contiguous layout: [rows] i32, the token of each row, -1 on padding. */
   dstToSrc?: Tensor;
+  /** [numExperts + 1] i32: the first row of each expert; the last entry ends the rows in use. */
+  starts: Tensor;
   /** Planned passes; `launch.submit()` recomputes the layout from the same topkIdx buffer. */
   launch: Launch;
 }
@@ -112,7 +114,7 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
   const rows = contiguous ? contiguousRowsBound(entries, E, alignment) : E * mMax;
   const pos = createTensor(ctx, [tokens, topk], 'i32', 'pos');
   const numTokensPerExpert = createTensor(ctx, [E], 'i32', 'numTokensPerExpert');
-  const starts = createTensor(ctx, [E], 'i32', 'starts');
+  const starts = createTensor(ctx, [E + 1], 'i32', 'starts');
   const srcToDst = createTensor(ctx, [tokens, topk], 'i32', 'srcToDst');
   const mIndices = contiguous ? createTensor(ctx, [rows], 'i32', 'mIndices') : undefined;
   const dstToSrc = contiguous ? createTensor(ctx, [rows], 'i32', 'dstToSrc') : undefined;
@@ -158,7 +160,7 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
   const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
   const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 });
   launch.submit();
-  return { kind: opts.layout, tokens, topk, numExperts: E, rows, alignment, mMax, numTokensPerExpert, srcToDst, mIndices, dstToSrc, launch };
+  return { kind: opts.layout, tokens, topk, numExperts: E, rows, alignment, mMax, numTokensPerExpert, srcToDst, mIndices, dstToSrc, starts, launch };
 }
 
 export interface Dispatched {
@@ -171,6 +173,7 @@ export interface Dispatched {
 
 const DispatchParams = d.struct({
   items: d.u32,
+  experts: d.u32,
   k: d.u32,
   groups: d.u32,
   pitch_x: d.u32,
@@ -223,7 +226,7 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLay
   });
   const items = contiguous ? layout.rows : layout.tokens * layout.topk;
   const g = grid(ctx, Math.ceil((items * groups) / (DISPATCH_WG / 32)));
-  const params = paramsBuffer(ctx, DispatchParams, { items, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4, grid_x: g[0] });
+  const params = paramsBuffer(ctx, DispatchParams, { items, experts: layout.numExperts, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4, grid_x: g[0] });
   const bg = bindGroup(ctx, pipeline, [
     params,
     x.binding(where, 'x'),
@@ -231,6 +234,7 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLay
     (layout.dstToSrc ?? layout.srcToDst).binding(where, 'dstToSrc'),
     out.binding(where, 'out'),
     (scales ?? layout.numTokensPerExpert).binding(where, 'scales'),
+    layout.starts.binding(where, 'starts'),
   ]);
   const moved = layout.tokens * layout.topk * (x.byteLength / layout.tokens + out.byteLength / lead.reduce((a, v) => a * v, 1));
   const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: 'moe.dispatch', config: consts, bytes: moved, flops: 0 });
