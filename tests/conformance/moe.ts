@@ -171,7 +171,19 @@ export const moeChecks: Check[] = [
   { name: 'moe routeTopk V3 without bias, not normalised', run: (ctx) => routeCheck(ctx, { ...V3, normTopkProb: false, routedScalingFactor: 1 }, false) },
   { name: 'moe routeTopk V2 greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'greedy', topk: 6 }, false) },
   { name: 'moe routeTopk V2 group_limited_greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'group_limited_greedy', nGroup: 8, topkGroup: 3 }, false) },
+  {
+    name: 'moe routeTopk V3 at DeepSeek-V3 size (256 experts, k 8, 8 groups keep 4)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 256, topk: 8, nGroup: 8, topkGroup: 4 }, true),
+  },
+  {
+    name: 'moe routeTopk V2 at DeepSeek-V2 size (160 experts, k 6, group-limited 8 keep 3, softmax)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 160, topk: 6, nGroup: 8, topkGroup: 3, scoringFunc: 'softmax', topkMethod: 'group_limited_greedy', normTopkProb: false, routedScalingFactor: 16 }, false),
+  },
   { name: 'moe routeTopk ties go to the lower expert and group index', run: (ctx) => routeCheck(ctx, V3, false, true) },
+  {
+    name: 'moe routeTopk ties at 256 experts (several experts per invocation)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 256, topk: 8, nGroup: 8, topkGroup: 4 }, false, true),
+  },
   { name: 'moe layout + dispatch contiguous f32 copy, bit-identical', run: (ctx) => layoutAndDispatchCheck(ctx, 'contiguous', 'f32', false) },
   { name: 'moe layout + dispatch contiguous f32 -> fp8 1x128, bit-identical to perTokenCastToFp8', run: (ctx) => layoutAndDispatchCheck(ctx, 'contiguous', 'f32', true) },
   { name: 'moe layout + dispatch masked bf16 copy, bit-identical', run: (ctx) => layoutAndDispatchCheck(ctx, 'masked', 'bf16', false) },

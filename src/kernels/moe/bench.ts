@@ -25,7 +25,7 @@ function values(n: number, seed: number): Float32Array {
 }
 
 async function runMoeBench(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void> {
-  const soft = ctx.isSoftware || opts.quick;
+  const soft = ctx.isSoftware;
   const hidden = soft ? 512 : 7168;
   const stream = opts.ceilings.find((c) => c.name === 'stream-read');
   const row = async (name: string, launch: Launch, note: string) => {

@@ -23,6 +23,7 @@ export interface RouteOutputs {
 
 const RouteParams = d.struct({ tokens: d.u32, grid_x: d.u32, scale: d.f32 });
 const METHOD_CODE = { greedy: 0, group_limited_greedy: 1, noaux_tc: 2 } as const;
+// Invocations per token: a power of two, each owning E / WG experts.
 const WG = 64;
 
 /** The routing options of a Hugging Face DeepSeek-V2/V3 config.json (n_routed_experts, topk_method, ...). */
@@ -50,6 +51,8 @@ export async function planRouteTopk(
   const where = 'routeTopk';
   const c = checkRouteConfig(where, opts);
   const E = c.numExperts;
+  // Each invocation keeps a 32-bit mask of its taken experts.
+  if (E > 32 * WG) fail(where, 'numExperts', `at most ${32 * WG} on the GPU`, E);
   expectTensor(where, 'logits', logits, { dtype: 'f32', shape: [null, E] });
   const tokens = logits.shape[0];
   if (tokens < 1) fail(where, 'logits.shape[0] (tokens)', 'at least 1', tokens);
@@ -81,7 +84,7 @@ export async function planRouteTopk(
     structs: { Params: RouteParams },
   };
   const pipeline = await ctx.pipelines.get(module);
-  const g = grid(ctx, Math.ceil(tokens / WG));
+  const g = grid(ctx, tokens);
   const params = paramsBuffer(ctx, RouteParams, { tokens, grid_x: g[0], scale: c.routedScalingFactor });
   // Without a bias the shader never reads binding 2; the logits stand in for it.
   const bg = bindGroup(ctx, pipeline, [
