@@ -225,7 +225,7 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLay
     enables: subgroups ? ['subgroups'] : [],
   });
   const items = contiguous ? layout.rows : layout.tokens * layout.topk;
-  const g = grid(ctx, Math.ceil((items * groups) / (DISPATCH_WG / 32)));
+  const g = grid(ctx, items);
   const params = paramsBuffer(ctx, DispatchParams, { items, experts: layout.numExperts, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4, grid_x: g[0] });
   const bg = bindGroup(ctx, pipeline, [
     params,
