@@ -1,5 +1,5 @@
 // The bench page: the CLI's `deepwgsl bench`, in a tab, with a roofline and downloads.
-import { SUITES, runBench, type BenchReport, type BenchRow, type BenchSuite, type Ceiling } from '../../src/index.ts';
+import { Profiler, SUITES, runBench, type BenchReport, type BenchRow, type BenchSuite, type Ceiling } from '../../src/index.ts';
 import { adapterPanel, download, el, openGpu } from '../common/ui.ts';
 import { roofline } from './roofline.ts';
 
@@ -22,12 +22,14 @@ function rowLine(r: BenchRow): HTMLTableRowElement {
 
 const ctx = await openGpu();
 $('device').replaceChildren(el('h2', {}, 'Your GPU'), ctx ? adapterPanel(ctx) : el('p', { className: 'muted' }, 'No WebGPU: see above.'));
-const w = window as unknown as { __bench?: { done: boolean; rows: number; error?: string } };
+const w = window as unknown as { __bench?: { done: boolean; rows: number; traceEvents?: number; error?: string } };
 
 if (ctx) {
   const picks = new Map<BenchSuite, HTMLInputElement>(SUITES.map((s) => [s, el('input', { type: 'checkbox', checked: true })]));
   let last: BenchReport | undefined;
+  let trace: Profiler | undefined;
   const save = el('button', { className: 'secondary', disabled: true, onclick: () => download('deepwgsl-bench.json', last) }, 'Download JSON');
+  const saveTrace = el('button', { className: 'secondary', disabled: true, title: 'Chrome trace JSON: open in ui.perfetto.dev', onclick: () => download('deepwgsl-trace.json', trace!.toChromeTrace()) }, 'Download trace');
   const run = async (quick: boolean) => {
     for (const b of document.querySelectorAll('button')) b.disabled = true;
     const suites = SUITES.filter((s) => picks.get(s)!.checked);
@@ -47,6 +49,7 @@ if (ctx) {
         quick,
         iters: ctx.isSoftware ? 3 : 20,
         suites,
+        profiler: (trace = new Profiler(ctx)),
         onCeilings: (c) => {
           ceilings = c;
           $('ceilings').replaceChildren(el('h2', {}, 'Ceilings'), ceilingTable(c));
@@ -66,17 +69,18 @@ if (ctx) {
       done = steps;
       step(`done: ${report.rows.length} kernel cases on ${report.device}`);
       last = report;
-      w.__bench = { done: true, rows: report.rows.length };
+      w.__bench = { done: true, rows: report.rows.length, traceEvents: trace.events.length };
     } catch (e) {
       $('status').textContent = `failed: ${(e as Error).message}`;
       w.__bench = { done: true, rows: rows.length, error: (e as Error).message };
     }
-    for (const b of document.querySelectorAll('button')) b.disabled = b === save && !last;
+    for (const b of document.querySelectorAll('button')) b.disabled = (b === save || b === saveTrace) && !last;
   };
   $('controls').append(
     el('button', { id: 'quick', onclick: () => run(true) }, 'Run quick suite'),
     el('button', { className: 'secondary', onclick: () => run(false) }, 'Run full suite'),
     save,
+    saveTrace,
     ...[...picks].map(([s, box]) => el('label', {}, box, ` ${s.flag}`)),
   );
   $('plot').replaceChildren(roofline([], []));

@@ -1,5 +1,6 @@
 // `deepwgsl bench --<suite>`: each kernel family registers a suite here; the CLI and the bench page run them.
 import type { GpuContext } from '../gpu/context.ts';
+import type { Profiler } from '../jit/profiler.ts';
 import { measureCeilings, type Ceiling } from './ceilings.ts';
 import { moeSuite } from '../kernels/moe/bench.ts';
 
@@ -55,19 +56,30 @@ export interface BenchRun {
   onCeilings?(ceilings: Ceiling[]): void;
   onSuite?(suite: BenchSuite): void;
   onRow?(row: BenchRow): void;
+  /** Records every timed sample (ceilings, then each suite under its flag) for a Chrome trace. */
+  profiler?: Profiler;
 }
 
 /** Ceilings first, then each suite; the CLI and the bench page both run this. */
 export async function runBench(ctx: GpuContext, run: BenchRun): Promise<BenchReport> {
-  const ceilings = await measureCeilings(ctx, run.quick ? 'quick' : 'full', run.iters);
-  run.onCeilings?.(ceilings);
+  const { profiler } = run;
+  if (profiler) profiler.section = 'ceilings';
+  const detach = profiler?.attach();
   const rows: BenchRow[] = [];
-  for (const suite of run.suites) {
-    run.onSuite?.(suite);
-    await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings }, (row) => {
-      rows.push(row);
-      run.onRow?.(row);
-    });
+  let ceilings: Ceiling[];
+  try {
+    ceilings = await measureCeilings(ctx, run.quick ? 'quick' : 'full', run.iters);
+    run.onCeilings?.(ceilings);
+    for (const suite of run.suites) {
+      if (profiler) profiler.section = suite.flag;
+      run.onSuite?.(suite);
+      await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings }, (row) => {
+        rows.push(row);
+        run.onRow?.(row);
+      });
+    }
+  } finally {
+    detach?.();
   }
   return { device: ctx.describe(), adapter: ctx.adapterInfo, features: [...ctx.features], date: new Date().toISOString(), quick: run.quick, ceilings, rows };
 }

@@ -6,6 +6,7 @@ import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
 import { autotuneCast, planCast } from '../kernels/cast/cast.ts';
 import { timeLaunch } from '../jit/timing.ts';
+import { Profiler } from '../jit/profiler.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
@@ -23,15 +24,23 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
   const text = !values.json;
+  // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
+  const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
   const report = await runBench(ctx, {
     quick: values.quick === true,
     iters: num(values, 'iters'),
     suites,
+    profiler,
     onCeilings: (c) => text && out(ceilingTable(c)),
     onSuite: (s) => text && out(`\n## ${s.describe}\n\n${BENCH_HEADER}`),
     onRow: (r) => text && out(benchRowLine(r)),
   });
   if (values.json) out(JSON.stringify(report, null, 1));
+  if (profiler) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(values.trace as string, JSON.stringify(profiler.toChromeTrace()));
+    console.error(`deepwgsl bench: wrote ${profiler.events.length} events to ${values.trace} (${profiler.method} timing; open in ui.perfetto.dev)`);
+  }
 }
 
 async function cast(ctx: GpuContext, m: number, k: number, tune: boolean, iters: number): Promise<void> {
@@ -82,7 +91,7 @@ export const basicCommands: Command[] = [
       `deepwgsl bench --<suite> [--quick] [--json]   kernel suites, each beside the measured ceilings`,
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
     },
     gpu: true,
     run: (values, ctx) => bench(ctx!, values),

@@ -35,7 +35,8 @@ await pageTest('bench', '/bench/?autorun', async (page) => {
   const plotted = await page.$$eval('#plot svg polyline', (l) => l.length);
   const ceilings = await page.$$eval('#ceilings tr', (l) => l.length - 1);
   if (ceilings < 2 || plotted < 1) throw new Error(`expected ceilings and roofline lines, got ${ceilings} ceilings, ${plotted} lines`);
-  return `${ceilings} ceilings, ${r.rows} kernel rows, ${plotted} roofline lines`;
+  if (!(r.traceEvents > 0)) throw new Error('the trace recorded no events');
+  return `${ceilings} ceilings, ${r.rows} kernel rows, ${plotted} roofline lines, ${r.traceEvents} trace events`;
 });
 
 await pageTest('playground', '/playground/', async (page) => {
