@@ -3,11 +3,8 @@ import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
-<<<<<<< HEAD
 import '../bench/gemm.ts';
-=======
 import { eplbCommands } from './eplb.ts';
->>>>>>> main
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
 const COMMANDS: Command[] = [...basicCommands, ...eplbCommands];
