@@ -17,6 +17,7 @@ import {
   mGroupedBf16GemmNTMasked,
   mGroupedFp8GemmNTContiguous,
   mGroupedFp8GemmNTMasked,
+  planGemm,
   type GemmConfig,
   type SmallMConfig,
   type TiledConfig,
@@ -305,14 +306,17 @@ export const gemmChecks: Check[] = [
       ]),
   },
   {
-    name: 'gemm autotune times candidate configs and caches the winner',
+    name: 'gemm autotune times candidate configs, caches the winner, and launches use it',
     async run(ctx) {
       const store = new MemoryTuningStore();
       const mk = (shape: number[], dtype: DType) => uploadTensor(ctx, randomSpread(rand, shape[0] * shape[1], -1, 1), shape, dtype);
       const p = denseProblem('test', false, { a: mk([40, 64], 'bf16'), b: mk([64, 64], 'bf16') }, createTensor(ctx, [40, 64], 'f32'));
       const first = await autotuneGemm(ctx, p, { store, iters: 2, maxCandidates: 3 });
       const second = await autotuneGemm(ctx, p, { store, maxCandidates: 3 });
-      const err = (first.results.length >= 2 ? 0 : 1) + (second.fromCache ? 0 : 1) + (JSON.stringify(second.best) === JSON.stringify(first.best) ? 0 : 1);
+      // A launch planned without a config takes the stored winner.
+      const planned = await planGemm(ctx, 'test', p, undefined, store);
+      const same = (x: object) => (JSON.stringify(x) === JSON.stringify(first.best) ? 0 : 1);
+      const err = (first.results.length >= 2 ? 0 : 1) + (second.fromCache ? 0 : 1) + same(second.best) + same(planned.info.config);
       return { err, tol: 0, note: `${first.method}: ${first.results.length} configs, best ${JSON.stringify(first.best)}` };
     },
   },

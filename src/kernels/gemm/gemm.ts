@@ -7,7 +7,7 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { envFlag } from '../../gpu/env.ts';
 import { DeepwgslError, fail } from '../../gpu/errors.ts';
 import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, type Tensor } from '../../gpu/tensor.ts';
-import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
+import { autotune, tunedConfig, type AutotuneResult } from '../../jit/autotune.ts';
 import type { KernelModule, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
@@ -425,11 +425,15 @@ function launchInfo(p: GemmProblem, c: GemmConfig): { kernel: string; config: ob
 }
 
 /** Compiles (cached) and binds a GEMM; `launch.run()` or `launch.encode(pass)` executes it. */
-export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig): Promise<Launch> {
-  const c = config ?? defaultGemmConfig(ctx, p);
+export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig, store?: TuningStore): Promise<Launch> {
+  // An explicit config, else what autotuneGemm stored for this GPU and shape class, else the heuristic.
+  const tuned = config ? undefined : await tunedConfig(ctx, { ...tuningKey(p), candidates: gemmCandidates(ctx, p), store });
+  const c = config ?? tuned ?? defaultGemmConfig(ctx, p);
   const bad = configProblem(ctx, p, c);
   if (bad) fail(where, 'config', bad, JSON.stringify(c));
-  if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)}`);
+  if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) {
+    console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)} (${tuned ? 'tuned' : 'heuristic'})`);
+  }
   const info = launchInfo(p, c);
   if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
   const kb = ceilDiv(p.k, 128);
@@ -555,15 +559,22 @@ export const f16GemmNT = bf16GemmNT;
 export const mGroupedF16GemmNTContiguous = mGroupedBf16GemmNTContiguous;
 export const mGroupedF16GemmNTMasked = mGroupedBf16GemmNTMasked;
 
+/** The shape class autotune winners are stored under. */
+function tuningKey(p: GemmProblem): { kernel: string; shapeKey: string } {
+  const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
+  return {
+    kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
+    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+  };
+}
+
 /** Times every candidate config on this problem and remembers the fastest per (GPU, kernel, shape class). */
 export async function autotuneGemm(
   ctx: GpuContext, p: GemmProblem, opts: { store?: TuningStore; force?: boolean; iters?: number; maxCandidates?: number } = {},
 ): Promise<AutotuneResult<GemmConfig>> {
   const { maxCandidates, ...rest } = opts;
-  const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
   return autotune(ctx, {
-    kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
-    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+    ...tuningKey(p),
     candidates: gemmCandidates(ctx, p).slice(0, maxCandidates),
     plan: (config) => planGemm(ctx, 'autotuneGemm', p, config),
     ...rest,
