@@ -25,3 +25,4 @@ export { timeLaunch, type Timing } from './jit/timing.ts';
 export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
 export * from './kernels/cast/index.ts';
 export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
+export * from './kernels/mla/index.ts';

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
+import '../bench/mla.ts';
 import type { Command } from './command.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
