@@ -6,7 +6,7 @@ import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import { encodeKvRow, kvLayout, type KvFormat } from '../kernels/mla/kvformat.ts';
-import { getMlaMetadata, planFlashMla } from '../kernels/mla/mla.ts';
+import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs } from '../kernels/mla/mla.ts';
 import { SUITES, type BenchOptions, type BenchRow } from './suites.ts';
 
 interface MlaBenchCase {
@@ -102,7 +102,7 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   const name = `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen~${c.meanSeqlen}${c.causal ? ' causal' : ''} ${c.format}`;
   const rnd = lcg(c.hQ * 31 + c.sQ);
   const q = uploadTensor(ctx, Float32Array.from({ length: c.b * c.sQ * c.hQ * D }, () => rnd() - 0.5), [c.b, c.sQ, c.hQ, D], 'bf16');
-  const planned = await planFlashMla(ctx, {
+  const args: FlashMlaArgs = {
     q,
     kcache: inputs.kcache,
     blockTable: inputs.blockTable,
@@ -112,7 +112,11 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
     schedMeta: getMlaMetadata(),
     causal: c.causal,
     kvFormat: c.format,
-  });
+  };
+  // Autotuned tiles (remembered per GPU and shape class), the candidates' times shown with --tune.
+  const tuned = await autotuneMla(ctx, args, { iters: Math.min(opts.iters, 5), force: opts.tune });
+  const planned = await planFlashMla(ctx, { ...args, config: tuned.best });
+  const tried = tuned.results.map((r) => `${r.config.wg}/${r.config.mt}/${r.config.bn}:${r.medianMs.toFixed(2)}`).join(' ');
   const t = await timeLaunch(ctx, planned.launch, { iters: opts.iters, warmup: 2 });
   const s = t.medianMs / 1e3;
   const { bytes, flops, config } = planned.launch.info;
@@ -132,7 +136,7 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
     tflops,
     pct: (100 * Math.max(tMem, tMath)) / s,
     ceiling: mathBound ? 'fma-f32' : 'stream-read',
-    note: `${mathBound ? `${bw ? ((100 * gbs) / bw).toFixed(1) : '?'}% of stream-read` : `${fma ? ((100 * tflops) / fma).toFixed(1) : '?'}% of fma-f32`}; ${JSON.stringify(config)}; ${t.method}`,
+    note: `${mathBound ? `${bw ? ((100 * gbs) / bw).toFixed(1) : '?'}% of stream-read` : `${fma ? ((100 * tflops) / fma).toFixed(1) : '?'}% of fma-f32`}; ${JSON.stringify(config)}; ${t.method}${tried ? `; tuned wg/mt/bn:ms ${tried}` : ''}`,
   };
   q.destroy();
   planned.out.destroy();

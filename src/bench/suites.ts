@@ -5,6 +5,8 @@ import { measureCeilings, type Ceiling } from './ceilings.ts';
 export interface BenchOptions {
   quick: boolean;
   iters: number;
+  /** Re-time every kernel config instead of using remembered winners. */
+  tune?: boolean;
   /** The measured ceilings, so each row can be shown as a percentage of its own. */
   ceilings: Ceiling[];
 }

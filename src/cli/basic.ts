@@ -30,7 +30,7 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
   const rows: BenchRow[] = [];
   for (const suite of chosen) {
     if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
-    await suite.run(ctx, { quick, iters, ceilings }, (row) => {
+    await suite.run(ctx, { quick, iters, ceilings, tune: values.tune === true }, (row) => {
       rows.push(row);
       if (!values.json) out(benchRowLine(row));
     });
@@ -85,10 +85,10 @@ export const basicCommands: Command[] = [
     name: 'bench',
     usage: [
       'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s and f32/f16 FMA TFLOP/s',
-      `deepwgsl bench --<suite> [--quick] [--json]   kernel suites, each beside the measured ceilings`,
+      `deepwgsl bench --<suite> [--quick] [--json] [--tune]  kernel suites, each beside the measured ceilings (--tune: re-time configs)`,
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, tune: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
     },
     gpu: true,
     run: (values, ctx) => bench(ctx!, values),

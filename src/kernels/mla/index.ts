@@ -5,6 +5,8 @@ export {
   MlaSchedMeta,
   defaultMlaConfig,
   defaultMlaParts,
+  mlaCandidates,
+  autotuneMla,
   type FlashMlaArgs,
   type MlaConfig,
   type MlaActDtype,

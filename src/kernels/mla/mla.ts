@@ -7,7 +7,9 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { DeepwgslError, fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, readTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
+import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
 import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import packWgsl from '../../../shaders/mla/pack.wgsl';
 import loadWgsl from '../../../shaders/mla/load.wgsl';
@@ -428,4 +430,35 @@ export async function flashMlaWithKvcache(ctx: GpuContext, a: FlashMlaArgs): Pro
   const { launch, out, lse } = await planFlashMla(ctx, a);
   launch.submit();
   return { out, lse };
+}
+
+/** Every tile config worth timing for these arguments (those the device's limits allow). */
+export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
+  const s = validate(a);
+  const rows = nextPow2(rowsPerGroup(s));
+  const out: MlaConfig[] = [];
+  for (const wg of [128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
+    for (const mt of [4, 8, 16, 32, 64].filter((m) => m <= wg && m <= Math.max(4, rows))) {
+      const most = maxBn(ctx, s.d, wg, mt);
+      for (const bn of [...new Set([8, 16, most])].filter((b) => b >= 1 && b <= most)) out.push({ wg, mt, bn });
+    }
+  }
+  return out;
+}
+
+/** Times every candidate tile config on these arguments and remembers the fastest per shape class. */
+export async function autotuneMla(
+  ctx: GpuContext,
+  a: FlashMlaArgs,
+  opts: { store?: TuningStore; force?: boolean; iters?: number } = {},
+): Promise<AutotuneResult<MlaConfig>> {
+  const s = validate(a);
+  const first = await planFlashMla(ctx, a);
+  return autotune(ctx, {
+    kernel: 'mla.decode',
+    shapeKey: `${s.qDtype}|${s.layout.format}|d=${s.d}|dv=${s.dv}|rows=${rowsPerGroup(s)}|${s.topk === null ? 'dense' : 'sparse'}`,
+    candidates: mlaCandidates(ctx, a),
+    plan: async (config) => (await planFlashMla(ctx, { ...a, out: first.out, lse: first.lse, config })).launch,
+    ...opts,
+  });
 }
