@@ -22,7 +22,8 @@ const MASKED: f32 = -3.0e38;   // a masked score: exp(MASKED - m) is 0 for every
 const START: f32 = -1.0e38;    // the running max before any score
 
 var<workgroup> ktile: array<u32, BN * DW>;
-var<workgroup> part: array<f32, BN * WG>;
+// Partial sums of cache row nn start at nn * (WG + 1): the padding keeps the summing lanes on distinct banks.
+var<workgroup> part: array<f32, BN * (WG + 1u)>;
 var<workgroup> sc: array<f32, MT * BN>;
 var<workgroup> krow: array<i32, BN>;
 var<workgroup> span: vec2<u32>;
@@ -97,12 +98,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let e = p + P * i;
         if (e < DW) { acc = acc + dot(qv[i], unpack_pair(ktile[nn * DW + e], K_TILE_KIND)); }
       }
-      part[nn * WG + lid] = acc;
+      part[nn * (WG + 1u) + lid] = acc;
     }
     workgroupBarrier();
     for (var nn = p; nn < BN; nn = nn + P) {
       var s = 0.0;
-      for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * WG + m * P + pp]; }
+      for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * (WG + 1u) + m * P + pp]; }
       let ok = krow[nn] >= 0 && i32(c0 + nn) < limit;
       sc[m * BN + nn] = select(MASKED, s * params.scale, ok);
     }

@@ -193,13 +193,15 @@ function rowsPerGroup(s: Shapes): number {
 }
 
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; mRows: number }): MlaConfig {
-  const wg = Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  const mt = Math.min(32, wg, nextPow2(s.mRows));
-  return { wg, mt, bn: maxBn(ctx, s.d, wg, mt) };
+  // Measured on an H100 (docs/BENCHMARKS.md): 16-row tiles, at most 16 invocations per row, 8 cache rows per tile.
+  const mt = Math.min(16, nextPow2(s.mRows));
+  const wg = Math.min(256, 16 * mt, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  return { wg, mt: Math.min(mt, wg), bn: Math.min(8, maxBn(ctx, s.d, wg, Math.min(mt, wg))) };
 }
 
 function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number): number {
-  const perRow = 4 * (Math.ceil(dim / 2) + wg + mt + 1);
+  // Per cache row of a tile: its K words, WG + 1 partial sums, MT scores, its row id.
+  const perRow = 4 * (Math.ceil(dim / 2) + wg + 1 + mt + 1);
   return Math.max(0, Math.min(16, Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16) / perRow)));
 }
 
@@ -292,7 +294,7 @@ function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>): 
   const base = defaultMlaConfig(ctx, { d: s.d, mRows });
   const wg = given?.wg ?? base.wg;
   const mt = given?.mt ?? Math.min(base.mt, wg);
-  const bn = given?.bn ?? maxBn(ctx, s.d, wg, mt);
+  const bn = given?.bn ?? Math.min(base.bn, maxBn(ctx, s.d, wg, mt));
   const c = { wg, mt, bn };
   if (!Number.isInteger(wg) || wg < 1 || wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
     fail(WHERE, 'config.wg', `an integer in 1..${ctx.limits.maxComputeInvocationsPerWorkgroup}`, wg);
@@ -440,7 +442,7 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   for (const wg of [128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
     for (const mt of [4, 8, 16, 32, 64].filter((m) => m <= wg && m <= Math.max(4, rows))) {
       const most = maxBn(ctx, s.d, wg, mt);
-      for (const bn of [...new Set([8, 16, most])].filter((b) => b >= 1 && b <= most)) out.push({ wg, mt, bn });
+      for (const bn of [4, 8, 16].filter((b) => b <= most)) out.push({ wg, mt, bn });
     }
   }
   return out;
