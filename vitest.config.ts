@@ -1,14 +1,8 @@
 import { defineConfig } from 'vitest/config';
+import { wgslText } from './scripts/wgsl-text.ts';
 
 export default defineConfig({
-  plugins: [
-    {
-      name: 'wgsl-as-text',
-      transform(code, id) {
-        if (id.endsWith('.wgsl')) return { code: `export default ${JSON.stringify(code)};`, map: null };
-      },
-    },
-  ],
+  plugins: [wgslText],
   test: {
     include: ['tests/**/*.test.ts'],
     testTimeout: 300_000,

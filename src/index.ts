@@ -22,7 +22,12 @@ export { WgslCompileError } from './jit/pipeline-cache.ts';
 export { Launch, type LaunchInfo } from './jit/launch.ts';
 export { autotune, type AutotuneRequest, type AutotuneResult } from './jit/autotune.ts';
 export { timeLaunch, type Timing } from './jit/timing.ts';
+export { Profiler, type ProfileEvent, type TimedPass, type ChromeTrace, type ChromeTraceEvent } from './jit/profiler.ts';
 export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
 export * from './kernels/cast/index.ts';
+export * from './eplb/index.ts';
 export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
+export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
 export * from './kernels/mla/index.ts';
+// Registers the `mla` bench suite (the bench page runs SUITES).
+import './bench/mla.ts';

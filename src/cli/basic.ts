@@ -1,11 +1,12 @@
 // device, bench, cast, demo.
-import { measureCeilings, type Ceiling, type CeilingSize } from '../bench/ceilings.ts';
-import { BENCH_HEADER, SUITES, benchRowLine, type BenchRow } from '../bench/suites.ts';
+import type { Ceiling } from '../bench/ceilings.ts';
+import { BENCH_HEADER, SUITES, benchRowLine, runBench } from '../bench/suites.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
 import { autotuneCast, planCast } from '../kernels/cast/cast.ts';
 import { timeLaunch } from '../jit/timing.ts';
+import { Profiler } from '../jit/profiler.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
@@ -18,25 +19,28 @@ function ceilingTable(rows: Ceiling[]): string {
 }
 
 async function bench(ctx: GpuContext, values: Values): Promise<void> {
-  const quick = values.quick === true;
-  const iters = num(values, 'iters');
-  const chosen = SUITES.filter((s) => values[s.flag] === true);
-  if (!values.ceilings && chosen.length === 0) {
+  const suites = SUITES.filter((s) => values[s.flag] === true);
+  if (!values.ceilings && suites.length === 0) {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
-  const size: CeilingSize = quick ? 'quick' : 'full';
-  const ceilings = await measureCeilings(ctx, size, iters);
-  if (!values.json) out(ceilingTable(ceilings));
-  const rows: BenchRow[] = [];
-  for (const suite of chosen) {
-    if (!values.json) out(`\n## ${suite.describe}\n\n${BENCH_HEADER}`);
-    await suite.run(ctx, { quick, iters, ceilings, tune: values.tune === true }, (row) => {
-      rows.push(row);
-      if (!values.json) out(benchRowLine(row));
-    });
-  }
-  if (values.json) {
-    out(JSON.stringify({ device: ctx.describe(), adapter: ctx.adapterInfo, date: new Date().toISOString(), ceilings, rows }, null, 1));
+  const text = !values.json;
+  // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
+  const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
+  const report = await runBench(ctx, {
+    quick: values.quick === true,
+    iters: num(values, 'iters'),
+    tune: values.tune === true,
+    suites,
+    profiler,
+    onCeilings: (c) => text && out(ceilingTable(c)),
+    onSuite: (s) => text && out(`\n## ${s.describe}\n\n${BENCH_HEADER}`),
+    onRow: (r) => text && out(benchRowLine(r)),
+  });
+  if (values.json) out(JSON.stringify(report, null, 1));
+  if (profiler) {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(values.trace as string, JSON.stringify(profiler.toChromeTrace()));
+    console.error(`deepwgsl bench: wrote ${profiler.events.length} events to ${values.trace} (${profiler.method} timing; open in ui.perfetto.dev)`);
   }
 }
 
@@ -88,7 +92,7 @@ export const basicCommands: Command[] = [
       `deepwgsl bench --<suite> [--quick] [--json] [--tune]  kernel suites, each beside the measured ceilings (--tune: re-time configs)`,
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, tune: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, tune: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
     },
     gpu: true,
     run: (values, ctx) => bench(ctx!, values),

@@ -4,9 +4,10 @@ import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import '../bench/mla.ts';
 import type { Command } from './command.ts';
+import { eplbCommands } from './eplb.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 

@@ -31,12 +31,33 @@ export class PipelineCache {
     return `${m.kernel}|${JSON.stringify(m.config)}|${[...this.ctx.features].sort().join(',')}`;
   }
 
+  /** Generated source per cache key, and the key each kernel used last. */
+  private readonly sources = new Map<string, string>();
+  private readonly lastKey = new Map<string, string>();
+  private readonly overrides = new Map<string, string>();
+
+  /** The module last generated for a kernel (what the playground shows). */
+  sourceOf(kernel: string): string | undefined {
+    const key = this.lastKey.get(kernel);
+    return key === undefined ? undefined : this.sources.get(key);
+  }
+
+  /** Replaces a kernel's generated WGSL with hand-edited source until cleared (the playground's edits). */
+  override(kernel: string, code: string | undefined): void {
+    if (code === undefined) this.overrides.delete(kernel);
+    else this.overrides.set(kernel, code);
+  }
+
   /** The pipeline for this module, compiled once. */
   get(m: KernelModule): Promise<GPUComputePipeline> {
-    const key = this.keyOf(m);
+    const edited = this.overrides.get(m.kernel);
+    const key = edited === undefined ? this.keyOf(m) : `${m.kernel}|edited|${edited}`;
+    this.lastKey.set(m.kernel, key);
     let p = this.pipelines.get(key);
     if (!p) {
-      p = this.compile(m.kernel, composeWgsl(m));
+      const code = edited ?? composeWgsl(m);
+      this.sources.set(key, code);
+      p = this.compile(m.kernel, code);
       this.pipelines.set(key, p);
       p.catch(() => this.pipelines.delete(key));
     }

@@ -1,0 +1,67 @@
+// What the playground can run: each entry makes random inputs for the chosen shape, plans the kernel
+// with a config, runs it and compares against the CPU reference. Kernels add an entry here.
+import {
+  castCandidates,
+  defaultCastConfig,
+  perBlockCastToFp8,
+  perTokenCastToFp8,
+  planCast,
+  readTensor,
+  readTensorBits,
+  uploadTensor,
+  type CastConfig,
+  type CastKind,
+  type GpuContext,
+  type Launch,
+} from '../../src/index.ts';
+
+export type Fields = Record<string, string>;
+
+export interface PlaygroundRun {
+  /** Error against the CPU reference, in the unit `errUnit` names, and its tolerance. */
+  err: number;
+  tol: number;
+  errUnit: string;
+  launch: Launch;
+}
+
+export interface PlaygroundKernel {
+  name: string;
+  /** Shape and dtype fields: a number's default, or the choices of a select (first is the default). */
+  fields: Record<string, number | string[]>;
+  /** The JIT kernel whose generated WGSL is shown and can be edited. */
+  jitKernel(f: Fields): string;
+  defaultConfig(ctx: GpuContext, f: Fields): object;
+  candidates(ctx: GpuContext, f: Fields): object[];
+  run(ctx: GpuContext, f: Fields, config: object): Promise<PlaygroundRun>;
+}
+
+function randomActivations(n: number): Float32Array {
+  return Float32Array.from({ length: n }, () => (Math.random() - 0.5) * 10 ** (Math.random() * 6 - 3));
+}
+
+const cast: PlaygroundKernel = {
+  name: 'FP8 cast (1x128 per token / 128x128 per block)',
+  fields: { kind: ['perToken', 'perBlock'], m: 256, k: 1024, input: ['f32', 'bf16'] },
+  jitKernel: (f) => `cast.${f.kind}`,
+  defaultConfig: (ctx, f) => defaultCastConfig(ctx, f.kind as CastKind),
+  candidates: (ctx, f) => castCandidates(ctx, f.kind as CastKind),
+  async run(ctx, f, config) {
+    const [m, k, kind] = [Number(f.m), Number(f.k), f.kind as CastKind];
+    const xs = randomActivations(m * k);
+    const x = uploadTensor(ctx, xs, [m, k], f.input as 'f32' | 'bf16');
+    const planned = await planCast(ctx, kind, x, { config: config as CastConfig });
+    await planned.launch.run();
+    // The reference sees what the GPU saw: bf16 inputs are rounded on upload.
+    const seen = (await readTensor(x)) as Float32Array;
+    const ref = (kind === 'perToken' ? perTokenCastToFp8 : perBlockCastToFp8)(seen, m, k);
+    const q = await readTensorBits(planned.q);
+    const s = await readTensor(planned.scales);
+    let bad = 0;
+    for (let i = 0; i < q.length; i++) bad += q[i] !== ref.q[i] ? 1 : 0;
+    for (let i = 0; i < s.length; i++) bad += s[i] !== ref.scales[i] ? 1 : 0;
+    return { err: bad, tol: 0, errUnit: 'mismatched codes/scales (bit-identical expected)', launch: planned.launch };
+  },
+};
+
+export const KERNELS: PlaygroundKernel[] = [cast];

@@ -1,0 +1,1 @@
+export { rebalanceExperts, planGpuLoads, naiveGpuLoads, imbalance, type EplbPlan } from './eplb.ts';

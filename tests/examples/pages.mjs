@@ -1,0 +1,68 @@
+// The browser pages in real Chromium (SwiftShader): each page does its job, and leaves a screenshot in
+// dist/screenshots/ to look at. Needs `npm run build:examples` first.
+import fs from 'node:fs';
+import { launchChromium, serve } from '../drivers/chromium-lib.mjs';
+
+const shots = 'dist/screenshots';
+fs.mkdirSync(shots, { recursive: true });
+const server = await serve('dist/examples');
+const browser = await launchChromium();
+const results = [];
+
+async function pageTest(name, path, body) {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 900 });
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  try {
+    await page.goto(`${server.url}${path}`);
+    const detail = await body(page);
+    if (errors.length) throw new Error(`page errors: ${errors.join('; ')}`);
+    results.push({ name, ok: true, detail });
+  } catch (e) {
+    results.push({ name, ok: false, detail: e.message });
+  } finally {
+    await page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+    await page.close();
+  }
+}
+
+await pageTest('bench', '/bench/?autorun', async (page) => {
+  await page.waitForFunction('window.__bench?.done', { timeout: 10 * 60 * 1000, polling: 500 });
+  const r = await page.evaluate('window.__bench');
+  if (r.error) throw new Error(r.error);
+  const plotted = await page.$$eval('#plot svg polyline', (l) => l.length);
+  const ceilings = await page.$$eval('#ceilings tr', (l) => l.length - 1);
+  if (ceilings < 2 || plotted < 1) throw new Error(`expected ceilings and roofline lines, got ${ceilings} ceilings, ${plotted} lines`);
+  if (!(r.traceEvents > 0)) throw new Error('the trace recorded no events');
+  return `${ceilings} ceilings, ${r.rows} kernel rows, ${plotted} roofline lines, ${r.traceEvents} trace events`;
+});
+
+await pageTest('playground', '/playground/', async (page) => {
+  await page.waitForFunction('window.__playground?.ready', { timeout: 60_000 });
+  const runAndWait = async (n) => {
+    await page.click('#run');
+    await page.waitForFunction(`window.__playground.runs >= ${n}`, { timeout: 5 * 60 * 1000, polling: 250 });
+    return page.evaluate('window.__playground.results');
+  };
+  const first = await runAndWait(1);
+  if (!first.A?.ok || !first.B?.ok) throw new Error(`configs A and B should match the CPU: ${JSON.stringify(first)}`);
+  const wgsl = await page.$eval('#wgsl', (t) => t.value);
+  if (!wgsl.includes('fn main')) throw new Error('the generated WGSL is not shown');
+  await page.screenshot({ path: `${shots}/playground-ok.png`, fullPage: true });
+  // A broken edit: the compile error must be listed on the line that was broken.
+  await page.$eval('#wgsl', (t) => (t.value = t.value.replace(/fn main\(/, 'fn main(oops ')));
+  await page.click('#useEdited');
+  const second = await runAndWait(2);
+  const marked = await page.$$eval('#diagnostics .err', (l) => l.map((e) => e.textContent));
+  if (!second.A?.error || !marked.some((t) => t.includes('oops'))) throw new Error(`expected a compile error marked on the edited line, got ${JSON.stringify({ second, marked })}`);
+  return `A err ${first.A.err} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err}; broken edit shows ${marked.length} marked line(s)`;
+});
+
+await browser.close();
+server.close();
+for (const r of results) console.log(`  ${r.ok ? 'ok  ' : 'FAIL'} page ${r.name}: ${r.detail}`);
+const failed = results.filter((r) => !r.ok).length;
+console.log(`pages: ${results.length - failed} passed, ${failed} failed (screenshots in ${shots}/)`);
+process.exit(failed ? 1 : 0);
