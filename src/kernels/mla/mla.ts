@@ -204,16 +204,17 @@ function rowsPerGroup(s: Shapes): number {
 
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number }): MlaConfig {
   const mt = Math.min(32, nextPow2(s.mRows));
-  // The tiled kernel: 64 cache rows per tile, 16 invocations per query row (256 at most).
+  // The tiled kernel: enough invocations that 4 vec4 columns each cover dv, at least 64.
+  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(64, (mt * nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4))) / 4));
   for (const [dk, bnv] of [[32, 8], [16, 4]]) {
-    const c: MlaConfig = { kernel: 'tiled', wg: Math.min(256, 16 * mt, ctx.limits.maxComputeInvocationsPerWorkgroup), mt, bn: 64, dk, bnv };
+    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (8 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
     if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
   }
-  // The row kernel, with the tiles measured best on an H100 (docs/BENCHMARKS.md).
+  // The row kernel (fewer than 4 query rows, or little workgroup memory), tiles measured best on an H100.
   const rmt = Math.min(16, mt);
-  const wg = Math.min(256, 16 * rmt, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  return { kernel: 'rows', wg, mt: Math.min(rmt, wg), bn: Math.min(8, maxBn(ctx, s.d, wg, Math.min(rmt, wg))) };
+  const rwg = Math.min(256, 16 * rmt, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  return { kernel: 'rows', wg: rwg, mt: Math.min(rmt, rwg), bn: Math.min(8, maxBn(ctx, s.d, rwg, Math.min(rmt, rwg))) };
 }
 
 function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number): number {
@@ -258,20 +259,28 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   const { wg, mt, bn } = c;
   const dk = c.dk ?? 32;
   const bnv = c.bnv ?? 8;
-  const tma = (mt * bn) / (4 * wg);
-  if (bn % 4 !== 0 || !Number.isInteger(tma) || tma < 1 || tma > 4 || mt % tma !== 0) return `mt * bn / (4 * wg) an integer 1..4 dividing mt (bn a multiple of 4)`;
-  if (wg % mt !== 0 || bn % (wg / mt) !== 0) return 'mt dividing wg and wg / mt dividing bn';
-  if (dk % 2 !== 0 || dk < 2 || bn % bnv !== 0) return 'tiled.dk even and tiled.bnv dividing bn';
+  // Scores: 2 x 4 register tiles over an mt x bn tile; output: 4 rows x 4 vec4 columns per invocation.
+  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0) return 'mt a multiple of 4 dividing wg';
+  if (bn !== (8 * wg) / mt) return `bn = 8 * wg / mt (${(8 * wg) / mt})`;
+  if (dk % 2 !== 0 || dk < 2 || bn % bnv !== 0) return 'dk even and bnv dividing bn';
   const dv4 = Math.ceil(s.dv / 4);
-  const tmc = Math.min(4, mt);
-  const gcM = mt / tmc;
-  const gcN = wg / gcM;
-  const tnc = Math.ceil(dv4 / gcN);
-  // More than 16 vec4 accumulators per invocation would spill.
-  if (tmc * tnc > 16) return `at most 16 output vec4s per invocation (this config needs ${tmc * tnc}: more wg or fewer mt)`;
-  const stage4 = Math.max((dk * bn) / 4, bnv * dv4);
-  return { TMA: tma, GA_N: bn / 4, TPR: wg / mt, CPT: bn / (wg / mt), TMC: tmc, GC_M: gcM, GC_N: gcN, TNC: tnc, DV4: dv4, STAGE4: stage4, DK: dk, BNV: bnv,
-    bytes: 4 * dk * mt + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16 };
+  const gcN = (4 * wg) / mt;
+  if (4 * gcN < dv4) return `4 * (4 * wg / mt) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
+  const vs = 4 * gcN;
+  const stage4 = Math.max((dk * bn) / 4, bnv * vs);
+  return {
+    consts: 0,
+    GA_N: bn / 4,
+    TPR: wg / mt,
+    CPT: bn / (wg / mt),
+    GC_N: gcN,
+    VS: vs,
+    DV4: dv4,
+    STAGE4: stage4,
+    DK: dk,
+    BNV: bnv,
+    bytes: 4 * dk * mt + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
+  };
 }
 
 function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
@@ -298,7 +307,10 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     ...ioConsts(s, out),
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
-  if (tiled) delete tiled.bytes;
+  if (tiled) {
+    delete tiled.bytes;
+    delete tiled.consts;
+  }
   const all = tiled ? { ...consts, ...tiled } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
@@ -487,8 +499,8 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const out: MlaConfig[] = [];
   for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
     for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
-      for (const bn of [32, 64, 128]) {
-        for (const [dk, bnv] of [[32, 8], [16, 8]]) {
+      for (const bn of [(8 * wg) / mt]) {
+        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4]]) {
           const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
           const shape = tiledShape(s, c);
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
