@@ -1,4 +1,6 @@
-// Split-KV MLA decode. A workgroup takes one work item (a batch entry and a range of its KV
+// Split-KV MLA decode, the row kernel: the fallback for fewer than 4 query rows per kv head or too
+// little workgroup memory for decode_tiled.wgsl (its private arrays make it slow on big GPUs, see
+// docs/BENCHMARKS.md). A workgroup takes one work item (a batch entry and a range of its KV
 // positions), one kv head g and a tile of MT query rows that all read that head: the rows are
 // (token, head) pairs, so every cache row is loaded once into workgroup memory and used by MT
 // queries. Invocation (m, p) holds query row m's channel pairs p, p+P, ... in registers for the
