@@ -3,10 +3,9 @@ import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
-import '../bench/gemm.ts';
 import { eplbCommands } from './eplb.ts';
 
-// Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
+// Each capability adds its commands here (and its bench suite to SUITES in src/bench/suites.ts).
 const COMMANDS: Command[] = [...basicCommands, ...eplbCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
