@@ -30,5 +30,4 @@ export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings
 export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
 export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
-// Registers the GEMM bench suite in SUITES (the CLI and the bench page list it).
-import './bench/gemm.ts';
+export * from './kernels/mla/index.ts';

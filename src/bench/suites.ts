@@ -2,11 +2,15 @@
 import type { GpuContext } from '../gpu/context.ts';
 import type { Profiler } from '../jit/profiler.ts';
 import { measureCeilings, type Ceiling } from './ceilings.ts';
-import { moeSuite } from '../kernels/moe/bench.ts';
+import { gemmSuite } from './gemm.ts';
+import { mlaSuite } from './mla.ts';
+import { moeSuite } from './moe.ts';
 
 export interface BenchOptions {
   quick: boolean;
   iters: number;
+  /** Re-time every kernel config instead of using remembered winners. */
+  tune?: boolean;
   /** The measured ceilings, so each row can be shown as a percentage of its own. */
   ceilings: Ceiling[];
 }
@@ -29,7 +33,7 @@ export interface BenchSuite {
   run(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void>;
 }
 
-export const SUITES: BenchSuite[] = [moeSuite];
+export const SUITES: BenchSuite[] = [mlaSuite, gemmSuite, moeSuite];
 
 export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
 
@@ -52,6 +56,8 @@ export interface BenchReport {
 export interface BenchRun {
   quick: boolean;
   iters: number;
+  /** Re-time every kernel config instead of using remembered winners. */
+  tune?: boolean;
   suites: BenchSuite[];
   onCeilings?(ceilings: Ceiling[]): void;
   onSuite?(suite: BenchSuite): void;
@@ -73,7 +79,7 @@ export async function runBench(ctx: GpuContext, run: BenchRun): Promise<BenchRep
     for (const suite of run.suites) {
       if (profiler) profiler.section = suite.flag;
       run.onSuite?.(suite);
-      await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings }, (row) => {
+      await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings, tune: run.tune }, (row) => {
         rows.push(row);
         run.onRow?.(row);
       });
