@@ -57,7 +57,12 @@ await pageTest('playground', '/playground/', async (page) => {
   const second = await runAndWait(2);
   const marked = await page.$$eval('#diagnostics .err', (l) => l.map((e) => e.textContent));
   if (!second.A?.error || !marked.some((t) => t.includes('oops'))) throw new Error(`expected a compile error marked on the edited line, got ${JSON.stringify({ second, marked })}`);
-  return `A err ${first.A.err} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err}; broken edit shows ${marked.length} marked line(s)`;
+  // The FP8 GEMM entry: its own fields and configs, both configs within tolerance.
+  await page.select('#kernel', '1');
+  await page.waitForFunction(() => document.querySelector('#field-n') && document.querySelector('#configA').value.includes('splits'), { timeout: 60_000 });
+  const third = await runAndWait(3);
+  if (!third.A?.ok || !third.B?.ok) throw new Error(`FP8 GEMM configs should match the CPU: ${JSON.stringify(third)}`);
+  return `MLA A err ${first.A.err.toExponential(2)} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err.toExponential(2)}; broken edit shows ${marked.length} marked line(s); GEMM A err ${third.A.err.toExponential(2)}, B err ${third.B.err.toExponential(2)}`;
 });
 
 await browser.close();
