@@ -28,3 +28,5 @@ export * from './kernels/cast/index.ts';
 export * from './eplb/index.ts';
 export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
 export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
+export * from './kernels/gemm/index.ts';
+export * from './kernels/moe/index.ts';

@@ -29,23 +29,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
   }
-  let block_amax = max(segment_max(amax, lid), 1e-4f);
+  let block_amax = segment_max(amax, lid);
   if (!valid) { return; }
 
-  let factor = div_rn(448.0f, block_amax);
+  let factor = fp8_group_factor(block_amax);
   if (lid == 0u) {
-    scales[block] = div_rn(block_amax, 448.0f);
+    scales[block] = fp8_group_scale(block_amax);
   }
   if (col0 >= params.k) { return; }
   for (var r = row0; r < min(bi * 128u + 128u, params.m); r = r + ROW_STEP) {
-    var word = 0u;
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      if (col0 + j < params.k) {
-        let v = load_x(r * params.pitch_x + col0 + j);
-        let sign = (bitcast<u32>(v) >> 24u) & 0x80u;
-        word = word | ((sign | e4m3_encode_abs(bitcast<u32>(abs(v) * factor))) << (8u * j));
-      }
+    var vals = vec4<f32>(0.0);
+    for (var j = 0u; j < min(params.k - col0, 4u); j = j + 1u) {
+      vals[j] = load_x(r * params.pitch_x + col0 + j);
     }
-    q[r * params.pitch_q_words + col0 / 4u] = word;
+    q[r * params.pitch_q_words + col0 / 4u] = fp8_pack4(vals, params.k - col0, factor);
   }
 }

@@ -28,20 +28,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   // All invocations reach the reduction (it has barriers); invalid ones contribute 0.
-  let group_amax = max(segment_max(amax, lid), 1e-4f);
+  let group_amax = segment_max(amax, lid);
   if (!valid || col0 >= params.k) { return; }
 
-  let factor = div_rn(448.0f, group_amax);
   if (lane == 0u) {
-    scales[row * params.groups + g] = div_rn(group_amax, 448.0f);
+    scales[row * params.groups + g] = fp8_group_scale(group_amax);
   }
-  var word = 0u;
-  for (var j = 0u; j < 4u; j = j + 1u) {
-    if (col0 + j < params.k) {
-      // Sign from x itself: a product flushed to zero keeps torch's signed zero.
-      let sign = (bitcast<u32>(vals[j]) >> 24u) & 0x80u;
-      word = word | ((sign | e4m3_encode_abs(bitcast<u32>(abs(vals[j]) * factor))) << (8u * j));
-    }
-  }
-  q[row * params.pitch_q_words + col0 / 4u] = word;
+  q[row * params.pitch_q_words + col0 / 4u] = fp8_pack4(vals, params.k - col0, fp8_group_factor(group_amax));
 }

@@ -37,3 +37,16 @@ fn e4m3_decode(v: u32) -> f32 {
   }
   return select(mag, -mag, (v & 0x80u) != 0u);
 }
+
+// Four e4m3fn bytes of a word (byte i = element i) at once, branch-free: the 7 magnitude bits are
+// rebased into an f32 exponent (+120); subnormals (exponent field 0) come from the integer
+// mantissa instead, so nothing depends on the GPU keeping f32 denormals. Code 0x7f is NaN.
+fn e4m3x4_decode(w: u32) -> vec4<f32> {
+  let v = (vec4<u32>(w) >> vec4<u32>(0u, 8u, 16u, 24u)) & vec4<u32>(0xffu);
+  let mag = v & vec4<u32>(0x7fu);
+  let normal = bitcast<vec4<f32>>((mag << vec4<u32>(20u)) + vec4<u32>(0x3c000000u));
+  let sub = vec4<f32>(mag & vec4<u32>(7u)) * 0.001953125;
+  var r = select(normal, sub, mag < vec4<u32>(8u));
+  r = select(r, bitcast<vec4<f32>>(vec4<u32>(0x7fc00000u) + mag - vec4<u32>(0x7fu)), mag == vec4<u32>(0x7fu));
+  return bitcast<vec4<f32>>(bitcast<vec4<u32>>(r) | ((v & vec4<u32>(0x80u)) << vec4<u32>(24u)));
+}

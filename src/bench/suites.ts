@@ -2,6 +2,7 @@
 import type { GpuContext } from '../gpu/context.ts';
 import type { Profiler } from '../jit/profiler.ts';
 import { measureCeilings, type Ceiling } from './ceilings.ts';
+import { moeSuite } from '../kernels/moe/bench.ts';
 
 export interface BenchOptions {
   quick: boolean;
@@ -28,7 +29,7 @@ export interface BenchSuite {
   run(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void>;
 }
 
-export const SUITES: BenchSuite[] = [];
+export const SUITES: BenchSuite[] = [moeSuite];
 
 export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
 

@@ -4,6 +4,7 @@ import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
+import '../bench/gemm.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
 const COMMANDS: Command[] = [...basicCommands, ...eplbCommands];

@@ -82,10 +82,12 @@ export function paramsBuffer(ctx: GpuContext, schema: AnyWgslData, values: Recor
 export function bindGroup(
   ctx: GpuContext,
   pipeline: GPUComputePipeline,
-  resources: readonly (GPUBufferBinding | GPUBuffer)[],
+  /** Resource i goes to binding i; holes (undefined) are bindings the module does not declare. */
+  resources: readonly (GPUBufferBinding | GPUBuffer | undefined)[],
 ): GPUBindGroup {
-  return ctx.device.createBindGroup({
-    layout: pipeline.getBindGroupLayout(0),
-    entries: resources.map((r, binding) => ({ binding, resource: 'buffer' in r ? r : { buffer: r } })),
+  const entries: GPUBindGroupEntry[] = [];
+  resources.forEach((r, binding) => {
+    if (r) entries.push({ binding, resource: 'buffer' in r ? r : { buffer: r } });
   });
+  return ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
 }

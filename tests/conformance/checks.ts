@@ -17,8 +17,10 @@ import divRnWgsl from '../../shaders/common/div_rn.wgsl';
 import probeWgsl from './fp8_probe.wgsl';
 import { randomSpread } from './random.ts';
 import { profilerChecks } from './profiler.ts';
+import { gemmChecks } from './gemm.ts';
 
 import { mismatches, rand, throwsLike, type Check, type CheckResult } from './check.ts';
+import { moeChecks } from './moe.ts';
 
 export { seed, type Check, type CheckResult } from './check.ts';
 
@@ -252,7 +254,7 @@ const coreChecks: Check[] = [
 ];
 
 // Each kernel family keeps its checks in a file beside this one and adds them here.
-const allChecks: Check[] = [...coreChecks, ...profilerChecks];
+const allChecks: Check[] = [...coreChecks, ...profilerChecks, ...gemmChecks, ...moeChecks];
 
 // DEEPWGSL_CHECKS=mla,gemm runs only the checks whose names contain one of those words (while developing).
 const only = envVar('DEEPWGSL_CHECKS')?.split(',').filter(Boolean);

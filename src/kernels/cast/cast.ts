@@ -4,11 +4,12 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
 import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
-import type { KernelModule } from '../../jit/compose.ts';
+import type { KernelModule, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import divRn from '../../../shaders/common/div_rn.wgsl';
 import fp8 from '../../../shaders/common/fp8.wgsl';
+import fp8Group from '../../../shaders/common/fp8_group.wgsl';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import segmentMax from '../../../shaders/common/segment_max.wgsl';
 import shuffleNone from '../../../shaders/common/shuffle_none.wgsl';
@@ -45,21 +46,25 @@ const TEMPLATES: Record<CastKind, { file: string; code: string }> = {
   perBlock: { file: 'cast/per_block_cast.wgsl', code: perBlockTemplate },
 };
 
+/** The WGSL helpers of a 1x128 FP8 cast (the casts here and MoE's dispatch share them). */
+export function castHelpers(subgroups: boolean): WgslSource[] {
+  return [
+    { file: 'common/fp8.wgsl', code: fp8 },
+    { file: 'common/div_rn.wgsl', code: divRn },
+    { file: 'common/fp8_group.wgsl', code: fp8Group },
+    subgroups ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroup } : { file: 'common/shuffle_none.wgsl', code: shuffleNone },
+    { file: 'common/segment_max.wgsl', code: segmentMax },
+    { file: 'common/load_x.wgsl', code: loadX },
+  ];
+}
+
 export function castModule(ctx: GpuContext, kind: CastKind, inDtype: 'f32' | 'bf16', config: CastConfig): KernelModule {
   const sgMin = config.subgroups ? Math.max(1, ctx.adapterInfo.subgroupMinSize) : 1;
   return {
     kernel: `cast.${kind}`,
     config: { ...config, in: inDtype, sgMin },
     template: TEMPLATES[kind],
-    helpers: [
-      { file: 'common/fp8.wgsl', code: fp8 },
-      { file: 'common/div_rn.wgsl', code: divRn },
-      config.subgroups
-        ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroup }
-        : { file: 'common/shuffle_none.wgsl', code: shuffleNone },
-      { file: 'common/segment_max.wgsl', code: segmentMax },
-      { file: 'common/load_x.wgsl', code: loadX },
-    ],
+    helpers: castHelpers(config.subgroups),
     consts: { WG: config.wg, SEG: kind === 'perToken' ? 32 : config.wg, SG_MIN: sgMin, IN_BF16: inDtype === 'bf16' },
     structs: { Params: CastParams },
     enables: config.subgroups ? ['subgroups'] : [],

@@ -1,0 +1,24 @@
+// combine: out[t, c] = sum over slots j of weights[t, j] * y[src_to_dst[t, j], c], in slot order,
+// one invocation per output element: no atomics, the same bits every run. y is f32 or bf16
+// (load_x), out f32. Slots routed nowhere (-1) add nothing.
+// Holes: WG, K, IN_BF16 (prelude), Params (typegpu struct).
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> x: array<u32>;
+@group(0) @binding(2) var<storage, read> src_to_dst: array<i32>;
+@group(0) @binding(3) var<storage, read> weights: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * params.grid_x) * WG + lid;
+  if (i >= params.tokens * params.hidden) { return; }
+  let t = i / params.hidden;
+  let c = i % params.hidden;
+  var acc = 0.0;
+  for (var j = 0u; j < K; j = j + 1u) {
+    let r = src_to_dst[t * K + j];
+    if (r >= 0) { acc = acc + weights[t * K + j] * load_x(u32(r) * params.pitch_y + c); }
+  }
+  out[i] = acc;
+}

@@ -1,0 +1,157 @@
+// routeTopk: router logits [tokens, E] f32 -> topk ids [tokens, K] i32 and weights [tokens, K] f32.
+// One workgroup per token; invocation lid owns experts lid, lid + WG, ... Semantics and
+// tie-breaking: src/kernels/moe/reference.ts. Every argmax prefers the lower index on equal values,
+// so ties go to the lower expert (and group) index.
+// Holes: WG (a power of two), E, K, N_GROUP, TOPK_GROUP, SIGMOID, METHOD (0 greedy, 1 group max,
+// 2 group top-2 sum), HAS_BIAS, NORM (prelude), Params (typegpu struct).
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> topk_idx: array<i32>;
+@group(0) @binding(4) var<storage, read_write> topk_w: array<f32>;
+
+const GROUP_SIZE: u32 = E / N_GROUP;
+// Experts each invocation owns.
+const EPT: u32 = (E + WG - 1u) / WG;
+
+var<workgroup> score: array<f32, E>;
+var<workgroup> red_v: array<f32, WG>;
+var<workgroup> red_i: array<u32, WG>;
+var<workgroup> kept: u32;
+var<workgroup> gscore: array<f32, N_GROUP>;
+var<workgroup> picked: array<u32, K>;
+
+fn choice(e: u32) -> f32 {
+  if (HAS_BIAS) { return score[e] + bias[e]; }
+  return score[e];
+}
+
+// (v, i) beats (bv, bi): a real candidate (i < E), better value, or equal value and lower index.
+fn beats(v: f32, i: u32, bv: f32, bi: u32) -> bool {
+  return i < E && (bi >= E || v > bv || (v == bv && i < bi));
+}
+
+// Workgroup argmax of (v, i) pairs; every invocation gets the winning index (E if none).
+fn argmax_all(v: f32, i: u32, lid: u32) -> u32 {
+  red_v[lid] = v;
+  red_i[lid] = i;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s && beats(red_v[lid + s], red_i[lid + s], red_v[lid], red_i[lid])) {
+      red_v[lid] = red_v[lid + s];
+      red_i[lid] = red_i[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let win = workgroupUniformLoad(&red_i[0]);
+  workgroupBarrier();   // everyone has read it before the next reduction overwrites it
+  return win;
+}
+
+// Workgroup max (op 0) or sum (op 1), fixed tree order: the same bits every run.
+fn reduce_all(v: f32, op: u32, lid: u32) -> f32 {
+  red_v[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
+    if (lid < s) { red_v[lid] = select(red_v[lid] + red_v[lid + s], max(red_v[lid], red_v[lid + s]), op == 0u); }
+    workgroupBarrier();
+  }
+  let r = workgroupUniformLoad(&red_v[0]);
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = wid.x + wid.y * params.grid_x;
+  if (t >= params.tokens) { return; }   // uniform: one token per workgroup
+  let row = t * E;
+
+  if (SIGMOID) {
+    for (var j = 0u; j < EPT; j = j + 1u) {
+      let e = lid + j * WG;
+      if (e < E) { score[e] = 1.0 / (1.0 + exp(-logits[row + e])); }
+    }
+  } else {
+    var m = logits[row];
+    for (var j = 0u; j < EPT; j = j + 1u) {
+      let e = lid + j * WG;
+      if (e < E) { m = max(m, logits[row + e]); }
+    }
+    m = reduce_all(m, 0u, lid);
+    var sum = 0.0;
+    for (var j = 0u; j < EPT; j = j + 1u) {
+      let e = lid + j * WG;
+      if (e < E) {
+        score[e] = exp(logits[row + e] - m);
+        sum = sum + score[e];
+      }
+    }
+    sum = reduce_all(sum, 1u, lid);
+    for (var j = 0u; j < EPT; j = j + 1u) {
+      let e = lid + j * WG;
+      if (e < E) { score[e] = score[e] / sum; }
+    }
+  }
+  workgroupBarrier();
+
+  // Invocation g < N_GROUP scores group g; then invocation 0 picks the groups (bit g of `kept`).
+  if (METHOD != 0u) {
+    for (var g = lid; g < N_GROUP; g = g + WG) {
+      let base = g * GROUP_SIZE;
+      var b1 = base;
+      for (var e = base + 1u; e < base + GROUP_SIZE; e = e + 1u) {
+        if (choice(e) > choice(b1)) { b1 = e; }
+      }
+      gscore[g] = choice(b1);
+      if (METHOD == 2u) {
+        var b2 = select(base, base + 1u, b1 == base);
+        for (var e = b2 + 1u; e < base + GROUP_SIZE; e = e + 1u) {
+          if (e != b1 && choice(e) > choice(b2)) { b2 = e; }
+        }
+        gscore[g] = gscore[g] + choice(b2);
+      }
+    }
+    workgroupBarrier();
+  }
+  if (lid == 0u) {
+    var mask = select(0u, 0xffffffffu, METHOD == 0u);
+    for (var j = 0u; j < select(TOPK_GROUP, 0u, METHOD == 0u); j = j + 1u) {
+      var best = N_GROUP;
+      for (var g = 0u; g < N_GROUP; g = g + 1u) {
+        if ((mask & (1u << g)) == 0u && (best == N_GROUP || gscore[g] > gscore[best])) { best = g; }
+      }
+      mask = mask | (1u << best);
+    }
+    kept = mask;
+  }
+  let keep = workgroupUniformLoad(&kept);
+
+  // K rounds: each invocation offers its best free expert, the workgroup takes the best offer.
+  var taken = 0u;   // bit j: this invocation's expert lid + j * WG is taken (EPT <= 32)
+  for (var r = 0u; r < K; r = r + 1u) {
+    var bv = 0.0;
+    var bi = E;
+    for (var j = 0u; j < EPT; j = j + 1u) {
+      let e = lid + j * WG;
+      if (e < E && (keep & (1u << (e / GROUP_SIZE))) != 0u && (taken & (1u << j)) == 0u && beats(choice(e), e, bv, bi)) {
+        bv = choice(e);
+        bi = e;
+      }
+    }
+    let win = argmax_all(bv, bi, lid);
+    if (win % WG == lid) { taken = taken | (1u << (win / WG)); }
+    if (lid == 0u) { picked[r] = win; }
+  }
+
+  if (lid == 0u) {
+    var wsum = 0.0;
+    for (var r = 0u; r < K; r = r + 1u) { wsum = wsum + score[picked[r]]; }
+    let denom = select(1.0, wsum + 1e-20f, NORM);
+    for (var r = 0u; r < K; r = r + 1u) {
+      topk_idx[t * K + r] = i32(picked[r]);
+      topk_w[t * K + r] = score[picked[r]] / denom * params.scale;
+    }
+  }
+}

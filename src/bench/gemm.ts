@@ -1,0 +1,145 @@
+// `deepwgsl bench --gemm`: DeepGEMM's shape lists (tests/generators.py) for the dense, contiguous and
+// masked FP8 GEMMs, plus the bf16 kernels on the dense shapes. FLOPs and bytes are counted as
+// upstream does (2*m*n*k over valid rows; every operand's bytes, masked rows scaled to the valid
+// fraction). Each row is given as a percentage of its roofline: max(bytes/stream-read,
+// flops/f32-FMA), both measured on this device.
+import type { GpuContext } from '../gpu/context.ts';
+import { createTensor, DTYPE_BYTES, rowPitch, type DType, type Tensor } from '../gpu/tensor.ts';
+import {
+  contiguousProblem,
+  denseProblem,
+  getMkAlignmentForContiguousLayout,
+  maskedProblem,
+  planGemm,
+  type GemmProblem,
+} from '../kernels/gemm/gemm.ts';
+import { timeLaunch } from '../jit/timing.ts';
+import { SUITES, type BenchOptions, type BenchRow } from './suites.ts';
+
+const DENSE_NK: [number, number][] = [[2112, 7168], [576, 7168], [24576, 1536], [32768, 512], [7168, 16384], [4096, 7168], [7168, 2048]];
+const GROUPED_NK: [number, number][] = [[6144, 7168], [7168, 3072], [4096, 4096], [4096, 2048]];
+const CONTIGUOUS: [number, number][] = [[4, 8192], [8, 4096]];
+const MASKED: [number, number][] = [[32, 192], [6, 1024], [32, 20], [6, 20]];
+
+/** A tensor filled with a repeated pseudo-random pattern (timing does not depend on the values). */
+function filled(ctx: GpuContext, shape: number[], dtype: DType): Tensor {
+  const t = createTensor(ctx, shape, dtype, 'bench');
+  const chunk = new Uint32Array(1 << 20);
+  let s = 0x9e3779b9;
+  for (let i = 0; i < chunk.length; i++) {
+    s = (s ^ (s << 13)) >>> 0;
+    s = (s ^ (s >>> 17)) >>> 0;
+    s = (s ^ (s << 5)) >>> 0;
+    // e4m3: exponents <= 7 keep NaN codes out; f32 scales and 16-bit values: small positive floats.
+    chunk[i] = dtype === 'e4m3' ? s & 0x3f3f3f3f : dtype === 'f32' ? 0x3c000000 | (s & 0x7fffff) : 0x3c003c00 | (s & 0x03ff03ff);
+  }
+  for (let off = 0; off < t.byteLength; off += chunk.byteLength) {
+    ctx.device.queue.writeBuffer(t.buffer, off, chunk, 0, Math.min(chunk.length, (t.byteLength - off) / 4));
+  }
+  return t;
+}
+
+interface Made {
+  p: GemmProblem;
+  flops: number;
+  bytes: number;
+  tensors: Tensor[];
+}
+
+const kb = (k: number) => Math.ceil(k / 128);
+const bytesOf = (rows: number, cols: number, dtype: DType) => rows * rowPitch(cols, dtype) * DTYPE_BYTES[dtype];
+
+function fits(ctx: GpuContext, ...sizes: number[]): boolean {
+  return sizes.every((s) => s <= Math.min(ctx.limits.maxStorageBufferBindingSize, ctx.limits.maxBufferSize));
+}
+
+function dense(ctx: GpuContext, m: number, n: number, k: number, out: DType, fp8: boolean): Made | string {
+  const op: DType = fp8 ? 'e4m3' : 'bf16';
+  if (!fits(ctx, bytesOf(n, k, op), bytesOf(m, n, out))) return 'over this device binding limit';
+  const a = filled(ctx, [m, k], op);
+  const b = filled(ctx, [n, k], op);
+  const o = createTensor(ctx, [m, n], out);
+  const sa = fp8 ? filled(ctx, [m, kb(k)], 'f32') : undefined;
+  const sb = fp8 ? filled(ctx, [Math.ceil(n / 128), kb(k)], 'f32') : undefined;
+  const p = denseProblem('bench', fp8, { a, sa, b, sb }, o);
+  const tensors = [a, b, o, sa, sb].filter((t): t is Tensor => !!t);
+  return { p, flops: 2 * m * n * k, bytes: tensors.reduce((s, t) => s + t.byteLength, 0), tensors };
+}
+
+async function contiguous(ctx: GpuContext, g: number, mPer: number, n: number, k: number): Promise<Made> {
+  const align = getMkAlignmentForContiguousLayout();
+  const rows = Math.ceil(mPer / align) * align;
+  const m = g * rows;
+  const idx = Int32Array.from({ length: m }, (_, i) => Math.floor(i / rows));
+  const a = filled(ctx, [m, k], 'e4m3');
+  const sa = filled(ctx, [m, kb(k)], 'f32');
+  const b = filled(ctx, [g, n, k], 'e4m3');
+  const sb = filled(ctx, [g, Math.ceil(n / 128), kb(k)], 'f32');
+  const o = createTensor(ctx, [m, n], 'bf16');
+  const p = await contiguousProblem(ctx, 'bench', true, { a, sa, b, sb }, o, idx, true);
+  const tensors = [a, sa, b, sb, o, p.aux!];
+  return { p, flops: 2 * m * n * k, bytes: [a, sa, b, sb, o].reduce((s, t) => s + t.byteLength, 0), tensors };
+}
+
+async function masked(ctx: GpuContext, g: number, expected: number, n: number, k: number): Promise<Made> {
+  // Upstream draws maskedM from expected * U(0.7, 1.3); a fixed spread over the same range here.
+  const maskedM = Int32Array.from({ length: g }, (_, i) => Math.floor(expected * (0.7 + (0.6 * i) / Math.max(1, g - 1))));
+  const mMax = Math.ceil(Math.max(...maskedM) / 128) * 128;
+  const a = filled(ctx, [g, mMax, k], 'e4m3');
+  const sa = filled(ctx, [g, mMax, kb(k)], 'f32');
+  const b = filled(ctx, [g, n, k], 'e4m3');
+  const sb = filled(ctx, [g, Math.ceil(n / 128), kb(k)], 'f32');
+  const o = createTensor(ctx, [g, mMax, n], 'bf16');
+  const p = await maskedProblem(ctx, 'bench', true, { a, sa, b, sb }, o, maskedM, Math.round(expected * 1.2), true);
+  const valid = maskedM.reduce((s, v) => s + v, 0);
+  const frac = valid / (g * mMax);
+  const bytes = (a.byteLength + sa.byteLength + o.byteLength) * frac + b.byteLength + sb.byteLength;
+  return { p, flops: 2 * valid * n * k, bytes, tensors: [a, sa, b, sb, o, p.aux!] };
+}
+
+async function measure(ctx: GpuContext, name: string, made: Made | string, opts: BenchOptions, emit: (r: BenchRow) => void): Promise<void> {
+  if (typeof made === 'string') return emit({ suite: 'gemm', name, ms: NaN, note: `skipped: ${made}` });
+  const bw = opts.ceilings.find((c) => c.name === 'stream-read')?.value ?? NaN;
+  const fma = opts.ceilings.find((c) => c.name === 'fma-f32')?.value ?? NaN;
+  const launch = await planGemm(ctx, 'bench', made.p);
+  const t = await timeLaunch(ctx, launch, { iters: opts.iters });
+  const s = t.medianMs / 1e3;
+  const memMs = (made.bytes / (bw * 1e9)) * 1e3;
+  const fmaMs = (made.flops / (fma * 1e12)) * 1e3;
+  const memBound = memMs >= fmaMs;
+  emit({
+    suite: 'gemm',
+    name,
+    ms: t.medianMs,
+    gbs: made.bytes / s / 1e9,
+    tflops: made.flops / s / 1e12,
+    pct: (100 * Math.max(memMs, fmaMs)) / t.medianMs,
+    ceiling: memBound ? 'stream-read' : 'f32 FMA',
+    note: `${JSON.stringify(launch.info.config)}${t.method === 'cpu' ? ' (cpu timing)' : ''}`,
+  });
+  for (const x of made.tensors) x.destroy();
+}
+
+async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => void): Promise<void> {
+  const soft = ctx.isSoftware;
+  const ms = opts.quick || soft ? [1, 128] : [1, 4, 128, 4096];
+  const nk = soft ? [[256, 512] as [number, number]] : opts.quick ? DENSE_NK.slice(0, 2) : DENSE_NK;
+  for (const m of ms) {
+    for (const [n, k] of nk) await measure(ctx, `fp8 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', true), opts, emit);
+  }
+  if (!soft) {
+    for (const m of opts.quick ? [1] : ms) await measure(ctx, `fp8 lm_head m=${m} n=129280 k=7168 f32`, dense(ctx, m, 129280, 7168, 'f32', true), opts, emit);
+  }
+  for (const m of ms) {
+    for (const [n, k] of nk) await measure(ctx, `bf16 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', false), opts, emit);
+  }
+  const gnk = soft ? [[256, 256] as [number, number]] : opts.quick ? GROUPED_NK.slice(0, 1) : GROUPED_NK;
+  for (const [g, mPer] of soft ? [[2, 128] as [number, number]] : opts.quick ? CONTIGUOUS.slice(1) : CONTIGUOUS) {
+    for (const [n, k] of gnk) await measure(ctx, `fp8 contiguous g=${g} m/g=${mPer} n=${n} k=${k}`, await contiguous(ctx, g, mPer, n, k), opts, emit);
+  }
+  for (const [g, m] of soft ? [[2, 20] as [number, number]] : opts.quick ? MASKED.slice(2, 3) : MASKED) {
+    for (const [n, k] of gnk) await measure(ctx, `fp8 masked g=${g} m=${m} n=${n} k=${k}`, await masked(ctx, g, m, n, k), opts, emit);
+  }
+}
+
+SUITES.push({ flag: 'gemm', describe: 'FP8 and bf16 GEMMs (DeepGEMM shapes): dense, lm_head, contiguous, masked', run });

@@ -1,0 +1,535 @@
+// DeepGEMM's GEMMs on WebGPU: D = C + A @ B.T with A [m, k] and B [n, k] both K-major ("NT").
+// FP8 (e4m3 with 1x128 scales on A and 128x128 scales on B) and bf16/f16/f32 operands; dense,
+// m-grouped contiguous (MoE prefill) and m-grouped masked (MoE decode) layouts. Two kernels:
+// small_m.wgsl (m <= 16 per group, memory-bound, optional split-k) and tiled.wgsl.
+import * as d from 'typegpu/data';
+import type { GpuContext } from '../../gpu/context.ts';
+import { envFlag } from '../../gpu/env.ts';
+import { DeepwgslError, fail } from '../../gpu/errors.ts';
+import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, type Tensor } from '../../gpu/tensor.ts';
+import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
+import type { KernelModule, WgslSource } from '../../jit/compose.ts';
+import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import type { TuningStore } from '../../jit/tuning-cache.ts';
+import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
+import halfWgsl from '../../../shaders/common/half.wgsl';
+import cLoadWgsl from '../../../shaders/gemm/c_load.wgsl';
+import cNoneWgsl from '../../../shaders/gemm/c_none.wgsl';
+import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
+import loadAbWgsl from '../../../shaders/gemm/load_ab.wgsl';
+import operandsWgsl from '../../../shaders/gemm/operands.wgsl';
+import rowsContiguousWgsl from '../../../shaders/gemm/rows_contiguous.wgsl';
+import rowsDenseWgsl from '../../../shaders/gemm/rows_dense.wgsl';
+import rowsMaskedWgsl from '../../../shaders/gemm/rows_masked.wgsl';
+import scalesFp8Wgsl from '../../../shaders/gemm/scales_fp8.wgsl';
+import scalesNoneWgsl from '../../../shaders/gemm/scales_none.wgsl';
+import smallMWgsl from '../../../shaders/gemm/small_m.wgsl';
+import splitkWgsl from '../../../shaders/gemm/splitk_reduce.wgsl';
+import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
+
+export type GemmLayout = 'dense' | 'contiguous' | 'masked';
+
+/** Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC chunks of 4 k per lane per step, k split over `splits` workgroups. */
+export interface SmallMConfig {
+  kernel: 'smallM';
+  mr: number;
+  g: number;
+  nc: number;
+  vec: number;
+  splits: number;
+}
+
+/** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation. */
+export interface TiledConfig {
+  kernel: 'tiled';
+  bm: number;
+  bn: number;
+  bk: number;
+  tm: number;
+  tn: number;
+}
+
+export type GemmConfig = SmallMConfig | TiledConfig;
+
+/** Rows of each group in the contiguous layout are padded to a multiple of this (as DeepGEMM's default, 128). */
+export function getMkAlignmentForContiguousLayout(): number {
+  return 128;
+}
+
+const KIND: Record<string, number> = { f32: 0, bf16: 1, f16: 2, e4m3: 3 };
+const WORDS: Record<string, number> = { f32: 4, bf16: 2, f16: 2, e4m3: 1 };
+const OUT_DTYPES: DType[] = ['bf16', 'f16', 'f32'];
+const HALF_DTYPES: DType[] = ['bf16', 'f16', 'f32'];
+
+const GemmParams = d.struct({
+  m: d.u32,
+  n: d.u32,
+  k: d.u32,
+  kb: d.u32,
+  nb: d.u32,
+  groups: d.u32,
+  a_pitch_words: d.u32,
+  b_pitch_words: d.u32,
+  out_pitch: d.u32,
+  c_pitch: d.u32,
+  k_chunks: d.u32,
+  split_slices: d.u32,
+  out_row0: d.u32,
+  splits: d.u32,
+  grid_x: d.u32,
+});
+
+/** A validated problem: operands, layout and sizes. `m` is the rows of one region (mMax when masked). */
+export interface GemmProblem {
+  layout: GemmLayout;
+  fp8: boolean;
+  a: Tensor;
+  sa?: Tensor;
+  b: Tensor;
+  sb?: Tensor;
+  out: Tensor;
+  c?: Tensor;
+  /** mIndices (contiguous) or maskedM (masked), i32 on the GPU. */
+  aux?: Tensor;
+  m: number;
+  n: number;
+  k: number;
+  groups: number;
+  /** Regions along grid z: the group count when masked, else 1. */
+  regions: number;
+  /** Rows per group the launch should expect (masked: expectedM; otherwise m). */
+  expectedM: number;
+}
+
+export interface GemmOptions {
+  /** D = C + A @ B.T; C has D's shape, dtype f32, bf16 or f16. */
+  c?: Tensor;
+  config?: GemmConfig;
+}
+
+export interface GroupedOptions extends GemmOptions {
+  /** Read mIndices/maskedM back and validate them before dispatch (default true; a GPU sync). */
+  checkIndices?: boolean;
+}
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+const nextPow2 = (x: number) => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
+
+function operandPair(where: string, name: string, x: unknown): [unknown, unknown] {
+  if (!Array.isArray(x) || x.length !== 2) fail(where, name, `a pair [${name}, ${name}Scales]`, Array.isArray(x) ? `an array of ${x.length}` : typeof x);
+  return [x[0], x[1]];
+}
+
+function checkOut(where: string, out: unknown, shape: number[], c: unknown): { out: Tensor; c?: Tensor } {
+  const o = expectTensor(where, 'out', out, { dtype: OUT_DTYPES });
+  const big = o.shape.length === shape.length && o.shape.every((v, i) => v >= shape[i]);
+  if (!big || o.shape.some((v, i) => v !== shape[i])) {
+    fail(where, 'out.shape', `[${shape.join(', ')}]${big ? ' exactly (a larger output would be laid out differently)' : ''}`, o.shape as number[]);
+  }
+  if (c === undefined) return { out: o };
+  const ct = expectTensor(where, 'c', c, { dtype: HALF_DTYPES, shape });
+  if (ct.buffer === o.buffer) fail(where, 'c', 'a different buffer from out (read and written in one pass)', 'the same buffer');
+  return { out: o, c: ct };
+}
+
+interface RawOperands {
+  a: unknown;
+  sa?: unknown;
+  b: unknown;
+  sb?: unknown;
+}
+
+/** Checks operand dtypes and shapes for every layout; A is [rows..., k] and B [groups..., n, k]. */
+function checkOperands(where: string, fp8: boolean, raw: RawOperands, aLead: number[], bGroups: number | undefined) {
+  const opDtypes: DType[] = fp8 ? ['e4m3'] : HALF_DTYPES;
+  const aRank = aLead.length + 1;
+  const a = expectTensor(where, fp8 ? 'lhs' : 'a', raw.a, { dtype: opDtypes });
+  if (a.shape.length !== aRank) fail(where, `${fp8 ? 'lhs' : 'a'}.shape`, `rank ${aRank}`, a.shape as number[]);
+  const k = a.shape[aRank - 1];
+  const bRank = bGroups === undefined ? 2 : 3;
+  const b = expectTensor(where, fp8 ? 'rhs' : 'b', raw.b, { dtype: opDtypes });
+  if (b.shape.length !== bRank) fail(where, `${fp8 ? 'rhs' : 'b'}.shape`, bRank === 2 ? 'rank 2 [n, k]' : 'rank 3 [groups, n, k]', b.shape as number[]);
+  const n = b.shape[bRank - 2];
+  if (b.shape[bRank - 1] !== k) fail(where, 'rhs.shape', `[..., n, ${k}] (k of lhs)`, b.shape as number[]);
+  const groups = bGroups === undefined ? 1 : b.shape[0];
+  const kb = ceilDiv(k, 128);
+  let sa: Tensor | undefined;
+  let sb: Tensor | undefined;
+  if (fp8) {
+    const lead = a.shape.slice(0, -1) as number[];
+    sa = expectTensor(where, 'lhsScales', raw.sa, { dtype: 'f32', shape: [...lead, kb] });
+    const bLead = bGroups === undefined ? [] : [groups];
+    sb = expectTensor(where, 'rhsScales', raw.sb, { dtype: 'f32', shape: [...bLead, ceilDiv(n, 128), kb] });
+  }
+  return { a, sa, b, sb, k, n, groups };
+}
+
+async function hostInts(t: Tensor | Int32Array | number[]): Promise<Int32Array> {
+  if (t instanceof Int32Array) return t;
+  if (Array.isArray(t)) return Int32Array.from(t);
+  return (await readTensor(t)) as Int32Array;
+}
+
+/** The rules the contiguous kernel relies on: each aligned block of rows is one group's rows, then -1 padding. */
+export function checkMIndices(where: string, idx: Int32Array, groups: number): void {
+  const align = getMkAlignmentForContiguousLayout();
+  if (idx.length % align !== 0) fail(where, 'mIndices.length', `a multiple of ${align} (getMkAlignmentForContiguousLayout())`, idx.length);
+  for (let i = 0; i < idx.length; i++) {
+    const v = idx[i];
+    if (v < -1 || v >= groups) fail(where, `mIndices[${i}]`, `-1 (padding) or a group in 0..${groups - 1}`, v);
+    const first = idx[i - (i % align)];
+    const prev = i % align === 0 ? undefined : idx[i - 1];
+    if (prev !== undefined && v !== -1 && (v !== first || prev === -1)) {
+      fail(where, `mIndices[${i}]`, `grouped: rows ${i - (i % align)}..${i - (i % align) + align - 1} hold one group's rows, then -1 padding; expected ${prev === -1 ? -1 : first}`, v);
+    }
+  }
+}
+
+async function indexTensor(ctx: GpuContext, where: string, name: string, x: unknown, len: number): Promise<{ t: Tensor; host?: Int32Array }> {
+  if (x instanceof Int32Array || Array.isArray(x)) {
+    const host = Int32Array.from(x as ArrayLike<number>);
+    if (host.length !== len) fail(where, `${name}.length`, String(len), host.length);
+    return { t: uploadTensor(ctx, host, [len], 'i32', name), host };
+  }
+  return { t: expectTensor(where, name, x, { dtype: 'i32', shape: [len] }) };
+}
+
+// ---- problem builders (validation happens here, before anything is dispatched) ----
+
+export function denseProblem(where: string, fp8: boolean, raw: RawOperands, out: unknown, c?: unknown): GemmProblem {
+  const ops = checkOperands(where, fp8, raw, [0], undefined);
+  const m = ops.a.shape[0];
+  const o = checkOut(where, out, [m, ops.n], c);
+  return { layout: 'dense', fp8, ...ops, ...o, m, regions: 1, expectedM: m };
+}
+
+export async function contiguousProblem(
+  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, mIndices: unknown, check: boolean,
+): Promise<GemmProblem> {
+  const ops = checkOperands(where, fp8, raw, [0], 0);
+  const m = ops.a.shape[0];
+  const o = checkOut(where, out, [m, ops.n], undefined);
+  const { t, host } = await indexTensor(ctx, where, 'mIndices', mIndices, m);
+  if (check || host) checkMIndices(where, host ?? (await hostInts(t)), ops.groups);
+  return { layout: 'contiguous', fp8, ...ops, ...o, aux: t, m, regions: 1, expectedM: m };
+}
+
+export async function maskedProblem(
+  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, maskedM: unknown, expectedM: number, check: boolean,
+): Promise<GemmProblem> {
+  const ops = checkOperands(where, fp8, raw, [0, 0], 0);
+  const [g, mMax] = ops.a.shape;
+  if (g !== ops.groups) fail(where, 'lhs.shape[0]', `the group count of rhs (${ops.groups})`, g);
+  if (!Number.isInteger(expectedM) || expectedM < 0) fail(where, 'expectedM', 'a non-negative integer', expectedM);
+  const o = checkOut(where, out, [g, mMax, ops.n], undefined);
+  const { t, host } = await indexTensor(ctx, where, 'maskedM', maskedM, g);
+  if (check || host) {
+    const v = host ?? (await hostInts(t));
+    v.forEach((x, i) => {
+      if (x < 0 || x > mMax) fail(where, `maskedM[${i}]`, `in 0..mMax (${mMax})`, x);
+    });
+  }
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax) };
+}
+
+// ---- configs ----
+
+function smallMShared(c: SmallMConfig): number {
+  return 16 * c.mr * 32 * c.vec + 4 * c.mr * c.vec + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
+}
+
+function tiledShared(c: TiledConfig): number {
+  return 4 * c.bk * (c.bm + c.bn) + 16;
+}
+
+/** Why a config cannot run this problem on this device, or undefined when it can. */
+export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): string | undefined {
+  const lim = ctx.limits;
+  if (c.kernel === 'smallM') {
+    if (p.layout === 'contiguous') return 'the small-m kernel does not take the contiguous layout (groups are >= 128 rows)';
+    if (![1, 2, 4, 8, 16].includes(c.mr) || ![1, 2, 4].includes(c.nc) || ![1, 2, 4].includes(c.vec)) return 'mr in 1,2,4,8,16; nc and vec in 1,2,4';
+    if (c.g < 2 || 32 * c.g > lim.maxComputeInvocationsPerWorkgroup) return `g from 2 to ${lim.maxComputeInvocationsPerWorkgroup / 32}`;
+    if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
+    if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
+    if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
+    return undefined;
+  }
+  if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
+  if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
+  const wg = (c.bm / c.tm) * (c.bn / c.tn);
+  if (wg > lim.maxComputeInvocationsPerWorkgroup || wg < 1) return `workgroup of ${wg} invocations`;
+  if (tiledShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${tiledShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
+  return undefined;
+}
+
+/** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
+const TARGET_WORKGROUPS = 528;
+
+function smallMSplits(p: GemmProblem, g: number, nc: number): number {
+  if (p.layout !== 'dense') return 1;
+  const kb = ceilDiv(p.k, 128);
+  const blocks = ceilDiv(p.n, g * nc);
+  return Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, blocks), Math.floor(kb / 2)));
+}
+
+/** The heuristic: small-m kernel up to 16 rows per group, tiles sized to the rows and the tile count otherwise. */
+export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
+  const rows = p.expectedM;
+  if (rows <= 16 && p.layout !== 'contiguous') {
+    const nc = rows <= 4 ? 4 : 2;
+    const c: SmallMConfig = { kernel: 'smallM', mr: nextPow2(rows), g: 8, nc, vec: 2, splits: smallMSplits(p, 8, nc) };
+    if (!configProblem(ctx, p, c)) return c;
+    return { ...c, g: 4, vec: 1 };
+  }
+  const big: TiledConfig = { kernel: 'tiled', bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 };
+  const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
+  let c: TiledConfig = big;
+  if (rows <= 32) c = { kernel: 'tiled', bm: 32, bn: 128, bk: 16, tm: 4, tn: 8 };
+  else if (rows <= 64 || tiles < TARGET_WORKGROUPS / 2) c = { kernel: 'tiled', bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
+  return configProblem(ctx, p, c) ? { kernel: 'tiled', bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 } : c;
+}
+
+/** Configs autotune tries for this problem (all valid on this device). */
+export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
+  const out: GemmConfig[] = [];
+  const rows = p.expectedM;
+  if (rows <= 16 && p.layout !== 'contiguous') {
+    const mr = nextPow2(rows);
+    for (const g of [4, 8]) {
+      for (const nc of [1, 2, 4]) {
+        for (const vec of [1, 2, 4]) {
+          const h = smallMSplits(p, g, nc);
+          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) out.push({ kernel: 'smallM', mr, g, nc, vec, splits });
+        }
+      }
+    }
+  } else {
+    for (const [bm, bn, tm, tn] of [[128, 128, 8, 8], [64, 128, 4, 8], [128, 64, 8, 4], [64, 64, 4, 4], [32, 128, 4, 8], [32, 64, 4, 4]]) {
+      for (const bk of [8, 16, 32]) out.push({ kernel: 'tiled', bm, bn, bk, tm, tn });
+    }
+  }
+  return out.filter((c) => !configProblem(ctx, p, c));
+}
+
+// ---- modules and launch planning ----
+
+function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule {
+  const rows: Record<GemmLayout, WgslSource> = {
+    dense: { file: 'gemm/rows_dense.wgsl', code: rowsDenseWgsl },
+    contiguous: { file: 'gemm/rows_contiguous.wgsl', code: rowsContiguousWgsl },
+    masked: { file: 'gemm/rows_masked.wgsl', code: rowsMaskedWgsl },
+  };
+  const withC = p.c !== undefined && !split;
+  const helpers: WgslSource[] = [
+    { file: 'common/fp8.wgsl', code: fp8Wgsl },
+    { file: 'common/half.wgsl', code: halfWgsl },
+    { file: 'gemm/operands.wgsl', code: operandsWgsl },
+    { file: 'gemm/load_ab.wgsl', code: loadAbWgsl },
+    p.fp8 ? { file: 'gemm/scales_fp8.wgsl', code: scalesFp8Wgsl } : { file: 'gemm/scales_none.wgsl', code: scalesNoneWgsl },
+    withC ? { file: 'gemm/c_load.wgsl', code: cLoadWgsl } : { file: 'gemm/c_none.wgsl', code: cNoneWgsl },
+    rows[p.layout],
+    { file: 'gemm/epilogue.wgsl', code: epilogueWgsl },
+  ];
+  const dtypes = { a: p.a.dtype, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout };
+  const consts = {
+    A_KIND: KIND[p.a.dtype],
+    B_KIND: KIND[p.b.dtype],
+    A_WORDS: WORDS[p.a.dtype],
+    B_WORDS: WORDS[p.b.dtype],
+    OUT_KIND: split ? 0 : KIND[p.out.dtype],
+    C_KIND: withC ? KIND[p.c!.dtype] : 0,
+    FP8: p.fp8,
+  };
+  if (c.kernel === 'smallM') {
+    return {
+      kernel: 'gemm.smallM',
+      config: { ...c, ...dtypes },
+      template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
+      helpers,
+      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec },
+      structs: { Params: GemmParams },
+    };
+  }
+  return {
+    kernel: 'gemm.tiled',
+    config: { ...c, ...dtypes },
+    template: { file: 'gemm/tiled.wgsl', code: tiledWgsl },
+    helpers,
+    consts: { ...consts, WG: (c.bm / c.tm) * (c.bn / c.tn), BM: c.bm, BN: c.bn, BK: c.bk, TM: c.tm, TN: c.tn },
+    structs: { Params: GemmParams },
+  };
+}
+
+function reduceModule(p: GemmProblem): KernelModule {
+  const withC = p.c !== undefined;
+  return {
+    kernel: 'gemm.splitkReduce',
+    config: { out: p.out.dtype, c: withC ? p.c!.dtype : 'none' },
+    template: { file: 'gemm/splitk_reduce.wgsl', code: splitkWgsl },
+    helpers: [
+      { file: 'common/half.wgsl', code: halfWgsl },
+      withC ? { file: 'gemm/c_load.wgsl', code: cLoadWgsl } : { file: 'gemm/c_none.wgsl', code: cNoneWgsl },
+      { file: 'gemm/epilogue.wgsl', code: epilogueWgsl },
+    ],
+    consts: { WG: 256, OUT_KIND: KIND[p.out.dtype], C_KIND: withC ? KIND[p.c!.dtype] : 0 },
+    structs: { Params: GemmParams },
+  };
+}
+
+function checkGrid(ctx: GpuContext, where: string, dims: number[]): [number, number, number] {
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  dims.forEach((v, i) => {
+    if (v > max) throw new DeepwgslError(`${where}: ${v} workgroups along ${'xyz'[i]} exceed this device's ${max}; use a config with larger tiles or split the problem`);
+  });
+  return [dims[0], dims[1], dims[2]];
+}
+
+/** Upstream's counts: 2*m*n*k FLOPs (valid rows only, when known) and the bytes of every operand. */
+function launchInfo(p: GemmProblem, c: GemmConfig): { kernel: string; config: object; bytes: number; flops: number } {
+  const bytes = [p.a, p.sa, p.b, p.sb, p.out, p.c].reduce((s, t) => s + (t ? t.byteLength : 0), 0);
+  return { kernel: `gemm.${c.kernel}`, config: c, bytes, flops: 2 * p.m * p.regions * p.n * p.k };
+}
+
+/** Compiles (cached) and binds a GEMM; `launch.run()` or `launch.encode(pass)` executes it. */
+export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig): Promise<Launch> {
+  const c = config ?? defaultGemmConfig(ctx, p);
+  const bad = configProblem(ctx, p, c);
+  if (bad) fail(where, 'config', bad, JSON.stringify(c));
+  if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)}`);
+  const info = launchInfo(p, c);
+  if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
+  const kb = ceilDiv(p.k, 128);
+  const splits = c.kernel === 'smallM' ? Math.min(c.splits, Math.max(1, kb)) : 1;
+  const split = splits > 1;
+  const splitSlices = ceilDiv(Math.max(1, kb), splits);
+  const nSplits = ceilDiv(Math.max(1, kb), splitSlices);
+  const ws = split ? createTensor(ctx, [nSplits, p.m, p.n], 'f32', 'gemm.splitk') : undefined;
+  const target = ws ?? p.out;
+  const values = {
+    m: p.m,
+    n: p.n,
+    k: p.k,
+    kb,
+    nb: ceilDiv(p.n, 128),
+    groups: p.groups,
+    a_pitch_words: (p.a.pitch * DTYPE_BYTES[p.a.dtype]) / 4,
+    b_pitch_words: (p.b.pitch * DTYPE_BYTES[p.b.dtype]) / 4,
+    out_pitch: target.pitch,
+    c_pitch: p.c ? p.c.pitch : 0,
+    k_chunks: ceilDiv(p.k, 4),
+    split_slices: splitSlices,
+    out_row0: split ? p.m : 0,
+    splits: nSplits,
+    grid_x: 0,
+  };
+  const pipeline = await ctx.pipelines.get(moduleFor(p, c, split));
+  const dims =
+    c.kernel === 'smallM'
+      ? [ceilDiv(p.n, c.g * c.nc), nSplits, p.regions]
+      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions];
+  const res = [
+    paramsBuffer(ctx, GemmParams, values),
+    p.a.binding(where, 'lhs'),
+    p.b.binding(where, 'rhs'),
+    target.binding(where, 'out'),
+    p.sa?.binding(where, 'lhsScales'),
+    p.sb?.binding(where, 'rhsScales'),
+    split ? undefined : p.c?.binding(where, 'c'),
+    p.aux?.binding(where, p.layout === 'masked' ? 'maskedM' : 'mIndices'),
+  ];
+  const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
+  if (ws) {
+    const rp = await ctx.pipelines.get(reduceModule(p));
+    const g = grid(ctx, ceilDiv(p.m * ceilDiv(p.n, 2), 256));
+    const params = paramsBuffer(ctx, GemmParams, { ...values, out_pitch: p.out.pitch, grid_x: g[0] });
+    const bg = bindGroup(ctx, rp, [params, ws.binding(where, 'workspace'), undefined, p.out.binding(where, 'out'), undefined, undefined, p.c?.binding(where, 'c')]);
+    dispatches.push({ pipeline: rp, bindGroup: bg, workgroups: g });
+  }
+  return new Launch(ctx, dispatches, info);
+}
+
+// ---- public API (names follow DeepGEMM, camelCase) ----
+
+/** D = C + A @ B.T with FP8 operands: lhs [m, k] e4m3 + [m, ceil(k/128)] f32, rhs [n, k] e4m3 + [ceil(n/128), ceil(k/128)] f32; out [m, n] bf16/f16/f32. */
+export async function fp8GemmNT(ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, opts: GemmOptions = {}): Promise<Launch> {
+  const where = 'fp8GemmNT';
+  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [b, sb] = operandPair(where, 'rhs', rhs);
+  const launch = await planGemm(ctx, where, denseProblem(where, true, { a, sa, b, sb }, out, opts.c), opts.config);
+  launch.submit();
+  return launch;
+}
+
+/**
+ * MoE prefill: lhs [mSum, k] rows grouped by expert, each group padded to getMkAlignmentForContiguousLayout() rows;
+ * mIndices [mSum] i32 (Tensor or host array) gives each row's group or -1 for padding; rhs [groups, n, k]. Padding rows of out are written as zeros.
+ */
+export async function mGroupedFp8GemmNTContiguous(
+  ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, mIndices: Tensor | Int32Array | number[], opts: GroupedOptions = {},
+): Promise<Launch> {
+  const where = 'mGroupedFp8GemmNTContiguous';
+  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [b, sb] = operandPair(where, 'rhs', rhs);
+  const p = await contiguousProblem(ctx, where, true, { a, sa, b, sb }, out, mIndices, opts.checkIndices ?? true);
+  const launch = await planGemm(ctx, where, p, opts.config);
+  launch.submit();
+  return launch;
+}
+
+/** MoE decode: lhs [groups, mMax, k]; maskedM [groups] i32 valid rows per group (rows past it are left untouched); expectedM tunes the launch. */
+export async function mGroupedFp8GemmNTMasked(
+  ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
+): Promise<Launch> {
+  const where = 'mGroupedFp8GemmNTMasked';
+  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [b, sb] = operandPair(where, 'rhs', rhs);
+  const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true);
+  const launch = await planGemm(ctx, where, p, opts.config);
+  launch.submit();
+  return launch;
+}
+
+/** D = C + A @ B.T with bf16, f16 or f32 operands (mixed allowed): a [m, k], b [n, k]; f32 accumulation. */
+export async function bf16GemmNT(ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, opts: GemmOptions = {}): Promise<Launch> {
+  const launch = await planGemm(ctx, 'bf16GemmNT', denseProblem('bf16GemmNT', false, { a, b }, out, opts.c), opts.config);
+  launch.submit();
+  return launch;
+}
+
+export async function mGroupedBf16GemmNTContiguous(
+  ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, mIndices: Tensor | Int32Array | number[], opts: GroupedOptions = {},
+): Promise<Launch> {
+  const where = 'mGroupedBf16GemmNTContiguous';
+  const launch = await planGemm(ctx, where, await contiguousProblem(ctx, where, false, { a, b }, out, mIndices, opts.checkIndices ?? true), opts.config);
+  launch.submit();
+  return launch;
+}
+
+export async function mGroupedBf16GemmNTMasked(
+  ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
+): Promise<Launch> {
+  const where = 'mGroupedBf16GemmNTMasked';
+  const launch = await planGemm(ctx, where, await maskedProblem(ctx, where, false, { a, b }, out, maskedM, expectedM, opts.checkIndices ?? true), opts.config);
+  launch.submit();
+  return launch;
+}
+
+/** The same kernels take f16 (and f32) operands: these names exist for symmetry with the bf16 ones. */
+export const f16GemmNT = bf16GemmNT;
+export const mGroupedF16GemmNTContiguous = mGroupedBf16GemmNTContiguous;
+export const mGroupedF16GemmNTMasked = mGroupedBf16GemmNTMasked;
+
+/** Times every candidate config on this problem and remembers the fastest per (GPU, kernel, shape class). */
+export async function autotuneGemm(
+  ctx: GpuContext, p: GemmProblem, opts: { store?: TuningStore; force?: boolean; iters?: number; maxCandidates?: number } = {},
+): Promise<AutotuneResult<GemmConfig>> {
+  const { maxCandidates, ...rest } = opts;
+  const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
+  return autotune(ctx, {
+    kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
+    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+    candidates: gemmCandidates(ctx, p).slice(0, maxCandidates),
+    plan: (config) => planGemm(ctx, 'autotuneGemm', p, config),
+    ...rest,
+  });
+}

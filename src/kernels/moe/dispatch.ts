@@ -1,0 +1,286 @@
+// DeepEP's dispatch and combine on one device, into DeepGEMM's grouped layouts:
+//   getDispatchLayout: tokens per expert and each (token, slot)'s dispatched row, for the
+//     contiguous layout (experts' rows back to back, each group padded to `alignment` rows,
+//     mIndices = expert per row, -1 on padding) or the masked layout ([numExperts, mMax, hidden],
+//     expert counts as maskedM). Rows of an expert are its tokens in token order. Ids of -1 route
+//     nowhere (DeepEP's convention); ids out of range are treated the same.
+//   dispatch: copies (or casts to FP8 e4m3 with 1x128 scales, bit-identical to perTokenCastToFp8)
+//     the token rows into that layout, in one pass.
+//   combine: out[t] = sum_j w[t, j] * y[row(t, j)] in slot order: deterministic, no atomics.
+// Every pass is a plain gather/scan: the same bits every run.
+import * as d from 'typegpu/data';
+import type { GpuContext } from '../../gpu/context.ts';
+import { fail } from '../../gpu/errors.ts';
+import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
+import type { KernelModule } from '../../jit/compose.ts';
+import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import loadX from '../../../shaders/common/load_x.wgsl';
+import combineTemplate from '../../../shaders/moe/combine.wgsl';
+import dispatchTemplate from '../../../shaders/moe/dispatch.wgsl';
+import countTemplate from '../../../shaders/moe/layout_count.wgsl';
+import mapTemplate from '../../../shaders/moe/layout_map.wgsl';
+import offsetsTemplate from '../../../shaders/moe/layout_offsets.wgsl';
+import { castHelpers } from '../cast/cast.ts';
+import type { DispatchLayoutKind } from './reference.ts';
+import { ExpertLoadCounters } from './counters.ts';
+
+/**
+ * DeepGEMM's M alignment of the contiguous layout (`get_mk_alignment_for_contiguous_layout()`, 128
+ * on Hopper). Defined here until the grouped GEMMs (branch gemm) land; then use theirs.
+ */
+export const CONTIGUOUS_LAYOUT_ALIGNMENT = 128;
+
+export interface DispatchLayoutOptions {
+  numExperts: number;
+  layout: DispatchLayoutKind;
+  /** Contiguous layout: rows per group multiple (default CONTIGUOUS_LAYOUT_ALIGNMENT). */
+  alignment?: number;
+  /** Masked layout: rows per expert (default tokens: always enough, as an expert takes a token once). */
+  mMax?: number;
+  /** Add the tokens per expert to these counters' row `layer`. */
+  counters?: ExpertLoadCounters;
+  layer?: number;
+}
+
+export interface DispatchLayout {
+  kind: DispatchLayoutKind;
+  tokens: number;
+  topk: number;
+  numExperts: number;
+  /** Rows of the dispatched tensor: contiguous, an upper bound of the padded total; masked, numExperts * mMax. */
+  rows: number;
+  alignment: number;
+  mMax: number;
+  /** [numExperts] i32: tokens routed to each expert (the masked GEMM's maskedM). */
+  numTokensPerExpert: Tensor;
+  /** [tokens, topk] i32: the dispatched row of each (token, slot), -1 where routed nowhere. */
+  srcToDst: Tensor;
+  /** Contiguous layout: [rows] i32, the expert of each row, -1 on padding (DeepGEMM's m_indices). */
+  mIndices?: Tensor;
+  /** Contiguous layout: [rows] i32, the token of each row, -1 on padding. */
+  dstToSrc?: Tensor;
+  /** [numExperts + 1] i32: the first row of each expert; the last entry ends the rows in use. */
+  starts: Tensor;
+  /** Planned passes; `launch.submit()` recomputes the layout from the same topkIdx buffer. */
+  launch: Launch;
+}
+
+const LayoutParams = d.struct({
+  entries: d.u32,
+  experts: d.u32,
+  rows: d.u32,
+  m_max: d.u32,
+  load_offset: d.u32,
+  grid_x: d.u32,
+});
+const SCAN_WG = 256;
+const MAP_WG = 128;
+
+/** Contiguous rows to allocate: every expert group padded, at most min(E, entries) of them non-empty. */
+export function contiguousRowsBound(entries: number, numExperts: number, alignment: number): number {
+  return Math.ceil((entries + Math.min(numExperts, entries) * (alignment - 1)) / alignment) * alignment;
+}
+
+function module(kernel: string, file: string, code: string, consts: Record<string, number | boolean>, structs: object): KernelModule {
+  return { kernel, config: consts, template: { file, code }, consts, structs: structs as KernelModule['structs'] };
+}
+
+/** Plans and runs the layout passes for topkIdx [tokens, topk] i32. */
+export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: DispatchLayoutOptions): Promise<DispatchLayout> {
+  const where = 'getDispatchLayout';
+  expectTensor(where, 'topkIdx', topkIdx, { dtype: 'i32' });
+  if (topkIdx.shape.length !== 2 || topkIdx.shape[0] < 1 || topkIdx.shape[1] < 1) fail(where, 'topkIdx.shape', '[tokens >= 1, topk >= 1]', topkIdx.shape);
+  const [tokens, topk] = topkIdx.shape;
+  const E = opts.numExperts;
+  if (!Number.isInteger(E) || E < 1) fail(where, 'numExperts', 'a positive integer', E);
+  if (topk > E) fail(where, 'topkIdx.shape[1] (topk)', `at most numExperts (${E})`, topk);
+  if (opts.layout !== 'contiguous' && opts.layout !== 'masked') fail(where, 'layout', "'contiguous' or 'masked'", opts.layout);
+  const contiguous = opts.layout === 'contiguous';
+  const alignment = opts.alignment ?? CONTIGUOUS_LAYOUT_ALIGNMENT;
+  if (!Number.isInteger(alignment) || alignment < 1) fail(where, 'alignment', 'a positive integer', alignment);
+  const mMax = opts.mMax ?? tokens;
+  if (!contiguous && (!Number.isInteger(mMax) || mMax < tokens)) {
+    fail(where, 'mMax', `an integer >= tokens (${tokens}): an expert may receive every token`, mMax);
+  }
+  const counters = opts.counters;
+  const layer = opts.layer ?? 0;
+  if (counters) {
+    if (!(counters instanceof ExpertLoadCounters)) fail(where, 'counters', 'an ExpertLoadCounters', typeof counters);
+    if (counters.numExperts !== E) fail(where, 'counters.numExperts', `numExperts (${E})`, counters.numExperts);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= counters.numLayers) fail(where, 'layer', `an integer in 0..${counters.numLayers - 1}`, layer);
+  } else if (opts.layer !== undefined) fail(where, 'layer', 'given only with counters', layer);
+
+  const entries = tokens * topk;
+  const rows = contiguous ? contiguousRowsBound(entries, E, alignment) : E * mMax;
+  const pos = createTensor(ctx, [tokens, topk], 'i32', 'pos');
+  const numTokensPerExpert = createTensor(ctx, [E], 'i32', 'numTokensPerExpert');
+  const starts = createTensor(ctx, [E + 1], 'i32', 'starts');
+  const srcToDst = createTensor(ctx, [tokens, topk], 'i32', 'srcToDst');
+  const mIndices = contiguous ? createTensor(ctx, [rows], 'i32', 'mIndices') : undefined;
+  const dstToSrc = contiguous ? createTensor(ctx, [rows], 'i32', 'dstToSrc') : undefined;
+
+  const countGrid = grid(ctx, E);
+  const mapGrid = grid(ctx, Math.ceil(Math.max(entries, contiguous ? rows : 0) / MAP_WG));
+  const [countP, offsetsP, mapP] = [countGrid[0], 1, mapGrid[0]].map((grid_x) =>
+    paramsBuffer(ctx, LayoutParams, { entries, experts: E, rows, m_max: mMax, load_offset: layer * E, grid_x }),
+  );
+  const [count, offsets, map] = await Promise.all([
+    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: SCAN_WG }, { Params: LayoutParams })),
+    ctx.pipelines.get(
+      module('moe.layoutOffsets', 'moe/layout_offsets.wgsl', offsetsTemplate, { CONTIGUOUS: contiguous, ALIGN: alignment, COUNT_LOAD: !!counters }, { Params: LayoutParams }),
+    ),
+    ctx.pipelines.get(module('moe.layoutMap', 'moe/layout_map.wgsl', mapTemplate, { WG: MAP_WG, K: topk, CONTIGUOUS: contiguous }, { Params: LayoutParams })),
+  ]);
+  const b = (t: Tensor, name: string) => t.binding(where, name);
+  // Bindings a layout never touches (the masked layout's row maps, load counters when not counting)
+  // take a word of their own: a writable binding may not alias another binding of the pass.
+  const unused = () => b(createTensor(ctx, [1], 'i32', 'unused'), 'unused');
+  const dispatches: Dispatch[] = [
+    { pipeline: count, bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert')]), workgroups: countGrid },
+    {
+      pipeline: offsets,
+      bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused()]),
+      workgroups: [1, 1, 1],
+    },
+    {
+      pipeline: map,
+      bindGroup: bindGroup(ctx, map, [
+        mapP,
+        b(topkIdx, 'topkIdx'),
+        b(pos, 'pos'),
+        b(numTokensPerExpert, 'numTokensPerExpert'),
+        b(starts, 'starts'),
+        b(srcToDst, 'srcToDst'),
+        dstToSrc ? b(dstToSrc, 'dstToSrc') : unused(),
+        mIndices ? b(mIndices, 'mIndices') : unused(),
+      ]),
+      workgroups: mapGrid,
+    },
+  ];
+  const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
+  const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 });
+  launch.submit();
+  return { kind: opts.layout, tokens, topk, numExperts: E, rows, alignment, mMax, numTokensPerExpert, srcToDst, mIndices, dstToSrc, starts, launch };
+}
+
+export interface Dispatched {
+  /** Contiguous: [rows, hidden]; masked: [numExperts, mMax, hidden]. x's dtype, or e4m3 with fp8. */
+  x: Tensor;
+  /** With fp8: 1x128 scales, [rows, ceil(hidden/128)] or [numExperts, mMax, ceil(hidden/128)] f32. */
+  scales?: Tensor;
+  launch: Launch;
+}
+
+const DispatchParams = d.struct({
+  items: d.u32,
+  experts: d.u32,
+  k: d.u32,
+  groups: d.u32,
+  pitch_x: d.u32,
+  pitch_q_words: d.u32,
+  grid_x: d.u32,
+});
+const DISPATCH_WG = 128;
+
+function checkLayout(where: string, layout: unknown): DispatchLayout {
+  const l = layout as DispatchLayout;
+  if (!l || typeof l !== 'object' || !(l.launch instanceof Launch) || (l.kind !== 'contiguous' && l.kind !== 'masked')) {
+    fail(where, 'layout', 'the result of getDispatchLayout', typeof layout);
+  }
+  return l;
+}
+
+/** x [tokens, hidden] f32/bf16 -> the layout's rows, copied, or cast to FP8 with `{ fp8: true }`. */
+export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLayout, opts: { fp8?: boolean } = {}): Promise<Dispatched> {
+  const where = 'dispatch';
+  const layout = checkLayout(where, layoutIn);
+  expectTensor(where, 'x', x, { dtype: ['f32', 'bf16'], shape: [layout.tokens, null] });
+  const hidden = x.shape[1];
+  if (hidden < 1) fail(where, 'x.shape[1] (hidden)', 'at least 1', hidden);
+  const fp8 = opts.fp8 ?? false;
+  const contiguous = layout.kind === 'contiguous';
+  const lead = contiguous ? [layout.rows] : [layout.numExperts, layout.mMax];
+  const groups = Math.ceil(hidden / 128);
+  const out = createTensor(ctx, [...lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched');
+  const scales = fp8 ? createTensor(ctx, [...lead, groups], 'f32', 'dispatchedScales') : undefined;
+  const subgroups = fp8 && ctx.has('subgroups');
+  const sgMin = subgroups ? Math.max(1, ctx.adapterInfo.subgroupMinSize) : 1;
+  const consts = {
+    WG: DISPATCH_WG,
+    SEG: 32,
+    SG_MIN: sgMin,
+    IN_BF16: x.dtype === 'bf16',
+    K: layout.topk,
+    CONTIGUOUS: contiguous,
+    FP8: fp8,
+    EPW: x.dtype === 'bf16' ? 2 : 1,
+  };
+  const pipeline = await ctx.pipelines.get({
+    kernel: 'moe.dispatch',
+    config: consts,
+    template: { file: 'moe/dispatch.wgsl', code: dispatchTemplate },
+    helpers: castHelpers(subgroups),
+    consts,
+    structs: { Params: DispatchParams },
+    enables: subgroups ? ['subgroups'] : [],
+  });
+  const items = contiguous ? layout.rows : layout.tokens * layout.topk;
+  const g = grid(ctx, items);
+  const params = paramsBuffer(ctx, DispatchParams, { items, experts: layout.numExperts, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4, grid_x: g[0] });
+  const bg = bindGroup(ctx, pipeline, [
+    params,
+    x.binding(where, 'x'),
+    layout.srcToDst.binding(where, 'srcToDst'),
+    (layout.dstToSrc ?? layout.srcToDst).binding(where, 'dstToSrc'),
+    out.binding(where, 'out'),
+    (scales ?? layout.numTokensPerExpert).binding(where, 'scales'),
+    layout.starts.binding(where, 'starts'),
+  ]);
+  const moved = layout.tokens * layout.topk * (x.byteLength / layout.tokens + out.byteLength / lead.reduce((a, v) => a * v, 1));
+  const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: 'moe.dispatch', config: consts, bytes: moved, flops: 0 });
+  launch.submit();
+  return { x: out, scales, launch };
+}
+
+const CombineParams = d.struct({ tokens: d.u32, hidden: d.u32, pitch_y: d.u32, grid_x: d.u32 });
+const COMBINE_WG = 128;
+
+/** y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk]. */
+export async function combine(
+  ctx: GpuContext,
+  y: Tensor,
+  layoutIn: DispatchLayout,
+  topkWeights: Tensor,
+  opts: { out?: Tensor } = {},
+): Promise<{ out: Tensor; launch: Launch }> {
+  const where = 'combine';
+  const layout = checkLayout(where, layoutIn);
+  const lead = layout.kind === 'contiguous' ? [layout.rows] : [layout.numExperts, layout.mMax];
+  expectTensor(where, 'y', y, { dtype: ['f32', 'bf16'], shape: [...lead, null] });
+  const hidden = y.shape[y.shape.length - 1];
+  expectTensor(where, 'topkWeights', topkWeights, { dtype: 'f32', shape: [layout.tokens, layout.topk] });
+  const out = opts.out ?? createTensor(ctx, [layout.tokens, hidden], 'f32', 'combined');
+  expectTensor(where, 'out', out, { dtype: 'f32', shape: [layout.tokens, hidden] });
+  const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16' };
+  const pipeline = await ctx.pipelines.get({
+    kernel: 'moe.combine',
+    config: consts,
+    template: { file: 'moe/combine.wgsl', code: combineTemplate },
+    helpers: [{ file: 'common/load_x.wgsl', code: loadX }],
+    consts,
+    structs: { Params: CombineParams },
+  });
+  const g = grid(ctx, Math.ceil((layout.tokens * hidden) / COMBINE_WG));
+  const params = paramsBuffer(ctx, CombineParams, { tokens: layout.tokens, hidden, pitch_y: y.pitch, grid_x: g[0] });
+  const bg = bindGroup(ctx, pipeline, [params, y.binding(where, 'y'), layout.srcToDst.binding(where, 'srcToDst'), topkWeights.binding(where, 'topkWeights'), out.binding(where, 'out')]);
+  const rowBytes = y.byteLength / lead.reduce((a, v) => a * v, 1);
+  const bytes = layout.tokens * layout.topk * rowBytes + out.byteLength;
+  const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], {
+    kernel: 'moe.combine',
+    config: consts,
+    bytes,
+    flops: 2 * layout.tokens * layout.topk * hidden,
+  });
+  launch.submit();
+  return { out, launch };
+}

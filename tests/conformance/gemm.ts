@@ -1,0 +1,325 @@
+// GEMM conformance: fp8/bf16/f16/f32 operands, dense, contiguous and masked layouts, both kernels,
+// every output dtype, against the float64 references (exact product of the dequantised operands).
+// Shapes are small for software adapters; DEEPWGSL_GEMM_FULL=1 adds upstream-sized shapes (checked
+// on sampled rows) for a real GPU.
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { envFlag } from '../../src/gpu/env.ts';
+import { decodeE4M3, encodeE4M3 } from '../../src/formats/fp8.ts';
+import { decodeBF16, decodeF16, encodeBF16, encodeF16 } from '../../src/formats/half.ts';
+import { createTensor, poisonTensor, readTensor, readTensorBits, uploadTensor, type DType, type Tensor } from '../../src/gpu/tensor.ts';
+import {
+  autotuneGemm,
+  bf16GemmNT,
+  denseProblem,
+  fp8GemmNT,
+  getMkAlignmentForContiguousLayout,
+  mGroupedBf16GemmNTContiguous,
+  mGroupedBf16GemmNTMasked,
+  mGroupedFp8GemmNTContiguous,
+  mGroupedFp8GemmNTMasked,
+  type GemmConfig,
+  type SmallMConfig,
+} from '../../src/kernels/gemm/gemm.ts';
+import { calcDiff, contiguousReference, gemmReference, maskedReference } from '../../src/kernels/gemm/reference.ts';
+import { MemoryTuningStore } from '../../src/jit/tuning-cache.ts';
+import { rand, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
+import { randomSpread } from './random.ts';
+
+type Layout = 'dense' | 'contiguous' | 'masked';
+
+interface Case {
+  layout: Layout;
+  /** e4m3 operands with scales, or these dtypes for A and B. */
+  ops: 'e4m3' | [DType, DType];
+  /** Rows (dense), rows of each group before padding (contiguous), mMax (masked). */
+  m: number;
+  n: number;
+  k: number;
+  out: DType;
+  c?: DType;
+  groupRows?: number[];
+  maskedM?: number[];
+  expectedM?: number;
+  config?: GemmConfig;
+}
+
+const ceil = (a: number, b: number) => Math.ceil(a / b);
+const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 2, vec: 1, splits: 1 };
+const TILED: GemmConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4 };
+
+/** Host operand: stored values (as the GPU decodes them) and scales spanning 1e-3..1e3 for FP8. */
+function operand(rows: number, k: number, dtype: DType, scaleRows: number): { store: ArrayLike<number>; x: Float64Array; scales?: Float32Array } {
+  if (dtype === 'e4m3') {
+    // Magnitudes 1e-3..400 cover e4m3 subnormals and the top of the range (448 is the largest finite).
+    const codes = Uint8Array.from(randomSpread(rand, rows * k, -3, 2.6), encodeE4M3);
+    const scales = Float32Array.from(randomSpread(rand, scaleRows * ceil(k, 128), -3, 3), Math.abs);
+    return { store: codes, x: Float64Array.from(codes, decodeE4M3), scales };
+  }
+  const raw = randomSpread(rand, rows * k, -2, 1);
+  const round = dtype === 'bf16' ? (v: number) => decodeBF16(encodeBF16(v)) : dtype === 'f16' ? (v: number) => decodeF16(encodeF16(v)) : Math.fround;
+  const x = Float64Array.from(raw, round);
+  return { store: x, x };
+}
+
+function contiguousIndices(groupRows: number[]): Int32Array {
+  const align = getMkAlignmentForContiguousLayout();
+  const idx: number[] = [];
+  groupRows.forEach((rows, g) => {
+    for (let i = 0; i < ceil(rows, align) * align; i++) idx.push(i < rows ? g : -1);
+  });
+  return Int32Array.from(idx);
+}
+
+interface Outcome {
+  rel: number;
+  diff: number;
+  untouched: number;
+  out: Tensor;
+}
+
+async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<Outcome> {
+  const fp8 = cs.ops === 'e4m3';
+  const [aT, bT] = fp8 ? ['e4m3', 'e4m3'] as DType[] : (cs.ops as [DType, DType]);
+  const groups = cs.layout === 'dense' ? 1 : cs.layout === 'contiguous' ? cs.groupRows!.length : cs.maskedM!.length;
+  const mIndices = cs.layout === 'contiguous' ? contiguousIndices(cs.groupRows!) : undefined;
+  const rowsA = cs.layout === 'contiguous' ? mIndices!.length : cs.layout === 'masked' ? groups * cs.m : cs.m;
+  const { n, k } = cs;
+  const kb = ceil(k, 128);
+  const nb = ceil(n, 128);
+  const A = operand(rowsA, k, aT, rowsA);
+  const B = operand(groups * n, k, bT, groups * nb);
+  if (fp8 && cs.out === 'f16') {
+    // f16 tops out at 65504: shrink A's scales so that no sum can overflow (bound: every term at its largest).
+    const peak = (xs: ArrayLike<number>) => Array.from(xs).reduce((p, v) => Math.max(p, Math.abs(v)), 0);
+    const f = 6e4 / Math.max(1e-30, peak(A.x) * peak(A.scales!) * peak(B.x) * peak(B.scales!) * k);
+    A.scales = A.scales!.map((v) => v * Math.min(1, f));
+  }
+  const aLead = cs.layout === 'masked' ? [groups, cs.m] : [rowsA];
+  const bLead = cs.layout === 'dense' ? [] : [groups];
+  const a = uploadTensor(ctx, A.store, [...aLead, k], aT, 'a');
+  const b = uploadTensor(ctx, B.store, [...bLead, n, k], bT, 'b');
+  const sa = fp8 ? uploadTensor(ctx, A.scales!, [...aLead, kb], 'f32', 'sa') : undefined;
+  const sb = fp8 ? uploadTensor(ctx, B.scales!, [...bLead, nb, kb], 'f32', 'sb') : undefined;
+  const outShape = [...aLead, n];
+  const out = createTensor(ctx, outShape, cs.out, 'out');
+  poisonTensor(out);
+  let cHost: Float64Array | undefined;
+  let c: Tensor | undefined;
+  if (cs.c) {
+    const co = operand(rowsA, n, cs.c, 0);
+    cHost = co.x;
+    c = uploadTensor(ctx, co.store, outShape, cs.c, 'c');
+  }
+  const opts = { c, config: cs.config };
+  if (cs.layout === 'dense') {
+    if (fp8) await fp8GemmNT(ctx, [a, sa!], [b, sb!], out, opts);
+    else await bf16GemmNT(ctx, a, b, out, opts);
+  } else if (cs.layout === 'contiguous') {
+    if (fp8) await mGroupedFp8GemmNTContiguous(ctx, [a, sa!], [b, sb!], out, mIndices!, opts);
+    else await mGroupedBf16GemmNTContiguous(ctx, a, b, out, mIndices!, opts);
+  } else {
+    const mt = uploadTensor(ctx, cs.maskedM!, [groups], 'i32', 'maskedM');
+    const em = cs.expectedM ?? Math.max(...cs.maskedM!);
+    if (fp8) await mGroupedFp8GemmNTMasked(ctx, [a, sa!], [b, sb!], out, mt, em, opts);
+    else await mGroupedBf16GemmNTMasked(ctx, a, b, out, mt, em, opts);
+  }
+  const got = await readTensor(out);
+  const bits = await readTensorBits(out);
+  const refA = { x: A.x, scales: A.scales };
+  const refB = { x: B.x, scales: B.scales };
+  // Rows to compare: all, or a sample (full-size shapes) through the dense reference on those rows.
+  let rowsChecked: number[] = Array.from({ length: rowsA }, (_, i) => i);
+  let ref: Float64Array;
+  if (sampleRows !== undefined && cs.layout === 'dense') {
+    rowsChecked = Array.from({ length: Math.min(sampleRows, rowsA) }, () => Math.floor(rand() * rowsA));
+    ref = new Float64Array(rowsA * n);
+    for (const r of rowsChecked) {
+      const one = { x: A.x.subarray(r * k, (r + 1) * k), scales: A.scales?.subarray(r * kb, (r + 1) * kb) };
+      ref.set(gemmReference(one, refB, 1, n, k, cHost?.subarray(r * n, (r + 1) * n)), r * n);
+    }
+  } else if (cs.layout === 'dense') ref = gemmReference(refA, refB, rowsA, n, k, cHost);
+  else if (cs.layout === 'contiguous') ref = contiguousReference(refA, refB, mIndices!, n, k);
+  else ref = maskedReference(refA, refB, cs.maskedM!, cs.m, n, k);
+  const o: number[] = [];
+  const r: number[] = [];
+  let untouched = 0;
+  const poison = cs.out === 'f32' ? 0xffffffff : 0xffff;
+  for (const row of rowsChecked) {
+    for (let j = 0; j < n; j++) {
+      const i = row * n + j;
+      if (Number.isNaN(ref[i])) {
+        if (bits[i] !== poison) untouched++;
+      } else {
+        o.push(got[i]);
+        r.push(ref[i]);
+      }
+    }
+  }
+  for (const t of [a, b, sa, sb, c]) t?.destroy();
+  return { rel: relErr(o, r), diff: calcDiff(o, r), untouched, out };
+}
+
+/** Output rounding bounds the error relative to the largest output. */
+const REL_TOL: Record<string, number> = { f32: 1e-5, bf16: 8e-3, f16: 1e-3 };
+
+async function runCases(ctx: GpuContext, cases: Case[], sampleRows?: number): Promise<CheckResult> {
+  let worst = 0;
+  let worstDiff = 0;
+  const notes: string[] = [];
+  for (const cs of cases) {
+    const o = await runCase(ctx, cs, sampleRows);
+    o.out.destroy();
+    const label = `${cs.layout} ${JSON.stringify(cs.ops)} m=${cs.m} n=${cs.n} k=${cs.k} ${cs.out}${cs.c ? ` +C ${cs.c}` : ''}${cs.config ? ` ${cs.config.kernel}` : ''}`;
+    // calc_diff must stay under DeepGEMM's 1e-3 and the max error within the output's rounding.
+    const scaled = o.diff >= 1e-3 || o.untouched ? Infinity : o.rel / REL_TOL[cs.out];
+    if (!(scaled <= 1)) notes.push(`${label}: rel ${o.rel.toExponential(2)} calc_diff ${o.diff.toExponential(2)} untouched-violations ${o.untouched}`);
+    worst = Math.max(worst, Number.isNaN(scaled) ? Infinity : scaled);
+    worstDiff = Math.max(worstDiff, o.diff);
+  }
+  return { err: worst, tol: 1, note: notes.slice(0, 2).join('; ') || `${cases.length} cases; err = max rel err / output-dtype bound; worst calc_diff ${worstDiff.toExponential(2)}` };
+}
+
+const OUTS: DType[] = ['bf16', 'f16', 'f32'];
+
+const smallShapes: [number, number, number][] = [[1, 64, 128], [3, 130, 200], [16, 66, 384], [5, 2, 7]];
+const tiledShapes: [number, number, number][] = [[17, 130, 200], [33, 64, 257], [64, 96, 128], [70, 31, 5]];
+
+function dense(shapes: [number, number, number][], config: GemmConfig | undefined, ops: Case['ops'] = 'e4m3'): Case[] {
+  return shapes.flatMap(([m, n, k], i) => ({ layout: 'dense' as const, ops, m, n, k, out: OUTS[i % 3], c: i === 1 ? 'f32' as DType : i === 2 ? 'bf16' as DType : undefined, config }));
+}
+
+function allCodesCheck(config: GemmConfig): Check['run'] {
+  // A column holds every e4m3 code, B is 1.0 and all scales are 1: out = decode(code) exactly (NaN code included).
+  return async (ctx) => {
+    const m = 256;
+    const a = uploadTensor(ctx, Uint8Array.from({ length: m }, (_, i) => i), [m, 1], 'e4m3');
+    const one = (shape: number[]) => uploadTensor(ctx, new Float32Array(shape[0] * shape[1]).fill(1), shape, 'f32');
+    const b = uploadTensor(ctx, Uint8Array.of(encodeE4M3(1)), [1, 1], 'e4m3');
+    const out = createTensor(ctx, [m, 1], 'f32');
+    poisonTensor(out);
+    await fp8GemmNT(ctx, [a, one([m, 1])], [b, one([1, 1])], out, { config });
+    const got = await readTensor(out);
+    let bad = 0;
+    got.forEach((v, i) => {
+      const want = decodeE4M3(i);
+      if (!(Number.isNaN(want) ? Number.isNaN(v) : v === want)) bad++;
+    });
+    return { err: bad, tol: 0, note: `${m} codes` };
+  };
+}
+
+async function badInputs(ctx: GpuContext): Promise<CheckResult> {
+  const t = (shape: number[], dtype: DType) => createTensor(ctx, shape, dtype);
+  const a = t([4, 200], 'e4m3');
+  const sa = t([4, 2], 'f32');
+  const b = t([130, 200], 'e4m3');
+  const sb = t([2, 2], 'f32');
+  const out = t([4, 130], 'bf16');
+  let err = 0;
+  err += await throwsLike(() => fp8GemmNT(ctx, [t([4, 200], 'bf16'), sa], [b, sb], out), /fp8GemmNT: lhs.dtype must be 'e4m3', got 'bf16'/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, t([4, 1], 'f32')], [b, sb], out), /lhsScales.shape must be \[4, 2\], got \[4, 1\]/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, t([1, 2], 'f32')], out), /rhsScales.shape must be \[2, 2\], got \[1, 2\]/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [t([130, 100], 'e4m3'), sb], out), /rhs.shape must be \[\.\.\., n, 200\]/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], t([4, 129], 'bf16')), /out.shape must be \[4, 130\], got \[4, 129\]/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], t([4, 130], 'e4m3')), /out.dtype must be/);
+  err += await throwsLike(() => fp8GemmNT(ctx, a as never, [b, sb], out), /lhs must be a pair/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { c: t([4, 131], 'f32') }), /c.shape must be \[4, 130\]/);
+  err += await throwsLike(() => bf16GemmNT(ctx, a, t([130, 200], 'bf16'), out), /bf16GemmNT: a.dtype must be 'bf16' or 'f16' or 'f32', got 'e4m3'/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: { kernel: 'tiled', bm: 48, bn: 64, bk: 16, tm: 4, tn: 4 } }), /config must be bm, bn in 32,64,128/);
+  // Grouped layouts.
+  const gb = t([2, 130, 200], 'e4m3');
+  const gsb = t([2, 2, 2], 'f32');
+  const ca = t([256, 200], 'e4m3');
+  const csa = t([256, 2], 'f32');
+  const cout = t([256, 130], 'bf16');
+  const idx = (f: (i: number) => number) => Int32Array.from({ length: 256 }, (_, i) => f(i));
+  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [ca, csa], [gb, gsb], cout, idx((i) => (i < 128 ? 0 : 2))), /mIndices\[128\] must be -1 \(padding\) or a group in 0\.\.1, got 2/);
+  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [ca, csa], [gb, gsb], cout, idx((i) => (i < 5 ? 0 : i < 10 ? -1 : i < 128 ? 0 : 1))), /mIndices\[10\] must be grouped/);
+  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [ca, csa], [gb, gsb], cout, idx((i) => (i < 64 ? 0 : i < 128 ? 1 : -1))), /mIndices\[64\] must be grouped/);
+  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [t([100, 200], 'e4m3'), t([100, 2], 'f32')], [gb, gsb], t([100, 130], 'bf16'), new Int32Array(100)), /mIndices.length must be a multiple of 128/);
+  const gpuIdx = uploadTensor(ctx, idx((i) => (i < 128 ? 0 : 5)), [256], 'i32');
+  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [ca, csa], [gb, gsb], cout, gpuIdx), /mIndices\[128\] must be -1 \(padding\) or a group in 0\.\.1, got 5/);
+  const ma = t([2, 8, 200], 'e4m3');
+  const msa = t([2, 8, 2], 'f32');
+  const mout = t([2, 8, 130], 'f32');
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 9], 4), /maskedM\[1\] must be in 0\.\.mMax \(8\), got 9/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, uploadTensor(ctx, [3, 9], [2], 'i32'), 4), /maskedM\[1\] must be in 0\.\.mMax/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3], 4), /maskedM.length must be 2, got 1/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], t([2, 8, 129], 'f32'), [3, 3], 4), /out.shape must be \[2, 8, 130\]/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { config: { ...SMALL, splits: 2 } }), /split-k only in the dense layout/);
+  err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
+  return { err, tol: 0, note: '23 bad calls' };
+}
+
+const full = envFlag('DEEPWGSL_GEMM_FULL');
+
+export const gemmChecks: Check[] = [
+  { name: 'gemm fp8 e4m3 decode: all 256 codes through the small-m kernel, exact', run: allCodesCheck(SMALL) },
+  { name: 'gemm fp8 e4m3 decode: all 256 codes through the tiled kernel, exact', run: allCodesCheck(TILED) },
+  {
+    name: 'gemm fp8GemmNT small-m kernel: m 1..16, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k',
+    run: (ctx) => runCases(ctx, [...dense(smallShapes, SMALL), ...dense(smallShapes.slice(0, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 })]),
+  },
+  {
+    name: 'gemm fp8GemmNT tiled kernel: odd m, n/k not multiples of 128, bf16/f16/f32 out, +C',
+    run: (ctx) => runCases(ctx, [...dense(tiledShapes, TILED), ...dense(tiledShapes.slice(0, 3), { kernel: 'tiled', bm: 64, bn: 64, bk: 32, tm: 8, tn: 8 })]),
+  },
+  {
+    name: 'gemm fp8GemmNT default configs (heuristic per shape), k = 0 gives C',
+    run: (ctx) => runCases(ctx, [...dense([[1, 200, 300], [8, 64, 512], [40, 70, 129]], undefined), { layout: 'dense', ops: 'e4m3', m: 3, n: 4, k: 0, out: 'f32', c: 'f32' }]),
+  },
+  {
+    name: 'gemm bf16GemmNT: bf16, f16, f32 and mixed operands on both kernels',
+    run: (ctx) =>
+      runCases(ctx, [
+        ...dense(smallShapes.slice(0, 3), SMALL, ['bf16', 'bf16']),
+        ...dense(tiledShapes.slice(0, 3), TILED, ['f16', 'f16']),
+        ...dense([[2, 33, 70], [20, 40, 33]], undefined, ['f32', 'bf16']),
+      ]),
+  },
+  {
+    name: 'gemm mGroupedFp8GemmNTContiguous: empty groups, one-row groups, padding rows zero',
+    run: (ctx) =>
+      runCases(ctx, [
+        { layout: 'contiguous', ops: 'e4m3', m: 0, n: 130, k: 200, out: 'bf16', groupRows: [1, 0, 130, 5], config: TILED },
+        { layout: 'contiguous', ops: 'e4m3', m: 0, n: 64, k: 128, out: 'f32', groupRows: [0, 128, 1] },
+        { layout: 'contiguous', ops: ['bf16', 'bf16'], m: 0, n: 40, k: 72, out: 'f16', groupRows: [3, 0, 2], config: { kernel: 'tiled', bm: 128, bn: 64, bk: 8, tm: 8, tn: 4 } },
+      ]),
+  },
+  {
+    name: 'gemm mGroupedFp8GemmNTMasked: maskedM 0, 1, mMax on both kernels; rows past maskedM stay untouched',
+    run: (ctx) =>
+      runCases(ctx, [
+        { layout: 'masked', ops: 'e4m3', m: 8, n: 130, k: 200, out: 'bf16', maskedM: [3, 0, 8, 1], config: SMALL },
+        { layout: 'masked', ops: 'e4m3', m: 40, n: 66, k: 160, out: 'f32', maskedM: [0, 40, 17], config: TILED },
+        { layout: 'masked', ops: 'e4m3', m: 24, n: 64, k: 130, out: 'f16', maskedM: [20, 5], expectedM: 4 },
+        { layout: 'masked', ops: ['f16', 'bf16'], m: 36, n: 32, k: 64, out: 'bf16', maskedM: [36, 2, 0], expectedM: 30 },
+      ]),
+  },
+  {
+    name: 'gemm autotune times candidate configs and caches the winner',
+    async run(ctx) {
+      const store = new MemoryTuningStore();
+      const mk = (shape: number[], dtype: DType) => uploadTensor(ctx, randomSpread(rand, shape[0] * shape[1], -1, 1), shape, dtype);
+      const p = denseProblem('test', false, { a: mk([40, 64], 'bf16'), b: mk([64, 64], 'bf16') }, createTensor(ctx, [40, 64], 'f32'));
+      const first = await autotuneGemm(ctx, p, { store, iters: 2, maxCandidates: 3 });
+      const second = await autotuneGemm(ctx, p, { store, maxCandidates: 3 });
+      const err = (first.results.length >= 2 ? 0 : 1) + (second.fromCache ? 0 : 1) + (JSON.stringify(second.best) === JSON.stringify(first.best) ? 0 : 1);
+      return { err, tol: 0, note: `${first.method}: ${first.results.length} configs, best ${JSON.stringify(first.best)}` };
+    },
+  },
+  { name: 'gemm bad input: dtypes, scale shapes, mIndices, maskedM, output shape, configs refused before dispatch', run: badInputs },
+  ...(full
+    ? [
+        {
+          name: 'gemm full shapes (DEEPWGSL_GEMM_FULL): upstream sizes, sampled rows',
+          run: (ctx: GpuContext) =>
+            runCases(ctx, [
+              ...dense([[1, 2112, 7168], [4, 7168, 2048], [128, 576, 7168], [4096, 4096, 7168]], undefined),
+              { layout: 'masked', ops: 'e4m3', m: 256, n: 4096, k: 2048, out: 'bf16', maskedM: [20, 0, 26, 14], expectedM: 20 },
+              { layout: 'contiguous', ops: 'e4m3', m: 0, n: 512, k: 2048, out: 'bf16', groupRows: [300, 0, 129, 1] },
+            ], 8),
+        } satisfies Check,
+      ]
+    : []),
+];

@@ -1,0 +1,249 @@
+// MoE conformance: routing, dispatch layouts, dispatch (copy and FP8), combine, load counters.
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { bitsToF32, f32ToBits } from '../../src/formats/fp8.ts';
+import { encodeBF16 } from '../../src/formats/half.ts';
+import { perTokenCastToFp8 } from '../../src/formats/casts.ts';
+import { createTensor, poisonTensor, readTensor, readTensorBits, uploadTensor, type Tensor } from '../../src/gpu/tensor.ts';
+import { planRouteTopk, type RouteOptions } from '../../src/kernels/moe/route.ts';
+import { combine, dispatch, getDispatchLayout, type DispatchLayout } from '../../src/kernels/moe/dispatch.ts';
+import { ExpertLoadCounters, parseExpertLoad } from '../../src/kernels/moe/counters.ts';
+import { combineRef, dispatchLayoutRef, routeTopkRef, type RouteConfig } from '../../src/kernels/moe/reference.ts';
+import { mismatches, rand, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
+import { randomSpread } from './random.ts';
+
+const E = 16;
+const V3: RouteConfig = { numExperts: E, topk: 4, scoringFunc: 'sigmoid', topkMethod: 'noaux_tc', nGroup: 4, topkGroup: 2, normTopkProb: true, routedScalingFactor: 2.5 };
+const TOKENS = [1, 7, 33];
+// Below this reference margin an f32 GPU may legitimately choose another expert: such tokens are not compared.
+const MARGIN = 1e-5;
+
+const gauss = (n: number, s = 1) => Float32Array.from({ length: n }, () => s * (rand() + rand() + rand() - 1.5) * 2);
+
+async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolean, ties = false): Promise<CheckResult> {
+  let idBad = 0;
+  let err = 0;
+  let skipped = 0;
+  for (const tokens of TOKENS) {
+    const logits = gauss(tokens * config.numExperts, 2);
+    // Ties: copy expert 0's logit to others (the same bits give the same score on the GPU).
+    if (ties) for (let t = 0; t < tokens; t++) for (let e = 1; e < config.numExperts; e += t % 3 + 1) logits[t * config.numExperts + e] = logits[t * config.numExperts];
+    const bias = withBias ? gauss(config.numExperts, 0.3) : undefined;
+    const ref = routeTopkRef(logits, tokens, config, bias);
+    const lt = uploadTensor(ctx, logits, [tokens, config.numExperts], 'f32');
+    const opts: RouteOptions = { ...config, eScoreCorrectionBias: bias && uploadTensor(ctx, bias, [config.numExperts], 'f32') };
+    const p = await planRouteTopk(ctx, lt, opts);
+    poisonTensor(p.topkIdx);
+    poisonTensor(p.topkWeights);
+    await p.launch.run();
+    const ids = await readTensor(p.topkIdx);
+    const w = await readTensor(p.topkWeights);
+    const k = config.topk;
+    const keep = (t: number) => ties || ref.margin[t] > MARGIN;
+    for (let t = 0; t < tokens; t++) {
+      if (!keep(t)) {
+        skipped++;
+        continue;
+      }
+      idBad += mismatches(ids.subarray(t * k, (t + 1) * k), ref.ids.subarray(t * k, (t + 1) * k));
+      err = Math.max(err, relErr(w.subarray(t * k, (t + 1) * k), ref.weights.subarray(t * k, (t + 1) * k)));
+    }
+    lt.destroy();
+  }
+  // An id mismatch fails outright; weights are f32 sigmoid/softmax against float64.
+  return { err: idBad ? Infinity : err, tol: 2e-6, note: `${idBad} id mismatches; ${skipped} near-tie tokens not compared` };
+}
+
+/** Random topk ids: distinct per token, a few -1 (routed nowhere), skewed toward low experts. */
+function randomIds(tokens: number, k: number, numExperts: number, holes = true): Int32Array {
+  const ids = new Int32Array(tokens * k);
+  for (let t = 0; t < tokens; t++) {
+    const taken = new Set<number>();
+    for (let j = 0; j < k; j++) {
+      let e: number;
+      do e = Math.floor(rand() ** 2 * numExperts);
+      while (taken.has(e));
+      taken.add(e);
+      ids[t * k + j] = holes && rand() < 0.1 ? -1 : e;
+    }
+  }
+  return ids;
+}
+
+/** x values as the GPU sees them: bf16 inputs rounded. */
+function activations(n: number, dtype: 'f32' | 'bf16'): Float32Array {
+  const raw = randomSpread(rand, n, -2, 1);
+  return dtype === 'bf16' ? raw.map((v) => bitsToF32(encodeBF16(v) << 16)) : raw;
+}
+
+async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16', fp8: boolean): Promise<CheckResult> {
+  const k = 4;
+  const hidden = dtype === 'f32' ? 200 : 256;
+  const alignment = 8;
+  let bad = 0;
+  const notes: string[] = [];
+  for (const tokens of TOKENS) {
+    const ids = randomIds(tokens, k, E);
+    const xs = activations(tokens * hidden, dtype);
+    const idT = uploadTensor(ctx, ids, [tokens, k], 'i32');
+    const xT = uploadTensor(ctx, xs, [tokens, hidden], dtype);
+    const layout = await getDispatchLayout(ctx, idT, { numExperts: E, layout: kind, alignment, mMax: kind === 'masked' ? tokens + 2 : undefined });
+    const ref = dispatchLayoutRef(ids, E, kind, { alignment, mMax: layout.mMax, rows: layout.rows });
+    let m = mismatches(await readTensor(layout.numTokensPerExpert), ref.numTokensPerExpert) + mismatches(await readTensor(layout.srcToDst), ref.srcToDst);
+    if (layout.mIndices) m += mismatches(await readTensor(layout.mIndices), ref.mIndices!);
+    if (m) notes.push(`tokens ${tokens}: ${m} layout mismatches`);
+    bad += m;
+
+    // The dispatched matrix the reference expects: token rows at their rows, zeros on contiguous
+    // padding; rows past the last group (contiguous) or an expert's count (masked) are left alone.
+    const rowsRef = new Float32Array(layout.rows * hidden);
+    const written = new Set<number>();
+    ref.srcToDst.forEach((r, i) => {
+      if (r < 0) return;
+      rowsRef.set(xs.subarray(Math.floor(i / k) * hidden, (Math.floor(i / k) + 1) * hidden), r * hidden);
+      written.add(r);
+    });
+    const checked = (r: number) => (kind === 'contiguous' ? r < ref.rowsUsed : written.has(r));
+    const d = await dispatch(ctx, xT, layout, { fp8 });
+    // Poison, then rerun the planned pass: rows it should write show up if it does not.
+    poisonTensor(d.x);
+    if (d.scales) poisonTensor(d.scales);
+    await d.launch.run();
+    const groups = Math.ceil(hidden / 128);
+    if (fp8) {
+      const refQ = perTokenCastToFp8(rowsRef, layout.rows, hidden);
+      const q = await readTensorBits(d.x);
+      const s = await readTensor(d.scales!);
+      for (let r = 0; r < layout.rows; r++) {
+        if (!checked(r)) continue;
+        m = mismatches(q.subarray(r * hidden, (r + 1) * hidden), refQ.q.subarray(r * hidden, (r + 1) * hidden));
+        m += mismatches(Array.from(s.subarray(r * groups, (r + 1) * groups), f32ToBits), Array.from(refQ.scales.subarray(r * groups, (r + 1) * groups), f32ToBits));
+        bad += m;
+        if (m && notes.length < 3) notes.push(`tokens ${tokens} row ${r}: ${m} fp8 mismatches`);
+      }
+    } else {
+      const got = await readTensor(d.x);
+      for (let r = 0; r < layout.rows; r++) {
+        if (!checked(r)) continue;
+        m = mismatches(got.subarray(r * hidden, (r + 1) * hidden), rowsRef.subarray(r * hidden, (r + 1) * hidden));
+        bad += m;
+        if (m && notes.length < 3) notes.push(`tokens ${tokens} row ${r}: ${m} mismatches`);
+      }
+    }
+    idT.destroy();
+    xT.destroy();
+  }
+  return { err: bad, tol: 0, note: notes.join('; ') || `bit-identical, tokens ${TOKENS.join('/')}` };
+}
+
+async function readCombine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, w: Tensor): Promise<Float32Array> {
+  const { out, launch } = await combine(ctx, y, layout, w);
+  poisonTensor(out);
+  await launch.run();
+  return (await readTensor(out)) as Float32Array;
+}
+
+async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16'): Promise<CheckResult> {
+  const k = 4;
+  const hidden = 136;
+  let err = 0;
+  let differ = 0;
+  for (const tokens of TOKENS) {
+    const ids = randomIds(tokens, k, E);
+    const weights = Float32Array.from({ length: tokens * k }, () => rand());
+    const idT = uploadTensor(ctx, ids, [tokens, k], 'i32');
+    const layout = await getDispatchLayout(ctx, idT, { numExperts: E, layout: kind, alignment: 4 });
+    const rows = layout.rows;
+    const ys = activations(rows * hidden, dtype);
+    const yT = uploadTensor(ctx, ys, kind === 'contiguous' ? [rows, hidden] : [E, layout.mMax, hidden], dtype);
+    const wT = uploadTensor(ctx, weights, [tokens, k], 'f32');
+    const first = await readCombine(ctx, yT, layout, wT);
+    const second = await readCombine(ctx, yT, layout, wT);
+    differ += mismatches(Array.from(first, f32ToBits), Array.from(second, f32ToBits));
+    const ref = dispatchLayoutRef(ids, E, kind, { alignment: 4, mMax: layout.mMax, rows });
+    err = Math.max(err, relErr(first, combineRef(ys, hidden, ref.srcToDst, weights, tokens, k)));
+    for (const t of [idT, yT, wT]) t.destroy();
+  }
+  return { err: differ ? Infinity : err, tol: 1e-6, note: `${differ} bits differ between two runs` };
+}
+
+export const moeChecks: Check[] = [
+  { name: 'moe routeTopk V3 (sigmoid, noaux_tc, bias, norm, scale) vs float64', run: (ctx) => routeCheck(ctx, V3, true) },
+  { name: 'moe routeTopk V3 without bias, not normalised', run: (ctx) => routeCheck(ctx, { ...V3, normTopkProb: false, routedScalingFactor: 1 }, false) },
+  { name: 'moe routeTopk V2 greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'greedy', topk: 6 }, false) },
+  { name: 'moe routeTopk V2 group_limited_greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'group_limited_greedy', nGroup: 8, topkGroup: 3 }, false) },
+  {
+    name: 'moe routeTopk V3 at DeepSeek-V3 size (256 experts, k 8, 8 groups keep 4)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 256, topk: 8, nGroup: 8, topkGroup: 4 }, true),
+  },
+  {
+    name: 'moe routeTopk V2 at DeepSeek-V2 size (160 experts, k 6, group-limited 8 keep 3, softmax)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 160, topk: 6, nGroup: 8, topkGroup: 3, scoringFunc: 'softmax', topkMethod: 'group_limited_greedy', normTopkProb: false, routedScalingFactor: 16 }, false),
+  },
+  { name: 'moe routeTopk ties go to the lower expert and group index', run: (ctx) => routeCheck(ctx, V3, false, true) },
+  {
+    name: 'moe routeTopk ties at 256 experts (several experts per invocation)',
+    run: (ctx) => routeCheck(ctx, { ...V3, numExperts: 256, topk: 8, nGroup: 8, topkGroup: 4 }, false, true),
+  },
+  { name: 'moe layout + dispatch contiguous f32 copy, bit-identical', run: (ctx) => layoutAndDispatchCheck(ctx, 'contiguous', 'f32', false) },
+  { name: 'moe layout + dispatch contiguous f32 -> fp8 1x128, bit-identical to perTokenCastToFp8', run: (ctx) => layoutAndDispatchCheck(ctx, 'contiguous', 'f32', true) },
+  { name: 'moe layout + dispatch masked bf16 copy, bit-identical', run: (ctx) => layoutAndDispatchCheck(ctx, 'masked', 'bf16', false) },
+  { name: 'moe layout + dispatch masked bf16 -> fp8 1x128, bit-identical', run: (ctx) => layoutAndDispatchCheck(ctx, 'masked', 'bf16', true) },
+  {
+    name: 'moe dispatch fp8 subgroup-shuffle reduction path',
+    needs: ['subgroups'],
+    run: (ctx) => layoutAndDispatchCheck(ctx, 'contiguous', 'bf16', true),
+  },
+  { name: 'moe combine contiguous f32: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'contiguous', 'f32') },
+  { name: 'moe combine masked bf16: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'masked', 'bf16') },
+  {
+    name: 'moe expert load counters accumulate across calls, per layer, and reset',
+    async run(ctx) {
+      const counters = new ExpertLoadCounters(ctx, 3, E);
+      const expect = [new Array(E).fill(0), new Array(E).fill(0), new Array(E).fill(0)];
+      for (const [layer, tokens] of [[1, 7], [1, 33], [2, 5]]) {
+        const ids = randomIds(tokens, 4, E);
+        ids.forEach((e) => e >= 0 && expect[layer][e]++);
+        await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
+      }
+      const json = parseExpertLoad(JSON.parse(JSON.stringify(await counters.toJson())), E);
+      let err = mismatches(json.layers.flat(), expect.flat());
+      counters.reset();
+      err += mismatches((await counters.read()).flat(), new Array(3 * E).fill(0));
+      return { err, tol: 0, note: `layer 1: [${expect[1].join(', ')}]` };
+    },
+  },
+  {
+    name: 'moe bad input is refused before any dispatch, with the expected and received value',
+    async run(ctx) {
+      let err = 0;
+      const logits = uploadTensor(ctx, gauss(2 * E), [2, E], 'f32');
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, nGroup: 5 }), /nGroup must be a divisor of numExperts \(16\), got 5/);
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, topk: 9 }), /topk must be an integer in 1\.\.8 .*got 9/);
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, topkGroup: 5 }), /topkGroup must be an integer in 1\.\.nGroup \(4\), got 5/);
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, numExperts: 32 }), /logits.shape must be \[\*, 32\], got \[2, 16\]/);
+      err += await throwsLike(
+        () => planRouteTopk(ctx, logits, { ...V3, eScoreCorrectionBias: uploadTensor(ctx, gauss(8), [8], 'f32') }),
+        /eScoreCorrectionBias.shape must be \[16\], got \[8\]/,
+      );
+      const ids = uploadTensor(ctx, randomIds(2, 4, E), [2, 4], 'i32');
+      err += await throwsLike(() => getDispatchLayout(ctx, ids, { numExperts: E, layout: 'masked', mMax: 1 }), /mMax must be an integer >= tokens \(2\).*got 1/);
+      err += await throwsLike(() => getDispatchLayout(ctx, ids, { numExperts: E, layout: 'ragged' as 'masked' }), /layout must be 'contiguous' or 'masked', got 'ragged'/);
+      err += await throwsLike(() => getDispatchLayout(ctx, ids, { numExperts: 3, layout: 'masked' }), /topk\) must be at most numExperts \(3\), got 4/);
+      const counters = new ExpertLoadCounters(ctx, 2, 8);
+      err += await throwsLike(() => getDispatchLayout(ctx, ids, { numExperts: E, layout: 'masked', counters }), /counters.numExperts must be numExperts \(16\), got 8/);
+      const c16 = new ExpertLoadCounters(ctx, 2, E);
+      err += await throwsLike(() => getDispatchLayout(ctx, ids, { numExperts: E, layout: 'masked', counters: c16, layer: 2 }), /layer must be an integer in 0\.\.1, got 2/);
+      const layout = await getDispatchLayout(ctx, ids, { numExperts: E, layout: 'contiguous' });
+      err += await throwsLike(() => dispatch(ctx, uploadTensor(ctx, gauss(3 * 8), [3, 8], 'f32'), layout), /x.shape must be \[2, \*\], got \[3, 8\]/);
+      err += await throwsLike(() => dispatch(ctx, logits, {} as DispatchLayout), /layout must be the result of getDispatchLayout/);
+      const y = createTensor(ctx, [layout.rows + 1, 8], 'f32');
+      const w = createTensor(ctx, [2, 4], 'f32');
+      err += await throwsLike(() => combine(ctx, y, layout, w), new RegExp(`y.shape must be \\[${layout.rows}, \\*\\], got \\[${layout.rows + 1}, 8\\]`));
+      const y2 = createTensor(ctx, [layout.rows, 8], 'f32');
+      err += await throwsLike(() => combine(ctx, y2, layout, createTensor(ctx, [2, 3], 'f32')), /topkWeights.shape must be \[2, 4\], got \[2, 3\]/);
+      err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2, 3], [1, 2]] }), /layers\[1\] length must be 3 \(one count per expert\), got 2/);
+      err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2]] }, 3), /layers\[0\] length must be 3/);
+      return { err, tol: 0 };
+    },
+  },
+];
