@@ -30,3 +30,4 @@ export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings
 export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
 export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
+export * from './kernels/mla/index.ts';

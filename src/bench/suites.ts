@@ -7,6 +7,8 @@ import { moeSuite } from '../kernels/moe/bench.ts';
 export interface BenchOptions {
   quick: boolean;
   iters: number;
+  /** Re-time every kernel config instead of using remembered winners. */
+  tune?: boolean;
   /** The measured ceilings, so each row can be shown as a percentage of its own. */
   ceilings: Ceiling[];
 }
@@ -52,6 +54,8 @@ export interface BenchReport {
 export interface BenchRun {
   quick: boolean;
   iters: number;
+  /** Re-time every kernel config instead of using remembered winners. */
+  tune?: boolean;
   suites: BenchSuite[];
   onCeilings?(ceilings: Ceiling[]): void;
   onSuite?(suite: BenchSuite): void;
@@ -73,7 +77,7 @@ export async function runBench(ctx: GpuContext, run: BenchRun): Promise<BenchRep
     for (const suite of run.suites) {
       if (profiler) profiler.section = suite.flag;
       run.onSuite?.(suite);
-      await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings }, (row) => {
+      await suite.run(ctx, { quick: run.quick, iters: run.iters, tune: run.tune, ceilings }, (row) => {
         rows.push(row);
         run.onRow?.(row);
       });

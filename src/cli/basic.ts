@@ -29,6 +29,7 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
   const report = await runBench(ctx, {
     quick: values.quick === true,
     iters: num(values, 'iters'),
+    tune: values.tune === true,
     suites,
     profiler,
     onCeilings: (c) => text && out(ceilingTable(c)),
@@ -88,10 +89,10 @@ export const basicCommands: Command[] = [
     name: 'bench',
     usage: [
       'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s and f32/f16 FMA TFLOP/s',
-      `deepwgsl bench --<suite> [--quick] [--json]   kernel suites, each beside the measured ceilings`,
+      `deepwgsl bench --<suite> [--quick] [--json] [--tune]  kernel suites, each beside the measured ceilings (--tune: re-time configs)`,
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, tune: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
     },
     gpu: true,
     run: (values, ctx) => bench(ctx!, values),

@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
+import '../bench/mla.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
 import '../bench/gemm.ts';

@@ -18,6 +18,7 @@ import probeWgsl from './fp8_probe.wgsl';
 import { randomSpread } from './random.ts';
 import { profilerChecks } from './profiler.ts';
 import { gemmChecks } from './gemm.ts';
+import { mlaChecks } from './mla.ts';
 
 import { mismatches, rand, throwsLike, type Check, type CheckResult } from './check.ts';
 import { moeChecks } from './moe.ts';
@@ -254,7 +255,7 @@ const coreChecks: Check[] = [
 ];
 
 // Each kernel family keeps its checks in a file beside this one and adds them here.
-const allChecks: Check[] = [...coreChecks, ...profilerChecks, ...gemmChecks, ...moeChecks];
+const allChecks: Check[] = [...coreChecks, ...profilerChecks, ...gemmChecks, ...moeChecks, ...mlaChecks];
 
 // DEEPWGSL_CHECKS=mla,gemm runs only the checks whose names contain one of those words (while developing).
 const only = envVar('DEEPWGSL_CHECKS')?.split(',').filter(Boolean);

@@ -1,0 +1,167 @@
+// `deepwgsl bench --mla`: FlashMLA's performance cases (b=128, s_q 1 and 2, causal on/off, varlen
+// mean seqlen 4096..32768, h_q=128, h_kv=1, d=576, dv=512) plus h_q 16/32/64 and the FP8 cache, each
+// beside the ceiling that bounds it (f32 FMA rate or streaming bandwidth, whichever takes longer).
+// No unfused baseline yet (QK^T GEMM + softmax + PV GEMM through our kernels): see docs/BENCHMARKS.md.
+import type { GpuContext } from '../gpu/context.ts';
+import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
+import { timeLaunch } from '../jit/timing.ts';
+import { encodeKvRow, kvLayout, type KvFormat } from '../kernels/mla/kvformat.ts';
+import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs } from '../kernels/mla/mla.ts';
+import { SUITES, type BenchOptions, type BenchRow } from './suites.ts';
+
+interface MlaBenchCase {
+  b: number;
+  sQ: number;
+  hQ: number;
+  meanSeqlen: number;
+  causal: boolean;
+  format: KvFormat;
+}
+
+const D = 576;
+const DV = 512;
+const BLOCK = 64;
+
+/** A deterministic normal-ish generator (bench inputs need no fresh seed). */
+function lcg(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+}
+
+export function mlaBenchCases(quick: boolean, software: boolean): MlaBenchCase[] {
+  if (software) return [{ b: 2, sQ: 1, hQ: 16, meanSeqlen: 256, causal: false, format: 'bf16' }, { b: 2, sQ: 2, hQ: 16, meanSeqlen: 256, causal: true, format: 'fp8' }];
+  const b = 128;
+  const cases: MlaBenchCase[] = [];
+  if (quick) {
+    cases.push({ b, sQ: 1, hQ: 128, meanSeqlen: 4096, causal: false, format: 'bf16' });
+    cases.push({ b, sQ: 1, hQ: 16, meanSeqlen: 4096, causal: false, format: 'bf16' });
+    cases.push({ b, sQ: 1, hQ: 16, meanSeqlen: 4096, causal: false, format: 'fp8' });
+    return cases;
+  }
+  for (const causal of [false, true]) for (const sQ of [1, 2]) for (const s of [4096, 8192, 16384, 32768]) cases.push({ b, sQ, hQ: 128, meanSeqlen: s, causal, format: 'bf16' });
+  for (const hQ of [16, 32, 64]) cases.push({ b, sQ: 1, hQ, meanSeqlen: 8192, causal: false, format: 'bf16' });
+  for (const hQ of [16, 128]) cases.push({ b, sQ: 1, hQ, meanSeqlen: 8192, causal: false, format: 'fp8' });
+  return cases;
+}
+
+interface Inputs {
+  seqlens: Int32Array;
+  kcache: Tensor;
+  blockTable: Tensor;
+  cacheSeqlens: Tensor;
+  destroy(): void;
+}
+
+/** Varlen seqlens as upstream (normal around the mean, sd mean/2, at least s_q), shuffled blocks, a cache filled on the GPU. */
+function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
+  const rnd = lcg(c.meanSeqlen * 7 + c.b);
+  const normal = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
+  const seqlens = Int32Array.from({ length: c.b }, () => Math.max(2, Math.round(c.meanSeqlen + (normal() * c.meanSeqlen) / 2)));
+  const blocks = Array.from(seqlens, (n) => Math.ceil(n / BLOCK));
+  const maxBlocks = Math.max(...blocks);
+  const numBlocks = blocks.reduce((a, n) => a + n, 0);
+  const layout = kvLayout('bench', c.format, D, DV);
+  const rowBytes = c.format === 'fp8' ? layout.rowElems : 2 * D;
+  const bytes = numBlocks * BLOCK * rowBytes;
+  if (bytes > ctx.limits.maxStorageBufferBindingSize || bytes > ctx.limits.maxBufferSize) {
+    return `skipped: the cache needs ${(bytes / 2 ** 30).toFixed(2)} GiB in one binding, over this device's ${(ctx.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(2)} GiB`;
+  }
+  const ids = Array.from({ length: numBlocks }, (_, i) => i);
+  for (let i = ids.length - 1; i > 0; i--) {
+    const j = Math.floor(rnd() * (i + 1));
+    [ids[i], ids[j]] = [ids[j], ids[i]];
+  }
+  const table = new Int32Array(c.b * maxBlocks).fill(-1);
+  let at = 0;
+  blocks.forEach((n, b) => {
+    for (let j = 0; j < n; j++) table[b * maxBlocks + j] = ids[at++];
+  });
+  const kcache = createTensor(ctx, [numBlocks, BLOCK, 1, layout.rowElems], layout.dtype, 'bench-kcache');
+  // 1024 encoded random rows, copied over the whole cache on the GPU.
+  const rows = 1024;
+  const pattern: number[] = [];
+  for (let r = 0; r < rows; r++) pattern.push(...encodeKvRow(layout, Array.from({ length: D }, () => rnd() * 2 - 1)));
+  const src = uploadTensor(ctx, c.format === 'fp8' ? Uint8Array.from(pattern) : Uint16Array.from(pattern), [rows, layout.rowElems], layout.dtype);
+  const enc = ctx.device.createCommandEncoder();
+  for (let off = 0; off < kcache.byteLength; off += src.byteLength) enc.copyBufferToBuffer(src.buffer, 0, kcache.buffer, off, Math.min(src.byteLength, kcache.byteLength - off));
+  ctx.device.queue.submit([enc.finish()]);
+  const blockTable = uploadTensor(ctx, table, [c.b, maxBlocks], 'i32');
+  const cacheSeqlens = uploadTensor(ctx, seqlens, [c.b], 'i32');
+  return {
+    seqlens,
+    kcache,
+    blockTable,
+    cacheSeqlens,
+    destroy() {
+      for (const t of [src, kcache, blockTable, cacheSeqlens]) t.destroy();
+    },
+  };
+}
+
+async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow> {
+  const name = `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen~${c.meanSeqlen}${c.causal ? ' causal' : ''} ${c.format}`;
+  const rnd = lcg(c.hQ * 31 + c.sQ);
+  const q = uploadTensor(ctx, Float32Array.from({ length: c.b * c.sQ * c.hQ * D }, () => rnd() - 0.5), [c.b, c.sQ, c.hQ, D], 'bf16');
+  const args: FlashMlaArgs = {
+    q,
+    kcache: inputs.kcache,
+    blockTable: inputs.blockTable,
+    cacheSeqlens: inputs.cacheSeqlens,
+    hostSeqlens: inputs.seqlens,
+    headDimV: DV,
+    schedMeta: getMlaMetadata(),
+    causal: c.causal,
+    kvFormat: c.format,
+  };
+  // Autotuned tiles (remembered per GPU and shape class), the candidates' times shown with --tune.
+  const tuned = await autotuneMla(ctx, args, { iters: Math.min(opts.iters, 5), force: opts.tune });
+  const planned = await planFlashMla(ctx, { ...args, config: tuned.best });
+  const tried = tuned.results.map((r) => `${r.config.wg}/${r.config.mt}/${r.config.r}/${r.config.bn}:${r.medianMs.toFixed(2)}`).join(' ');
+  const t = await timeLaunch(ctx, planned.launch, { iters: opts.iters, warmup: 2 });
+  const s = t.medianMs / 1e3;
+  const { bytes, flops, config } = planned.launch.info;
+  const gbs = bytes / s / 1e9;
+  const tflops = flops / s / 1e12;
+  const bw = opts.ceilings.find((x) => x.name === 'stream-read')?.value;
+  const fma = opts.ceilings.find((x) => x.name === 'fma-f32')?.value;
+  // The bound is whichever ceiling would take longer for this case.
+  const tMem = bw ? bytes / (bw * 1e9) : 0;
+  const tMath = fma ? flops / (fma * 1e12) : 0;
+  const mathBound = tMath >= tMem;
+  const row: BenchRow = {
+    suite: 'mla',
+    name,
+    ms: t.medianMs,
+    gbs,
+    tflops,
+    pct: (100 * Math.max(tMem, tMath)) / s,
+    ceiling: mathBound ? 'fma-f32' : 'stream-read',
+    note: `${mathBound ? `${bw ? ((100 * gbs) / bw).toFixed(1) : '?'}% of stream-read` : `${fma ? ((100 * tflops) / fma).toFixed(1) : '?'}% of fma-f32`}; ${JSON.stringify(config)}; ${t.method}${tried ? `; tuned wg/mt/r/bn:ms ${tried}` : ''}`,
+  };
+  q.destroy();
+  planned.out.destroy();
+  planned.lse.destroy();
+  return row;
+}
+
+SUITES.push({
+  flag: 'mla',
+  describe: "MLA decode (FlashMLA's cases): time, TFLOP/s (b*h_q*s_q*mean_seqlen*2*(d+dv)), GB/s (q + cache + out)",
+  async run(ctx, opts, emit) {
+    const cases = mlaBenchCases(opts.quick, ctx.isSoftware);
+    // Cases that share seqlens and format share one cache.
+    const groups = new Map<string, MlaBenchCase[]>();
+    for (const c of cases) {
+      const k = `${c.meanSeqlen}|${c.format}`;
+      groups.set(k, [...(groups.get(k) ?? []), c]);
+    }
+    for (const group of groups.values()) {
+      const inputs = makeInputs(ctx, group[0]);
+      for (const c of group) {
+        if (typeof inputs === 'string') emit({ suite: 'mla', name: `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen~${c.meanSeqlen} ${c.format}`, ms: NaN, note: inputs });
+        else emit(await runCase(ctx, c, inputs, opts));
+      }
+      if (typeof inputs !== 'string') inputs.destroy();
+    }
+  },
+});

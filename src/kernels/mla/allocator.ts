@@ -1,0 +1,74 @@
+// Host-side block allocator for the paged KV cache: sequences own lists of blocks, grown as tokens
+// arrive; block tables and slot numbers (block * blockSize + offset) come from here.
+import { DeepwgslError } from '../../gpu/errors.ts';
+
+/** The block id written past a sequence's used blocks (upstream's tests use the same kind of value): never read. */
+export const INVALID_BLOCK = 2147480000;
+
+export class BlockAllocator {
+  private readonly free: number[];
+  private readonly seqs = new Map<number, { blocks: number[]; length: number }>();
+
+  constructor(
+    readonly numBlocks: number,
+    readonly blockSize: number,
+  ) {
+    if (!Number.isInteger(numBlocks) || numBlocks < 1) throw new DeepwgslError(`BlockAllocator: numBlocks must be a positive integer, got ${numBlocks}`);
+    if (!Number.isInteger(blockSize) || blockSize < 1) throw new DeepwgslError(`BlockAllocator: blockSize must be a positive integer, got ${blockSize}`);
+    // Popped from the end: block 0 is handed out first.
+    this.free = Array.from({ length: numBlocks }, (_, i) => numBlocks - 1 - i);
+  }
+
+  get freeBlocks(): number {
+    return this.free.length;
+  }
+
+  length(seq: number): number {
+    return this.seqs.get(seq)?.length ?? 0;
+  }
+
+  blocks(seq: number): readonly number[] {
+    return this.seqs.get(seq)?.blocks ?? [];
+  }
+
+  /** Grows `seq` by `n` tokens and returns their cache slots; all-or-nothing when blocks run out. */
+  append(seq: number, n: number): Int32Array {
+    if (!Number.isInteger(n) || n < 0) throw new DeepwgslError(`BlockAllocator.append: n must be a non-negative integer, got ${n}`);
+    const s = this.seqs.get(seq) ?? { blocks: [], length: 0 };
+    const need = Math.ceil((s.length + n) / this.blockSize) - s.blocks.length;
+    if (need > this.free.length) {
+      throw new DeepwgslError(
+        `BlockAllocator: sequence ${seq} needs ${need} more blocks of ${this.blockSize} tokens for ${n} new tokens (length ${s.length}), ` +
+          `but only ${this.free.length} of ${this.numBlocks} are free; release finished sequences or allocate a larger cache`,
+      );
+    }
+    for (let i = 0; i < need; i++) s.blocks.push(this.free.pop()!);
+    const slots = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const pos = s.length + i;
+      slots[i] = s.blocks[Math.floor(pos / this.blockSize)] * this.blockSize + (pos % this.blockSize);
+    }
+    s.length += n;
+    this.seqs.set(seq, s);
+    return slots;
+  }
+
+  release(seq: number): void {
+    const s = this.seqs.get(seq);
+    if (!s) throw new DeepwgslError(`BlockAllocator.release: sequence ${seq} holds no blocks`);
+    this.free.push(...s.blocks.reverse());
+    this.seqs.delete(seq);
+  }
+
+  /** [seqs.length, maxBlocks] block table (INVALID_BLOCK past each sequence's blocks) and the seqlens. */
+  table(seqs: readonly number[], maxBlocks?: number): { blockTable: Int32Array; seqlens: Int32Array; maxBlocks: number } {
+    const width = maxBlocks ?? Math.max(1, ...seqs.map((q) => this.blocks(q).length));
+    const blockTable = new Int32Array(seqs.length * width).fill(INVALID_BLOCK);
+    seqs.forEach((q, i) => {
+      const b = this.blocks(q);
+      if (b.length > width) throw new DeepwgslError(`BlockAllocator.table: sequence ${q} holds ${b.length} blocks, over maxBlocks ${width}`);
+      blockTable.set(b, i * width);
+    });
+    return { blockTable, seqlens: Int32Array.from(seqs, (q) => this.length(q)), maxBlocks: width };
+  }
+}

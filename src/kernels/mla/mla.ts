@@ -1,0 +1,476 @@
+// flashMlaWithKvcache: MLA decode over a paged KV cache (FlashMLA's interface on WebGPU). A split-KV
+// decode pass (shaders/mla/decode.wgsl) and, where a sequence was split, a combine pass through lse
+// (shaders/mla/combine.wgsl). q and out are bf16 as upstream, or f16/f32 (the model runtime keeps
+// activations in f32); out has q's dtype, lse is f32 [b, h_q, s_q].
+import * as d from 'typegpu/data';
+import type { GpuContext } from '../../gpu/context.ts';
+import { DeepwgslError, fail } from '../../gpu/errors.ts';
+import { createTensor, expectTensor, readTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
+import type { KernelModule } from '../../jit/compose.ts';
+import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
+import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import type { TuningStore } from '../../jit/tuning-cache.ts';
+import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
+import packWgsl from '../../../shaders/mla/pack.wgsl';
+import loadWgsl from '../../../shaders/mla/load.wgsl';
+import storeWgsl from '../../../shaders/mla/store_out.wgsl';
+import decodeWgsl from '../../../shaders/mla/decode.wgsl';
+import combineWgsl from '../../../shaders/mla/combine.wgsl';
+import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
+import { scheduleSplits, type MlaSchedule } from './schedule.ts';
+
+const WHERE = 'flashMlaWithKvcache';
+export type MlaActDtype = 'bf16' | 'f16' | 'f32';
+const KIND: Record<MlaActDtype, number> = { f32: 0, bf16: 1, f16: 2 };
+const K_KIND: Record<KvFormat, number> = { bf16: 0, f16: 1, fp8: 2 };
+
+/** Tiles of the decode kernel. */
+export interface MlaConfig {
+  /** Invocations per workgroup. */
+  wg: number;
+  /** Query rows (token, head pairs of one kv head) per workgroup: a power of two. */
+  mt: number;
+  /** Query rows per invocation (each K word read feeds 2r FMAs); wg * r / mt invocations share a row. */
+  r: number;
+  /** Cache rows loaded into workgroup memory at a time. */
+  bn: number;
+}
+
+/** What a schedule was made for: a later call with other values is refused (upstream's rule). */
+interface SchedKey {
+  b: number;
+  sQ: number;
+  hQ: number;
+  blockSize: number;
+  hKv: number;
+  causal: boolean;
+  kvFormat: KvFormat;
+  topk: number | null;
+  sink: boolean;
+}
+
+/**
+ * Scheduling state, filled on the first flashMlaWithKvcache call that uses it (reading cacheSeqlens
+ * and blockTable back once, to schedule and to check them), then reused while the shapes and
+ * seqlens stay the same. Sequences that change length need a new one (or pass `hostSeqlens`).
+ */
+export class MlaSchedMeta {
+  key?: SchedKey;
+  seqlens?: Int32Array;
+  schedule?: MlaSchedule;
+  /** Workgroup parts the work is cut into (from the device unless given). */
+  parts?: number;
+  work?: Tensor;
+  splits?: Tensor;
+  scratch?: Tensor;
+  constructor(opts: { parts?: number } = {}) {
+    if (opts.parts !== undefined && !(Number.isInteger(opts.parts) && opts.parts >= 1)) fail('getMlaMetadata', 'parts', 'a positive integer', opts.parts);
+    this.parts = opts.parts;
+  }
+  get initialized(): boolean {
+    return this.key !== undefined;
+  }
+  destroy(): void {
+    for (const t of [this.work, this.splits, this.scratch]) t?.destroy();
+  }
+}
+
+/** An empty scheduling object; the schedule is made on first use (upstream's current behaviour). */
+export function getMlaMetadata(opts: { parts?: number } = {}): MlaSchedMeta {
+  return new MlaSchedMeta(opts);
+}
+
+export interface FlashMlaArgs {
+  /** [b, s_q, h_q, d] bf16 (upstream), f16 or f32. */
+  q: Tensor;
+  /** [numBlocks, blockSize, h_kv, d] (bf16/f16), or [numBlocks, blockSize, h_kv, bytesPerToken] e4m3 for 'fp8'. */
+  kcache: Tensor;
+  /** [b, maxBlocksPerSeq] i32 (dense). */
+  blockTable?: Tensor;
+  /** [b] i32 (dense). */
+  cacheSeqlens?: Tensor;
+  headDimV: number;
+  schedMeta: MlaSchedMeta;
+  softmaxScale?: number;
+  causal?: boolean;
+  kvFormat?: KvFormat;
+  /** [b, s_q, topk] i32, block * blockSize + offset, -1 (or any id outside the cache) skipped: sparse attention. */
+  indices?: Tensor;
+  /** [b] i32: only the first topkLength[b] indices count. */
+  topkLength?: Tensor;
+  /** [h_q] f32: out *= exp(lse) / (exp(lse) + exp(sink)); lse unchanged. */
+  attnSink?: Tensor;
+  /** Host copy of cacheSeqlens: spares the read-back when the schedule is made, and is checked on reuse. */
+  hostSeqlens?: Int32Array;
+  out?: Tensor;
+  lse?: Tensor;
+  config?: Partial<MlaConfig>;
+}
+
+interface Shapes {
+  b: number;
+  sQ: number;
+  hQ: number;
+  d: number;
+  dv: number;
+  hKv: number;
+  numBlocks: number;
+  blockSize: number;
+  maxBlocks: number;
+  topk: number | null;
+  layout: KvLayout;
+  qDtype: MlaActDtype;
+}
+
+function validate(a: FlashMlaArgs): Shapes {
+  const q = expectTensor(WHERE, 'q', a.q, { dtype: ['bf16', 'f16', 'f32'] });
+  if (q.shape.length !== 4) fail(WHERE, 'q.shape', 'rank 4 [b, s_q, h_q, d]', q.shape);
+  const [b, sQ, hQ, dim] = q.shape;
+  if (b < 1 || sQ < 1 || hQ < 1 || dim < 1) fail(WHERE, 'q.shape', 'all dimensions >= 1', q.shape);
+  const dv = a.headDimV;
+  if (!Number.isInteger(dv) || dv < 1 || dv > dim) fail(WHERE, 'headDimV', `an integer in 1..d (${dim})`, dv);
+  const layout = kvLayout(WHERE, a.kvFormat ?? 'bf16', dim, dv);
+  const k = expectTensor(WHERE, 'kcache', a.kcache, { dtype: layout.dtype });
+  if (k.shape.length !== 4 || k.shape[3] !== layout.rowElems) {
+    fail(WHERE, 'kcache.shape', `[numBlocks, blockSize, h_kv, ${layout.rowElems}] for kvFormat '${layout.format}' and d=${dim}`, k.shape);
+  }
+  const [numBlocks, blockSize, hKv] = k.shape;
+  if (numBlocks < 1 || blockSize < 1 || hKv < 1) fail(WHERE, 'kcache.shape', 'numBlocks, blockSize, h_kv >= 1', k.shape);
+  if (hQ % hKv !== 0) fail(WHERE, 'q heads', `a multiple of kcache's h_kv (${hKv})`, hQ);
+  if (a.softmaxScale !== undefined && !Number.isFinite(a.softmaxScale)) fail(WHERE, 'softmaxScale', 'a finite number', a.softmaxScale);
+  if (a.attnSink !== undefined) expectTensor(WHERE, 'attnSink', a.attnSink, { dtype: 'f32', shape: [hQ] });
+  let topk: number | null = null;
+  let maxBlocks = 0;
+  if (a.indices !== undefined) {
+    if (a.causal) fail(WHERE, 'causal', 'false when indices are given (sparse attention has no causal mask)', true);
+    const ind = expectTensor(WHERE, 'indices', a.indices, { dtype: 'i32', shape: [b, sQ, null] });
+    topk = ind.shape[2];
+    if (topk < 1) fail(WHERE, 'indices.shape[2] (topk)', '>= 1', topk);
+    if (a.topkLength !== undefined) expectTensor(WHERE, 'topkLength', a.topkLength, { dtype: 'i32', shape: [b] });
+  } else {
+    if (a.topkLength !== undefined) fail(WHERE, 'topkLength', 'absent without indices', 'a Tensor');
+    const bt = expectTensor(WHERE, 'blockTable', a.blockTable, { dtype: 'i32', shape: [b, null] });
+    maxBlocks = bt.shape[1];
+    expectTensor(WHERE, 'cacheSeqlens', a.cacheSeqlens, { dtype: 'i32', shape: [b] });
+  }
+  if (a.hostSeqlens !== undefined && a.hostSeqlens.length !== b) fail(WHERE, 'hostSeqlens.length', `b (${b})`, a.hostSeqlens.length);
+  return { b, sQ, hQ, d: dim, dv, hKv, numBlocks, blockSize, maxBlocks, topk, layout, qDtype: q.dtype as MlaActDtype };
+}
+
+/** Dense inputs are checked once, when the schedule is made: seqlens within the blocks given, used block ids inside the cache. */
+async function checkDense(a: FlashMlaArgs, s: Shapes, seqlens: Int32Array): Promise<void> {
+  const table = (await readTensor(a.blockTable!)) as Int32Array;
+  for (let i = 0; i < s.b; i++) {
+    const len = seqlens[i];
+    if (len < 0 || len > s.maxBlocks * s.blockSize) {
+      fail(WHERE, `cacheSeqlens[${i}]`, `in 0..${s.maxBlocks * s.blockSize} (blockTable holds ${s.maxBlocks} blocks of ${s.blockSize})`, len);
+    }
+    for (let j = 0; j < Math.ceil(len / s.blockSize); j++) {
+      const id = table[i * s.maxBlocks + j];
+      if (id < 0 || id >= s.numBlocks) fail(WHERE, `blockTable[${i}, ${j}]`, `a block id in 0..${s.numBlocks - 1} (used by cacheSeqlens[${i}] = ${len})`, id);
+    }
+  }
+}
+
+function keyOf(a: FlashMlaArgs, s: Shapes): SchedKey {
+  return { b: s.b, sQ: s.sQ, hQ: s.hQ, blockSize: s.blockSize, hKv: s.hKv, causal: a.causal ?? false, kvFormat: s.layout.format, topk: s.topk, sink: a.attnSink !== undefined };
+}
+
+function checkKey(meta: MlaSchedMeta, key: SchedKey): void {
+  for (const [k, v] of Object.entries(key) as [keyof SchedKey, unknown][]) {
+    if (meta.key![k] !== v) {
+      throw new DeepwgslError(
+        `${WHERE}: schedMeta was made for ${k} = ${String(meta.key![k])}, this call has ${String(v)}; ` +
+          'reuse a schedMeta only while shapes, flags and seqlens stay the same (call getMlaMetadata() for a new one)',
+      );
+    }
+  }
+}
+
+const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
+
+/** Query rows one workgroup serves: all (token, head) pairs of a kv head (dense) or the heads of one token (sparse). */
+function rowsPerGroup(s: Shapes): number {
+  return (s.topk === null ? s.sQ : 1) * (s.hQ / s.hKv);
+}
+
+export function defaultMlaConfig(ctx: GpuContext, s: { d: number; mRows: number }): MlaConfig {
+  const mt = Math.min(32, nextPow2(s.mRows));
+  const r = Math.min(4, mt);
+  // At most 32 invocations share a row: more would make the partial sums the bottleneck.
+  const wg = Math.max(mt / r, Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup, (32 * mt) / r));
+  return { wg, mt, r, bn: Math.min(8, maxBn(ctx, s.d, wg, mt, r)) };
+}
+
+/** Cache rows per tile that fit workgroup memory: K words, the P partial sums of each score, the scores. */
+function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number, r: number): number {
+  const P = (wg * r) / mt;
+  const perRow = 4 * (Math.ceil(dim / 2) + P * mt + mt + 1);
+  return Math.max(0, Math.min(32, Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16 - 4 * P) / perRow)));
+}
+
+/** Work-item target: WebGPU exposes no SM count, so a fixed budget of workgroups in flight, small on CPU adapters. */
+export function defaultMlaParts(ctx: GpuContext, groupsPerItem: number): number {
+  const target = ctx.isSoftware ? 8 : 1024;
+  return Math.max(1, Math.ceil(target / groupsPerItem));
+}
+
+const DecodeParams = d.struct({
+  s_q: d.u32,
+  h_q: d.u32,
+  h_kv: d.u32,
+  hpk: d.u32,
+  m_rows: d.u32,
+  mtiles: d.u32,
+  topk: d.u32,
+  has_topk_len: d.u32,
+  num_rows: d.u32,
+  num_blocks: d.u32,
+  max_blocks: d.u32,
+  block_size: d.u32,
+  causal: d.u32,
+  num_slots: d.u32,
+  inf_bits: d.u32,
+  scale: d.f32,
+});
+
+const CombineParams = d.struct({ b: d.u32, s_q: d.u32, h_q: d.u32, num_slots: d.u32, grid_x: d.u32, inf_bits: d.u32 });
+
+function ioConsts(s: Shapes, out: Tensor): Record<string, number> {
+  return { DV: s.dv, DVW: Math.ceil(s.dv / 2), OUT_KIND: KIND[s.qDtype], OUT_PITCH: out.pitch };
+}
+
+function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
+  const P = (c.wg * c.r) / c.mt;
+  const DW = Math.ceil(s.d / 2);
+  const consts = {
+    WG: c.wg,
+    MT: c.mt,
+    R: c.r,
+    P,
+    BN: c.bn,
+    D: s.d,
+    DW,
+    QN: Math.ceil(DW / P),
+    ON: Math.ceil(Math.ceil(s.dv / 2) / P),
+    Q_KIND: KIND[s.qDtype],
+    Q_PITCH: q.pitch,
+    K_KIND: K_KIND[s.layout.format],
+    K_TILE_KIND: s.layout.format === 'f16' ? 2 : 1,
+    K_PITCH_WORDS: (k.pitch * (s.layout.format === 'fp8' ? 1 : 2)) / 4,
+    D_NOPE: s.layout.dNope,
+    FP8_TILE,
+    FP8_TILES: s.layout.tiles,
+    SPARSE: s.topk !== null,
+    ...ioConsts(s, out),
+  };
+  return {
+    kernel: 'mla.decode',
+    config: consts,
+    template: { file: 'mla/decode.wgsl', code: decodeWgsl },
+    helpers: [
+      { file: 'common/fp8.wgsl', code: fp8Wgsl },
+      { file: 'mla/pack.wgsl', code: packWgsl },
+      { file: 'mla/load.wgsl', code: loadWgsl },
+      { file: 'mla/store_out.wgsl', code: storeWgsl },
+    ],
+    consts,
+    structs: { Params: DecodeParams },
+  };
+}
+
+function combineModule(s: Shapes, out: Tensor, hasSink: boolean): KernelModule {
+  const consts = { WG: 64, HAS_SINK: hasSink, ...ioConsts(s, out) };
+  return {
+    kernel: 'mla.combine',
+    config: consts,
+    template: { file: 'mla/combine.wgsl', code: combineWgsl },
+    helpers: [
+      { file: 'mla/pack.wgsl', code: packWgsl },
+      { file: 'mla/store_out.wgsl', code: storeWgsl },
+    ],
+    consts,
+    structs: { Params: CombineParams },
+  };
+}
+
+function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>): MlaConfig {
+  const base = defaultMlaConfig(ctx, { d: s.d, mRows: rowsPerGroup(s) });
+  const wg = given?.wg ?? base.wg;
+  const mt = given?.mt ?? base.mt;
+  const r = given?.r ?? Math.min(base.r, mt);
+  const most = (w: number, m: number, rr: number) => maxBn(ctx, s.d, w, m, rr);
+  if (!Number.isInteger(wg) || wg < 1 || wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
+    fail(WHERE, 'config.wg', `an integer in 1..${ctx.limits.maxComputeInvocationsPerWorkgroup}`, wg);
+  }
+  if (!Number.isInteger(mt) || mt < 1 || (mt & (mt - 1)) !== 0) fail(WHERE, 'config.mt', 'a power of two', mt);
+  if (!Number.isInteger(r) || r < 1 || mt % r !== 0 || wg % (mt / r) !== 0) fail(WHERE, 'config.r', `a divisor of mt (${mt}) with mt / r dividing wg (${wg})`, r);
+  const bn = given?.bn ?? Math.min(base.bn, most(wg, mt, r));
+  if (bn < 1 || !Number.isInteger(bn) || bn > most(wg, mt, r)) {
+    fail(WHERE, 'config.bn', `an integer in 1..${most(wg, mt, r)} (maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize} bytes, d=${s.d})`, bn);
+  }
+  return { wg, mt, r, bn };
+}
+
+export interface PlannedMla {
+  launch: Launch;
+  out: Tensor;
+  lse: Tensor;
+  config: MlaConfig;
+}
+
+/** Validates, schedules (first use of schedMeta), compiles (cached) and binds; `launch.run()` executes. */
+export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<PlannedMla> {
+  const s = validate(a);
+  if (!(a.schedMeta instanceof MlaSchedMeta)) fail(WHERE, 'schedMeta', 'the object getMlaMetadata() returns', typeof a.schedMeta);
+  const meta = a.schedMeta;
+  const config = resolveConfig(ctx, s, a.config);
+  const mRows = rowsPerGroup(s);
+  const mtiles = Math.ceil(mRows / config.mt);
+  const groupsPerItem = s.hKv * mtiles * (s.topk === null ? 1 : s.sQ);
+  const key = keyOf(a, s);
+  const rowsPerBatch = s.sQ * s.hQ;
+  const outShape = [s.b, s.sQ, s.hQ, s.dv];
+  const lseShape = [s.b, s.hQ, s.sQ];
+  if (a.out !== undefined) expectTensor(WHERE, 'out', a.out, { dtype: s.qDtype, shape: outShape });
+  if (a.lse !== undefined) expectTensor(WHERE, 'lse', a.lse, { dtype: 'f32', shape: lseShape });
+
+  if (meta.initialized) {
+    checkKey(meta, key);
+    if (a.hostSeqlens && !a.hostSeqlens.every((v, i) => v === meta.seqlens![i])) {
+      throw new DeepwgslError(`${WHERE}: hostSeqlens differ from those schedMeta was made for; call getMlaMetadata() for a new schedule`);
+    }
+  } else {
+    const seqlens =
+      s.topk !== null ? new Int32Array(s.b).fill(s.topk) : (a.hostSeqlens ?? ((await readTensor(a.cacheSeqlens!)) as Int32Array));
+    if (s.topk === null) await checkDense(a, s, seqlens);
+    let parts = meta.parts ?? defaultMlaParts(ctx, groupsPerItem);
+    let schedule = scheduleSplits(seqlens, s.blockSize, parts, { combineAll: a.attnSink !== undefined });
+    // Fewer parts where the partial outputs would not fit one binding.
+    const scratchBytes = (sch: MlaSchedule) => 4 * sch.numSlots * rowsPerBatch * (s.dv + 1);
+    while (scratchBytes(schedule) > ctx.limits.maxStorageBufferBindingSize && parts > 1) {
+      parts = Math.ceil(parts / 2);
+      schedule = scheduleSplits(seqlens, s.blockSize, parts, { combineAll: a.attnSink !== undefined });
+    }
+    if (scratchBytes(schedule) > ctx.limits.maxStorageBufferBindingSize) {
+      throw new DeepwgslError(`${WHERE}: the combine scratch for b=${s.b}, s_q*h_q=${rowsPerBatch}, dv=${s.dv} exceeds maxStorageBufferBindingSize; split the batch`);
+    }
+    if (schedule.items.length > ctx.limits.maxComputeWorkgroupsPerDimension || groupsPerItem > ctx.limits.maxComputeWorkgroupsPerDimension) {
+      throw new DeepwgslError(`${WHERE}: ${schedule.items.length} work items x ${groupsPerItem} head groups exceed maxComputeWorkgroupsPerDimension; split the batch`);
+    }
+    meta.destroy();
+    meta.key = key;
+    meta.seqlens = Int32Array.from(seqlens);
+    meta.parts = parts;
+    meta.schedule = schedule;
+    meta.work = uploadTensor(ctx, schedule.items.flatMap((w) => [w.batch, w.start, w.end, w.slot]), [schedule.items.length, 4], 'i32', 'mla-work');
+    meta.splits = uploadTensor(ctx, schedule.splits.flatMap((x) => [x.first, x.count]), [s.b, 2], 'i32', 'mla-splits');
+    meta.scratch = createTensor(ctx, [Math.max(1, schedule.numSlots * rowsPerBatch * (s.dv + 1))], 'f32', 'mla-scratch');
+  }
+  const schedule = meta.schedule!;
+  const out = a.out ?? createTensor(ctx, outShape, s.qDtype, 'mla-out');
+  const lse = a.lse ?? createTensor(ctx, lseShape, 'f32', 'mla-lse');
+  const dummy = (n: number) => uploadTensor(ctx, new Int32Array(Math.max(1, n)), [Math.max(1, n)], 'i32', 'mla-unused');
+  const rowsA = s.topk !== null ? a.indices! : a.blockTable!;
+  const rowsB = s.topk !== null ? (a.topkLength ?? dummy(s.b)) : a.cacheSeqlens!;
+
+  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out));
+  const params = paramsBuffer(ctx, DecodeParams, {
+    s_q: s.sQ,
+    h_q: s.hQ,
+    h_kv: s.hKv,
+    hpk: s.hQ / s.hKv,
+    m_rows: mRows,
+    mtiles,
+    topk: s.topk ?? 0,
+    has_topk_len: a.topkLength !== undefined ? 1 : 0,
+    num_rows: s.numBlocks * s.blockSize,
+    num_blocks: s.numBlocks,
+    max_blocks: s.maxBlocks,
+    block_size: s.blockSize,
+    causal: a.causal ? 1 : 0,
+    num_slots: schedule.numSlots,
+    inf_bits: 0x7f800000,
+    scale: a.softmaxScale ?? 1 / Math.sqrt(s.d),
+  });
+  const bind = (t: Tensor, name: string) => t.binding(WHERE, name);
+  const dispatches: Dispatch[] = [
+    {
+      pipeline: decode,
+      bindGroup: bindGroup(ctx, decode, [
+        params,
+        bind(a.q, 'q'),
+        bind(a.kcache, 'kcache'),
+        bind(rowsA, s.topk !== null ? 'indices' : 'blockTable'),
+        bind(rowsB, s.topk !== null ? 'topkLength' : 'cacheSeqlens'),
+        bind(meta.work!, 'work'),
+        bind(out, 'out'),
+        bind(lse, 'lse'),
+        bind(meta.scratch!, 'scratch'),
+      ]),
+      workgroups: [schedule.items.length, groupsPerItem, 1],
+    },
+  ];
+  if (schedule.numSlots > 0) {
+    const combine = await ctx.pipelines.get(combineModule(s, out, a.attnSink !== undefined));
+    const g = grid(ctx, s.b * rowsPerBatch);
+    const cparams = paramsBuffer(ctx, CombineParams, { b: s.b, s_q: s.sQ, h_q: s.hQ, num_slots: schedule.numSlots, grid_x: g[0], inf_bits: 0x7f800000 });
+    const sink = a.attnSink ?? uploadTensor(ctx, [0], [1], 'f32', 'mla-unused');
+    dispatches.push({
+      pipeline: combine,
+      bindGroup: bindGroup(ctx, combine, [cparams, bind(meta.scratch!, 'scratch'), bind(meta.splits!, 'splits'), bind(sink, 'attnSink'), bind(out, 'out'), bind(lse, 'lse')]),
+      workgroups: g,
+    });
+  }
+  // Upstream's counts: flops over the mean attended length; bytes = q + the cache rows read + out.
+  const lens = meta.seqlens!;
+  const mean = lens.reduce((x, v) => x + v, 0) / s.b;
+  const rowBytes = s.layout.format === 'fp8' ? s.layout.rowElems : 2 * s.d;
+  const actBytes = s.qDtype === 'f32' ? 4 : 2;
+  const bytes = s.b * (rowsPerBatch * s.d * actBytes + mean * s.hKv * rowBytes + rowsPerBatch * s.dv * actBytes);
+  const flops = s.b * s.hQ * s.sQ * mean * 2 * (s.d + s.dv);
+  const launch = new Launch(ctx, dispatches, { kernel: 'mla.decode', config: { ...config, parts: meta.parts, items: schedule.items.length }, bytes, flops });
+  return { launch, out, lse, config };
+}
+
+/** out [b, s_q, h_q, headDimV] (q's dtype) and lse [b, h_q, s_q] f32; the work is submitted, not awaited. */
+export async function flashMlaWithKvcache(ctx: GpuContext, a: FlashMlaArgs): Promise<{ out: Tensor; lse: Tensor }> {
+  const { launch, out, lse } = await planFlashMla(ctx, a);
+  launch.submit();
+  return { out, lse };
+}
+
+/** Every tile config worth timing for these arguments (those the device's limits allow). */
+export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
+  const s = validate(a);
+  const rows = nextPow2(rowsPerGroup(s));
+  const out: MlaConfig[] = [];
+  for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
+    for (const mt of [8, 16, 32, 64].filter((m) => m <= Math.max(8, rows))) {
+      for (const r of [2, 4].filter((x) => mt % x === 0 && wg % (mt / x) === 0)) {
+        const P = (wg * r) / mt;
+        if (P < 4 || P > 64) continue;
+        const most = maxBn(ctx, s.d, wg, mt, r);
+        for (const bn of [4, 8, 16].filter((x) => x <= most)) out.push({ wg, mt, r, bn });
+      }
+    }
+  }
+  return out.length ? out : [resolveConfig(ctx, s)];
+}
+
+/** Times every candidate tile config on these arguments and remembers the fastest per shape class. */
+export async function autotuneMla(
+  ctx: GpuContext,
+  a: FlashMlaArgs,
+  opts: { store?: TuningStore; force?: boolean; iters?: number } = {},
+): Promise<AutotuneResult<MlaConfig>> {
+  const s = validate(a);
+  const first = await planFlashMla(ctx, a);
+  return autotune(ctx, {
+    kernel: 'mla.decode',
+    shapeKey: `${s.qDtype}|${s.layout.format}|d=${s.d}|dv=${s.dv}|rows=${rowsPerGroup(s)}|${s.topk === null ? 'dense' : 'sparse'}`,
+    candidates: mlaCandidates(ctx, a),
+    plan: async (config) => (await planFlashMla(ctx, { ...a, out: first.out, lse: first.lse, config })).launch,
+    ...opts,
+  });
+}
