@@ -31,3 +31,4 @@ export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, typ
 export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
 export * from './kernels/mla/index.ts';
+export * from './kernels/nn/index.ts';

@@ -5,6 +5,7 @@
 // does); both must give the same logits. It pins every architectural detail the GPU path copies:
 // rope pairing and YaRN frequencies/mscale, the softmax scale, routing, shared experts.
 import { mlpRef, routeTopkRef, type RouteConfig } from '../kernels/moe/reference.ts';
+import { argmaxRef, rmsNormRef } from '../kernels/nn/reference.ts';
 import { isMoeLayer, ropeAttentionFactor, ropeInvFreq, type ModelConfig } from './config.ts';
 import { readWeightF64, type Checkpoint } from './checkpoint.ts';
 
@@ -25,13 +26,6 @@ export function linear(w: ArrayLike<number>, x: ArrayLike<number>, n: number, k:
     y[r] = s;
   }
   return y;
-}
-
-export function rmsNormRef(x: ArrayLike<number>, w: ArrayLike<number>, eps: number): Float64Array {
-  let ss = 0;
-  for (let i = 0; i < x.length; i++) ss += x[i] * x[i];
-  const r = 1 / Math.sqrt(ss / x.length + eps);
-  return Float64Array.from(x, (v, i) => v * r * w[i]);
 }
 
 /** cos/sin of one position: angle = f32(invFreq[i] * pos) as transformers, times the attention factor. */
@@ -201,8 +195,7 @@ export function referenceGenerate(model: ReferenceModel, prompt: number[], maxNe
   const ids: number[] = [];
   let last = logits[logits.length - 1];
   for (let i = 0; i < maxNew; i++) {
-    let best = 0;
-    for (let v = 1; v < last.length; v++) if (last[v] > last[best]) best = v;
+    const best = argmaxRef(last);
     ids.push(best);
     if (i + 1 < maxNew) last = model.step(best);
   }
