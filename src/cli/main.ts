@@ -5,10 +5,11 @@ import { basicCommands } from './basic.ts';
 import '../bench/mla.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
+import { modelCommands } from './model.ts';
 import '../bench/gemm.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...eplbCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 
