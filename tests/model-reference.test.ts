@@ -5,7 +5,7 @@ import { openCheckpoint } from '../src/model/checkpoint.ts';
 import { readAllWeightsF64, ReferenceModel, referenceGenerate } from '../src/model/reference.ts';
 import { dirSource } from '../src/model/source.ts';
 
-const FIXTURES = ['tiny-v3-a'];
+const FIXTURES = ['tiny-v3-a', 'tiny-v2-b', 'tiny-v2-c', 'tiny-v3-d-bf16', 'tiny-v3-e-sharded'];
 
 function relErr(out: ArrayLike<number>, ref: ArrayLike<number>): number {
   let num = 0;
