@@ -21,19 +21,14 @@ import countTemplate from '../../../shaders/moe/layout_count.wgsl';
 import mapTemplate from '../../../shaders/moe/layout_map.wgsl';
 import offsetsTemplate from '../../../shaders/moe/layout_offsets.wgsl';
 import { castHelpers } from '../cast/cast.ts';
+import { getMkAlignmentForContiguousLayout } from '../gemm/gemm.ts';
 import type { DispatchLayoutKind } from './reference.ts';
 import { ExpertLoadCounters } from './counters.ts';
-
-/**
- * DeepGEMM's M alignment of the contiguous layout (`get_mk_alignment_for_contiguous_layout()`, 128
- * on Hopper). Defined here until the grouped GEMMs (branch gemm) land; then use theirs.
- */
-export const CONTIGUOUS_LAYOUT_ALIGNMENT = 128;
 
 export interface DispatchLayoutOptions {
   numExperts: number;
   layout: DispatchLayoutKind;
-  /** Contiguous layout: rows per group multiple (default CONTIGUOUS_LAYOUT_ALIGNMENT). */
+  /** Contiguous layout: rows per group multiple (default getMkAlignmentForContiguousLayout(), what the grouped GEMM takes). */
   alignment?: number;
   /** Masked layout: rows per expert (default tokens: always enough, as an expert takes a token once). */
   mMax?: number;
@@ -96,7 +91,7 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
   if (topk > E) fail(where, 'topkIdx.shape[1] (topk)', `at most numExperts (${E})`, topk);
   if (opts.layout !== 'contiguous' && opts.layout !== 'masked') fail(where, 'layout', "'contiguous' or 'masked'", opts.layout);
   const contiguous = opts.layout === 'contiguous';
-  const alignment = opts.alignment ?? CONTIGUOUS_LAYOUT_ALIGNMENT;
+  const alignment = opts.alignment ?? getMkAlignmentForContiguousLayout();
   if (!Number.isInteger(alignment) || alignment < 1) fail(where, 'alignment', 'a positive integer', alignment);
   const mMax = opts.mMax ?? tokens;
   if (!contiguous && (!Number.isInteger(mMax) || mMax < tokens)) {

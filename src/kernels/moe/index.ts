@@ -4,7 +4,6 @@ export {
   dispatch,
   combine,
   contiguousRowsBound,
-  CONTIGUOUS_LAYOUT_ALIGNMENT,
   type DispatchLayout,
   type DispatchLayoutOptions,
   type Dispatched,
@@ -14,6 +13,8 @@ export {
   routeTopkRef,
   dispatchLayoutRef,
   combineRef,
+  moeRef,
+  mlpRef,
   checkRouteConfig,
   MAX_GROUPS,
   type RouteConfig,
@@ -22,4 +23,7 @@ export {
   type TopkMethod,
   type DispatchLayoutKind,
   type DispatchLayoutRef,
+  type MlpRef,
+  type MoeRefWeights,
 } from './reference.ts';
+export { moeLayer, type MoeLayerWeights, type MoeLayerOptions, type MoeLayerResult, type MlpWeights, type MoeWeight } from './layer.ts';

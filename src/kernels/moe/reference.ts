@@ -221,3 +221,46 @@ export function mlpRef(x: ArrayLike<number>, gate: ArrayLike<number>, up: ArrayL
   }
   return out;
 }
+
+export interface MlpRef {
+  /** [inter, hidden] */
+  gate: ArrayLike<number>;
+  /** [inter, hidden] */
+  up: ArrayLike<number>;
+  /** [hidden, inter] */
+  down: ArrayLike<number>;
+  inter: number;
+}
+
+export interface MoeRefWeights {
+  /** Router [numExperts, hidden]. */
+  router: ArrayLike<number>;
+  eScoreCorrectionBias?: ArrayLike<number>;
+  experts: MlpRef[];
+  shared?: MlpRef;
+}
+
+/** A DeepSeek MoE layer in float64: routed experts weighted by the gate, plus the shared experts. */
+export function moeRef(x: ArrayLike<number>, tokens: number, hidden: number, w: MoeRefWeights, config: RouteConfig): { out: Float64Array; route: RouteResult } {
+  const E = config.numExperts;
+  const logits = new Float64Array(tokens * E);
+  for (let t = 0; t < tokens; t++) {
+    for (let e = 0; e < E; e++) {
+      let s = 0;
+      for (let c = 0; c < hidden; c++) s += x[t * hidden + c] * w.router[e * hidden + c];
+      logits[t * E + e] = s;
+    }
+  }
+  const route = routeTopkRef(logits, tokens, config, w.eScoreCorrectionBias);
+  const out = new Float64Array(tokens * hidden);
+  for (let t = 0; t < tokens; t++) {
+    const xt = Array.prototype.slice.call(x, t * hidden, (t + 1) * hidden) as number[];
+    const add = (y: Float64Array, scale: number) => y.forEach((v, c) => (out[t * hidden + c] += scale * v));
+    for (let j = 0; j < config.topk; j++) {
+      const m = w.experts[route.ids[t * config.topk + j]];
+      add(mlpRef(xt, m.gate, m.up, m.down, hidden, m.inter), route.weights[t * config.topk + j]);
+    }
+    if (w.shared) add(mlpRef(xt, w.shared.gate, w.shared.up, w.shared.down, hidden, w.shared.inter), 1);
+  }
+  return { out, route };
+}
