@@ -28,10 +28,8 @@ const K_KIND: Record<KvFormat, number> = { bf16: 0, f16: 1, fp8: 2 };
 export interface MlaConfig {
   /** Invocations per workgroup. */
   wg: number;
-  /** Query rows (token, head pairs of one kv head) per workgroup: a power of two. */
+  /** Query rows (token, head pairs of one kv head) per workgroup: a power of two dividing wg. */
   mt: number;
-  /** Query rows per invocation (each K word read feeds 2r FMAs); wg * r / mt invocations share a row. */
-  r: number;
   /** Cache rows loaded into workgroup memory at a time. */
   bn: number;
 }
@@ -195,18 +193,16 @@ function rowsPerGroup(s: Shapes): number {
 }
 
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; mRows: number }): MlaConfig {
-  const mt = Math.min(32, nextPow2(s.mRows));
-  const r = Math.min(4, mt);
-  // At most 32 invocations share a row: more would make the partial sums the bottleneck.
-  const wg = Math.max(mt / r, Math.min(256, ctx.limits.maxComputeInvocationsPerWorkgroup, (32 * mt) / r));
-  return { wg, mt, r, bn: Math.min(8, maxBn(ctx, s.d, wg, mt, r)) };
+  // Measured on an H100 (docs/BENCHMARKS.md): 16-row tiles, at most 16 invocations per row, 8 cache rows per tile.
+  const mt = Math.min(16, nextPow2(s.mRows));
+  const wg = Math.min(256, 16 * mt, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  return { wg, mt: Math.min(mt, wg), bn: Math.min(8, maxBn(ctx, s.d, wg, Math.min(mt, wg))) };
 }
 
-/** Cache rows per tile that fit workgroup memory: K words, the P partial sums of each score, the scores. */
-function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number, r: number): number {
-  const P = (wg * r) / mt;
-  const perRow = 4 * (Math.ceil(dim / 2) + P * mt + mt + 1);
-  return Math.max(0, Math.min(32, Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16 - 4 * P) / perRow)));
+function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number): number {
+  // Per cache row of a tile: its K words, WG + 1 partial sums, MT scores, its row id.
+  const perRow = 4 * (Math.ceil(dim / 2) + wg + 1 + mt + 1);
+  return Math.max(0, Math.min(16, Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16) / perRow)));
 }
 
 /** Work-item target: WebGPU exposes no SM count, so a fixed budget of workgroups in flight, small on CPU adapters. */
@@ -241,12 +237,11 @@ function ioConsts(s: Shapes, out: Tensor): Record<string, number> {
 }
 
 function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
-  const P = (c.wg * c.r) / c.mt;
+  const P = c.wg / c.mt;
   const DW = Math.ceil(s.d / 2);
   const consts = {
     WG: c.wg,
     MT: c.mt,
-    R: c.r,
     P,
     BN: c.bn,
     D: s.d,
@@ -295,21 +290,20 @@ function combineModule(s: Shapes, out: Tensor, hasSink: boolean): KernelModule {
 }
 
 function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>): MlaConfig {
-  const base = defaultMlaConfig(ctx, { d: s.d, mRows: rowsPerGroup(s) });
+  const mRows = rowsPerGroup(s);
+  const base = defaultMlaConfig(ctx, { d: s.d, mRows });
   const wg = given?.wg ?? base.wg;
-  const mt = given?.mt ?? base.mt;
-  const r = given?.r ?? Math.min(base.r, mt);
-  const most = (w: number, m: number, rr: number) => maxBn(ctx, s.d, w, m, rr);
+  const mt = given?.mt ?? Math.min(base.mt, wg);
+  const bn = given?.bn ?? Math.min(base.bn, maxBn(ctx, s.d, wg, mt));
+  const c = { wg, mt, bn };
   if (!Number.isInteger(wg) || wg < 1 || wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
     fail(WHERE, 'config.wg', `an integer in 1..${ctx.limits.maxComputeInvocationsPerWorkgroup}`, wg);
   }
-  if (!Number.isInteger(mt) || mt < 1 || (mt & (mt - 1)) !== 0) fail(WHERE, 'config.mt', 'a power of two', mt);
-  if (!Number.isInteger(r) || r < 1 || mt % r !== 0 || wg % (mt / r) !== 0) fail(WHERE, 'config.r', `a divisor of mt (${mt}) with mt / r dividing wg (${wg})`, r);
-  const bn = given?.bn ?? Math.min(base.bn, most(wg, mt, r));
-  if (bn < 1 || !Number.isInteger(bn) || bn > most(wg, mt, r)) {
-    fail(WHERE, 'config.bn', `an integer in 1..${most(wg, mt, r)} (maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize} bytes, d=${s.d})`, bn);
+  if (!Number.isInteger(mt) || mt < 1 || wg % mt !== 0 || (mt & (mt - 1)) !== 0) fail(WHERE, 'config.mt', `a power of two dividing wg (${wg})`, mt);
+  if (bn < 1 || !Number.isInteger(bn) || bn > maxBn(ctx, s.d, wg, mt)) {
+    fail(WHERE, 'config.bn', `an integer in 1..${maxBn(ctx, s.d, wg, mt)} (maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize} bytes, d=${s.d})`, bn);
   }
-  return { wg, mt, r, bn };
+  return c;
 }
 
 export interface PlannedMla {
@@ -445,17 +439,13 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const s = validate(a);
   const rows = nextPow2(rowsPerGroup(s));
   const out: MlaConfig[] = [];
-  for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
-    for (const mt of [8, 16, 32, 64].filter((m) => m <= Math.max(8, rows))) {
-      for (const r of [2, 4].filter((x) => mt % x === 0 && wg % (mt / x) === 0)) {
-        const P = (wg * r) / mt;
-        if (P < 4 || P > 64) continue;
-        const most = maxBn(ctx, s.d, wg, mt, r);
-        for (const bn of [4, 8, 16].filter((x) => x <= most)) out.push({ wg, mt, r, bn });
-      }
+  for (const wg of [128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
+    for (const mt of [4, 8, 16, 32, 64].filter((m) => m <= wg && m <= Math.max(4, rows))) {
+      const most = maxBn(ctx, s.d, wg, mt);
+      for (const bn of [4, 8, 16].filter((b) => b <= most)) out.push({ wg, mt, bn });
     }
   }
-  return out.length ? out : [resolveConfig(ctx, s)];
+  return out;
 }
 
 /** Times every candidate tile config on these arguments and remembers the fastest per shape class. */
