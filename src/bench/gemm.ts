@@ -4,6 +4,7 @@
 // fraction). Each row is given as a percentage of its roofline: max(bytes/stream-read,
 // flops/f32-FMA), both measured on this device.
 import type { GpuContext } from '../gpu/context.ts';
+import { envVar } from '../gpu/env.ts';
 import { createTensor, DTYPE_BYTES, rowPitch, type DType, type Tensor } from '../gpu/tensor.ts';
 import {
   contiguousProblem,
@@ -120,18 +121,82 @@ async function measure(ctx: GpuContext, name: string, made: Made | string, opts:
   for (const x of made.tensors) x.destroy();
 }
 
+/** The slice of tfjs-core the baseline uses. */
+interface Tfjs {
+  setBackend(name: string): Promise<boolean>;
+  ready(): Promise<void>;
+  randomUniform(shape: number[]): { dispose(): void };
+  matMul(a: unknown, b: unknown, transposeA: boolean, transposeB: boolean): { dispose(): void };
+  time(f: () => void): Promise<{ kernelMs: number | { error: string }; wallMs: number }>;
+}
+
+/**
+ * Baseline: tfjs-backend-webgpu's matMul on f32 operands of the same shapes. tfjs is not a dependency
+ * of deepwgsl: DEEPWGSL_TFJS names an ES module bundle exporting `tf` (tfjs-core with the webgpu
+ * backend registered; scripts/tfjs-entry.mjs), imported at run time. It runs on its own GPUDevice.
+ */
+async function loadTfjs(): Promise<Tfjs | undefined> {
+  const path = envVar('DEEPWGSL_TFJS');
+  if (!path) return undefined;
+  const url = path.startsWith('/') ? `file://${path}` : path;
+  const tf = ((await import(/* @vite-ignore */ url)) as { tf: Tfjs }).tf;
+  if (!(await tf.setBackend('webgpu'))) throw new Error('DEEPWGSL_TFJS: the tfjs webgpu backend did not start');
+  await tf.ready();
+  return tf;
+}
+
+async function tfjsRow(tf: Tfjs, m: number, n: number, k: number, opts: BenchOptions, ours: number | undefined, emit: (r: BenchRow) => void): Promise<void> {
+  const fma = opts.ceilings.find((c) => c.name === 'fma-f32')?.value ?? NaN;
+  const bw = opts.ceilings.find((c) => c.name === 'stream-read')?.value ?? NaN;
+  const a = tf.randomUniform([m, k]);
+  const b = tf.randomUniform([n, k]);
+  const samples: number[] = [];
+  for (let i = 0; i < opts.iters + 2; i++) {
+    const t = await tf.time(() => tf.matMul(a, b, false, true).dispose());
+    if (typeof t.kernelMs !== 'number') throw new Error(`tfjs timing: ${t.kernelMs.error}`);
+    if (i >= 2) samples.push(t.kernelMs);
+  }
+  a.dispose();
+  b.dispose();
+  const ms = samples.sort((x, y) => x - y)[samples.length >> 1];
+  const flops = 2 * m * n * k;
+  const bytes = 4 * (m * k + n * k + m * n);
+  const floor = Math.max(bytes / (bw * 1e9), flops / (fma * 1e12)) * 1e3;
+  emit({
+    suite: 'gemm',
+    name: `tfjs matMul f32 m=${m} n=${n} k=${k}`,
+    ms,
+    gbs: bytes / (ms / 1e3) / 1e9,
+    tflops: flops / (ms / 1e3) / 1e12,
+    pct: (100 * floor) / ms,
+    ceiling: bytes / (bw * 1e9) >= flops / (fma * 1e12) ? 'stream-read' : 'f32 FMA',
+    note: `tfjs kernelMs${ours ? `; deepwgsl fp8 is ${(ms / ours).toFixed(1)}x faster` : ''}`,
+  });
+}
+
 async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => void): Promise<void> {
   const soft = ctx.isSoftware;
   const ms = opts.quick || soft ? [1, 128] : [1, 4, 128, 4096];
   const nk = soft ? [[256, 512] as [number, number]] : opts.quick ? DENSE_NK.slice(0, 2) : DENSE_NK;
+  const ours = new Map<string, number>();
+  const keep = (r: BenchRow) => {
+    ours.set(r.name.replace(/^fp8 dense (.*) bf16$/, '$1'), r.ms);
+    emit(r);
+  };
   for (const m of ms) {
-    for (const [n, k] of nk) await measure(ctx, `fp8 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', true), opts, emit);
+    for (const [n, k] of nk) await measure(ctx, `fp8 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', true), opts, keep);
   }
   if (!soft) {
     for (const m of opts.quick ? [1] : ms) await measure(ctx, `fp8 lm_head m=${m} n=129280 k=7168 f32`, dense(ctx, m, 129280, 7168, 'f32', true), opts, emit);
   }
   for (const m of ms) {
     for (const [n, k] of nk) await measure(ctx, `bf16 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', false), opts, emit);
+  }
+  const tf = await loadTfjs();
+  if (tf) {
+    for (const m of ms) {
+      for (const [n, k] of nk) await tfjsRow(tf, m, n, k, opts, ours.get(`m=${m} n=${n} k=${k}`), emit);
+    }
   }
   const gnk = soft ? [[256, 256] as [number, number]] : opts.quick ? GROUPED_NK.slice(0, 1) : GROUPED_NK;
   for (const [g, mPer] of soft ? [[2, 128] as [number, number]] : opts.quick ? CONTIGUOUS.slice(1) : CONTIGUOUS) {
