@@ -3,8 +3,15 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { bitsToF32 } from '../../src/formats/fp8.ts';
 import { encodeBF16 } from '../../src/formats/half.ts';
 import { createTensor, poisonTensor, readTensor, uploadTensor } from '../../src/gpu/tensor.ts';
+import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
+import { decodeE4M3 } from '../../src/formats/fp8.ts';
 import {
   planAddInto,
+  planDequant,
+  planMlaAbsorbO,
+  planMlaAbsorbQ,
+  type MlaDims,
+  type StoredWeight,
   planArgmax,
   planEmbedding,
   planRmsNorm,
@@ -13,7 +20,7 @@ import {
   ropeTableData,
   uploadRopeTable,
 } from '../../src/kernels/nn/nn.ts';
-import { argmaxRef, embeddingRef, rmsNormRef, ropeRef, siluMulRef } from '../../src/kernels/nn/reference.ts';
+import { argmaxRef, embeddingRef, mlaAbsorbORef, mlaAbsorbQRef, rmsNormRef, ropeRef, siluMulRef } from '../../src/kernels/nn/reference.ts';
 import { mismatches, rand, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
 import { randomSpread } from './random.ts';
 
@@ -53,6 +60,60 @@ async function rmsNormCheck(ctx: GpuContext): Promise<CheckResult> {
   return { err, tol: 1e-5 };
 }
 
+async function rmsNormInPlaceCheck(ctx: GpuContext): Promise<CheckResult> {
+  // MLA's kv_a output [tokens, latent + rope]: the latent window is normalised where it lies, the rest untouched.
+  const [rows, cols, n] = [3, 80, 64];
+  const x = randomSpread(rand, rows * cols, -2, 1);
+  const w = Float32Array.from({ length: n }, () => 1 + 0.3 * (rand() - 0.5));
+  const xt = uploadTensor(ctx, x, [rows, cols], 'f32');
+  const p = await planRmsNorm(ctx, xt, uploadTensor(ctx, w, [n], 'f32'), { eps: 1e-6, inPlace: true });
+  await p.launch.run();
+  const ref = Float64Array.from(x);
+  for (let r = 0; r < rows; r++) ref.set(rmsNormRef(x.subarray(r * cols, r * cols + n), w, 1e-6), r * cols);
+  return { err: relErr(await readTensor(xt), ref), tol: 1e-5 };
+}
+
+/** A random weight [rows, cols] stored as e4m3 + 128x128 scales, bf16 or f32, and its float64 values. */
+function storedWeight(ctx: GpuContext, rows: number, cols: number, dtype: 'e4m3' | 'bf16' | 'f32'): { w: StoredWeight; values: Float64Array } {
+  const raw = gauss(rows * cols, 0.1);
+  if (dtype === 'e4m3') {
+    const { q, scales } = perBlockCastToFp8(raw, rows, cols);
+    const kb = Math.ceil(cols / 128);
+    const values = Float64Array.from(q, (b, i) => decodeE4M3(b) * scales[Math.floor(Math.floor(i / cols) / 128) * kb + Math.floor((i % cols) / 128)]);
+    return { w: { t: uploadTensor(ctx, q, [rows, cols], 'e4m3'), scale: uploadTensor(ctx, scales, [Math.ceil(rows / 128), kb], 'f32') }, values };
+  }
+  const vals = dtype === 'bf16' ? raw.map((v) => bitsToF32(encodeBF16(v) << 16)) : raw;
+  return { w: { t: uploadTensor(ctx, vals, [rows, cols], dtype) }, values: Float64Array.from(vals) };
+}
+
+async function absorbCheck(ctx: GpuContext, dtype: 'e4m3' | 'bf16' | 'f32'): Promise<CheckResult> {
+  let err = 0;
+  // DeepSeek-like proportions, small; the second has rows of kv_b spanning 128-row scale blocks unevenly.
+  const dims: MlaDims[] = [
+    { heads: 4, qkNopeHeadDim: 32, qkRopeHeadDim: 16, vHeadDim: 32, kvLoraRank: 64 },
+    { heads: 3, qkNopeHeadDim: 24, qkRopeHeadDim: 8, vHeadDim: 20, kvLoraRank: 150 },
+  ];
+  for (const m of dims) {
+    const tokens = 3;
+    const { w, values } = storedWeight(ctx, m.heads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank, dtype);
+    const q = gauss(tokens * m.heads * (m.qkNopeHeadDim + m.qkRopeHeadDim));
+    const pq = await planMlaAbsorbQ(ctx, uploadTensor(ctx, q, [tokens, m.heads, m.qkNopeHeadDim + m.qkRopeHeadDim], 'f32'), w, m);
+    poisonTensor(pq.out);
+    await pq.launch.run();
+    err = Math.max(err, relErr(await readTensor(pq.out), mlaAbsorbQRef(q, values, m)));
+    const o = gauss(tokens * m.heads * m.kvLoraRank);
+    const po = await planMlaAbsorbO(ctx, uploadTensor(ctx, o, [tokens, m.heads, m.kvLoraRank], 'f32'), w, m);
+    poisonTensor(po.out);
+    await po.launch.run();
+    err = Math.max(err, relErr(await readTensor(po.out), mlaAbsorbORef(o, values, m)));
+    const pd = await planDequant(ctx, w);
+    poisonTensor(pd.out);
+    await pd.launch.run();
+    err = Math.max(err, relErr(await readTensor(pd.out), values));
+  }
+  return { err, tol: 1e-5 };
+}
+
 async function ropeCheck(ctx: GpuContext, interleave: boolean): Promise<CheckResult> {
   let err = 0;
   // [tokens, heads, headDim, ropeOffset, d]: MLA's q (rope after nope) and k_pe (one head).
@@ -82,6 +143,9 @@ export const nnChecks: Check[] = [
   { name: 'nn.embedding f32 table gather', run: (ctx) => embeddingCheck(ctx, 'f32') },
   { name: 'nn.embedding bf16 table gather', run: (ctx) => embeddingCheck(ctx, 'bf16') },
   { name: 'nn.rmsNorm rows and column windows', run: rmsNormCheck },
+  { name: 'nn.rmsNorm in place over a column window', run: rmsNormInPlaceCheck },
+  { name: 'nn.mlaAbsorbQ / mlaAbsorbO / dequant, e4m3 kv_b with 128x128 scales', run: (ctx) => absorbCheck(ctx, 'e4m3') },
+  { name: 'nn.mlaAbsorbQ / mlaAbsorbO / dequant, bf16 and f32 kv_b', run: async (ctx) => { const a = await absorbCheck(ctx, 'bf16'); const b = await absorbCheck(ctx, 'f32'); return { err: Math.max(a.err, b.err), tol: 1e-5 }; } },
   { name: 'nn.rope interleaved pairs (DeepSeek layout)', run: (ctx) => ropeCheck(ctx, true) },
   { name: 'nn.rope half-split pairs', run: (ctx) => ropeCheck(ctx, false) },
   {
@@ -139,6 +203,12 @@ export const nnChecks: Check[] = [
       err += await throwsLike(() => planSiluMul(ctx, x, createTensor(ctx, [2, 7], 'f32')), /siluMul: up.shape must be \[2, 8\]/);
       err += await throwsLike(() => planAddInto(ctx, x, x), /addInto: b must be a different buffer/);
       err += await throwsLike(() => planArgmax(ctx, w), /argmax: x.shape must be rank 2/);
+      err += await throwsLike(() => planRmsNorm(ctx, x, w, { eps: 1e-6, inPlace: true, out: createTensor(ctx, [2, 8], 'f32') }), /rmsNorm: out must be absent when inPlace/);
+      const m: MlaDims = { heads: 2, qkNopeHeadDim: 4, qkRopeHeadDim: 4, vHeadDim: 4, kvLoraRank: 8 };
+      const q = createTensor(ctx, [1, 2, 8], 'f32');
+      err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [15, 8], 'f32') }, m), /mlaAbsorbQ: kvB.t.shape must be \[16, 8\]/);
+      err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [16, 8], 'e4m3') }, m), /mlaAbsorbQ: kvB.scale must be a Tensor/);
+      err += await throwsLike(() => planMlaAbsorbO(ctx, q, { t: createTensor(ctx, [16, 8], 'f32') }, m), /mlaAbsorbO: o.shape must be \[\*, 2, 8\]/);
       return { err, tol: 0 };
     },
   },

@@ -14,6 +14,13 @@ import addTemplate from '../../../shaders/nn/add.wgsl';
 import argmaxTemplate from '../../../shaders/nn/argmax.wgsl';
 import embeddingTemplate from '../../../shaders/nn/embedding.wgsl';
 import rmsNormTemplate from '../../../shaders/nn/rms_norm.wgsl';
+import rmsStoreInplace from '../../../shaders/nn/rms_store_inplace.wgsl';
+import rmsStoreOut from '../../../shaders/nn/rms_store_out.wgsl';
+import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
+import weightAt from '../../../shaders/nn/weight_at.wgsl';
+import absorbQTemplate from '../../../shaders/nn/mla_absorb_q.wgsl';
+import absorbOTemplate from '../../../shaders/nn/mla_absorb_o.wgsl';
+import dequantTemplate from '../../../shaders/nn/dequant.wgsl';
 import ropeTemplate from '../../../shaders/nn/rope.wgsl';
 import siluMulTemplate from '../../../shaders/nn/silu_mul.wgsl';
 
@@ -106,9 +113,11 @@ export interface RmsNormOptions {
   out?: Tensor;
   /** Normalise columns colOffset .. colOffset + w.length of each row of x (default: the whole row). */
   colOffset?: number;
+  /** Write the result over that window of x instead of into a dense out. */
+  inPlace?: boolean;
 }
 
-/** x [rows, >= n] f32, w [n] f32 -> out [rows, n] f32. */
+/** x [rows, >= n] f32, w [n] f32 -> out [rows, n] f32 (or x itself, normalised in place). */
 export async function planRmsNorm(ctx: GpuContext, x: Tensor, w: Tensor, opts: RmsNormOptions): Promise<{ launch: Launch; out: Tensor }> {
   const where = 'rmsNorm';
   const xt = rows2(where, 'x', x, 'f32');
@@ -119,16 +128,21 @@ export async function planRmsNorm(ctx: GpuContext, x: Tensor, w: Tensor, opts: R
   if (!Number.isInteger(off) || off < 0 || off + n > xt.shape[1]) fail(where, 'colOffset', `an integer in 0..${xt.shape[1] - n} (x has ${xt.shape[1]} columns, w ${n})`, off);
   if (!(opts.eps >= 0)) fail(where, 'eps', 'a non-negative number', opts.eps);
   const rows = xt.shape[0];
-  const out = outTensor(ctx, where, [rows, n], opts.out, 'normed');
+  if (opts.inPlace && opts.out) fail(where, 'out', 'absent when inPlace (the result replaces x)', 'a Tensor');
+  const out = opts.inPlace ? xt : outTensor(ctx, where, [rows, n], opts.out, 'normed');
+  if (out.buffer === wt.buffer || (!opts.inPlace && out.buffer === xt.buffer)) fail(where, 'out', 'a buffer of its own (use inPlace to overwrite x)', 'a buffer shared with x or w');
   const launch = await planNn(ctx, {
     name: 'rmsNorm',
     file: 'rms_norm.wgsl',
     code: rmsNormTemplate,
-    helpers: [{ file: 'common/wg_sum.wgsl', code: wgSum }],
-    consts: { WG: ROW_WG },
+    helpers: [
+      { file: 'common/wg_sum.wgsl', code: wgSum },
+      opts.inPlace ? { file: 'nn/rms_store_inplace.wgsl', code: rmsStoreInplace } : { file: 'nn/rms_store_out.wgsl', code: rmsStoreOut },
+    ],
+    consts: { WG: ROW_WG, IN_PLACE: opts.inPlace === true },
     params: RmsNormParams,
     values: { rows, n, pitch_x: xt.shape[1], x_off: off, eps: opts.eps },
-    bindings: [xt.binding(where, 'x'), wt.binding(where, 'w'), out.binding(where, 'out')],
+    bindings: [xt.binding(where, 'x'), wt.binding(where, 'w'), ...(opts.inPlace ? [] : [out.binding(where, 'out')])],
     workgroups: rows,
     bytes: rows * n * 8 + n * 4,
     flops: 3 * rows * n,
@@ -297,4 +311,130 @@ export async function argmax(ctx: GpuContext, x: Tensor, opts: { out?: Tensor } 
   const { launch, out } = await planArgmax(ctx, x, opts);
   launch.submit();
   return out;
+}
+
+// ---- weights as stored (MLA absorption, dequantisation) ----
+
+/** A weight as a checkpoint stores it: f32/bf16/f16, or e4m3 with f32 128x128 block scales. */
+export interface StoredWeight {
+  t: Tensor;
+  scale?: Tensor;
+}
+
+const W_KIND: Partial<Record<Tensor['dtype'], number>> = { f32: 0, bf16: 1, f16: 2, e4m3: 3 };
+
+function storedWeight(ctx: GpuContext, where: string, arg: string, w: StoredWeight, shape?: [number, number]): { kind: number; bindings: GPUBufferBinding[]; pitch: number; kb: number } {
+  const t = expectTensor(where, `${arg}.t`, w?.t, { dtype: ['f32', 'bf16', 'f16', 'e4m3'], shape });
+  if (t.shape.length !== 2) fail(where, `${arg}.t.shape`, 'rank 2 [rows, cols]', t.shape);
+  const kb = Math.ceil(t.shape[1] / 128);
+  let scale: Tensor;
+  if (t.dtype === 'e4m3') scale = expectTensor(where, `${arg}.scale`, w.scale, { dtype: 'f32', shape: [Math.ceil(t.shape[0] / 128), kb] });
+  else {
+    if (w.scale !== undefined) fail(where, `${arg}.scale`, `absent for a ${t.dtype} weight`, 'a Tensor');
+    // Bound but never read: the layout wants every binding.
+    scale = unitScale(ctx);
+  }
+  return { kind: W_KIND[t.dtype]!, bindings: [t.binding(where, `${arg}.t`), scale.binding(where, `${arg}.scale`)], pitch: t.pitch, kb };
+}
+
+const unitScales = new WeakMap<GpuContext, Tensor>();
+function unitScale(ctx: GpuContext): Tensor {
+  let t = unitScales.get(ctx);
+  if (!t) unitScales.set(ctx, (t = uploadTensor(ctx, [1], [1], 'f32', 'unit scale')));
+  return t;
+}
+
+const weightHelpers: WgslSource[] = [
+  { file: 'common/fp8.wgsl', code: fp8Wgsl },
+  { file: 'nn/weight_at.wgsl', code: weightAt },
+];
+
+export interface MlaDims {
+  heads: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
+  kvLoraRank: number;
+}
+
+const AbsorbParams = d.struct({ rows: d.u32, heads: d.u32, w_pitch: d.u32, w_kb: d.u32, grid_x: d.u32 });
+
+function checkKvB(ctx: GpuContext, where: string, kvB: StoredWeight, m: MlaDims) {
+  return storedWeight(ctx, where, 'kvB', kvB, [m.heads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
+}
+
+/**
+ * Absorbed MLA query: q [tokens, heads, nope + rope] f32 and kv_b_proj's weight (as stored) ->
+ * out [tokens, heads, kvLoraRank + rope] f32 = [W_UK^T q_nope, q_rope], the query flashMlaWithKvcache
+ * takes over the latent cache.
+ */
+export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+  const where = 'mlaAbsorbQ';
+  const dq = m.qkNopeHeadDim + m.qkRopeHeadDim;
+  const qt = expectTensor(where, 'q', q, { dtype: 'f32', shape: [null, m.heads, dq] });
+  const w = checkKvB(ctx, where, kvB, m);
+  const tokens = qt.shape[0];
+  const d = m.kvLoraRank + m.qkRopeHeadDim;
+  const out = outTensor(ctx, where, [tokens, m.heads, d], opts.out, 'q_absorbed');
+  const launch = await planNn(ctx, {
+    name: 'mlaAbsorbQ',
+    file: 'mla_absorb_q.wgsl',
+    code: absorbQTemplate,
+    helpers: weightHelpers,
+    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    params: AbsorbParams,
+    values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
+    bindings: [qt.binding(where, 'q'), ...w.bindings, out.binding(where, 'out')],
+    workgroups: Math.ceil((tokens * m.heads * d) / ELEMENTWISE_WG),
+    bytes: kvB.t.byteLength / 2 + qt.byteLength + out.byteLength,
+    flops: 2 * tokens * m.heads * m.qkNopeHeadDim * m.kvLoraRank,
+  });
+  return { launch, out };
+}
+
+/** o [tokens, heads, kvLoraRank] f32 (attention over the latent cache) -> out [tokens, heads * vHeadDim] f32 through W_UV. */
+export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+  const where = 'mlaAbsorbO';
+  const ot = expectTensor(where, 'o', o, { dtype: 'f32', shape: [null, m.heads, m.kvLoraRank] });
+  const w = checkKvB(ctx, where, kvB, m);
+  const tokens = ot.shape[0];
+  const out = outTensor(ctx, where, [tokens, m.heads * m.vHeadDim], opts.out, 'o_values');
+  const launch = await planNn(ctx, {
+    name: 'mlaAbsorbO',
+    file: 'mla_absorb_o.wgsl',
+    code: absorbOTemplate,
+    helpers: weightHelpers,
+    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    params: AbsorbParams,
+    values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
+    bindings: [ot.binding(where, 'o'), ...w.bindings, out.binding(where, 'out')],
+    workgroups: Math.ceil((tokens * m.heads * m.vHeadDim) / ELEMENTWISE_WG),
+    bytes: kvB.t.byteLength / 2 + ot.byteLength + out.byteLength,
+    flops: 2 * tokens * m.heads * m.vHeadDim * m.kvLoraRank,
+  });
+  return { launch, out };
+}
+
+const DequantParams = d.struct({ rows: d.u32, cols: d.u32, w_pitch: d.u32, w_kb: d.u32, grid_x: d.u32 });
+
+/** A stored weight [rows, cols] (e4m3 times its block scales, or bf16/f16/f32) -> f32 [rows, cols]. */
+export async function planDequant(ctx: GpuContext, wIn: StoredWeight, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+  const where = 'dequant';
+  const w = storedWeight(ctx, where, 'w', wIn);
+  const [rows, cols] = wIn.t.shape;
+  const out = outTensor(ctx, where, [rows, cols], opts.out, 'dequantized');
+  const launch = await planNn(ctx, {
+    name: 'dequant',
+    file: 'dequant.wgsl',
+    code: dequantTemplate,
+    helpers: weightHelpers,
+    consts: { WG: ELEMENTWISE_WG, W_KIND: w.kind },
+    params: DequantParams,
+    values: { rows, cols, w_pitch: w.pitch, w_kb: w.kb },
+    bindings: [...w.bindings, out.binding(where, 'out')],
+    workgroups: Math.ceil((rows * cols) / ELEMENTWISE_WG),
+    bytes: wIn.t.byteLength + out.byteLength,
+    flops: rows * cols,
+  });
+  return { launch, out };
 }

@@ -41,3 +41,44 @@ export function argmaxRef(row: ArrayLike<number>): number {
   for (let i = 0; i < row.length; i++) if (!Number.isNaN(row[i]) && (best < 0 || row[i] > row[best])) best = i;
   return best;
 }
+
+export interface MlaDimsRef {
+  heads: number;
+  qkNopeHeadDim: number;
+  qkRopeHeadDim: number;
+  vHeadDim: number;
+  kvLoraRank: number;
+}
+
+/** [W_UK^T q_nope, q_rope] per (token, head); kvB [heads * (nope + v), kvLoraRank] dequantized. */
+export function mlaAbsorbQRef(q: ArrayLike<number>, kvB: ArrayLike<number>, m: MlaDimsRef): Float64Array {
+  const { heads: nh, qkNopeHeadDim: dn, qkRopeHeadDim: dr, vHeadDim: dv, kvLoraRank: kvr } = m;
+  const tokens = q.length / (nh * (dn + dr));
+  const out = new Float64Array(tokens * nh * (kvr + dr));
+  for (let th = 0; th < tokens * nh; th++) {
+    const h = th % nh;
+    for (let c = 0; c < kvr; c++) {
+      let s = 0;
+      for (let j = 0; j < dn; j++) s += q[th * (dn + dr) + j] * kvB[(h * (dn + dv) + j) * kvr + c];
+      out[th * (kvr + dr) + c] = s;
+    }
+    for (let i = 0; i < dr; i++) out[th * (kvr + dr) + kvr + i] = q[th * (dn + dr) + dn + i];
+  }
+  return out;
+}
+
+/** W_UV o per (token, head): o [tokens, heads, kvLoraRank] -> [tokens, heads * v]. */
+export function mlaAbsorbORef(o: ArrayLike<number>, kvB: ArrayLike<number>, m: MlaDimsRef): Float64Array {
+  const { heads: nh, qkNopeHeadDim: dn, vHeadDim: dv, kvLoraRank: kvr } = m;
+  const tokens = o.length / (nh * kvr);
+  const out = new Float64Array(tokens * nh * dv);
+  for (let th = 0; th < tokens * nh; th++) {
+    const h = th % nh;
+    for (let v = 0; v < dv; v++) {
+      let s = 0;
+      for (let c = 0; c < kvr; c++) s += o[th * kvr + c] * kvB[(h * (dn + dv) + dn + v) * kvr + c];
+      out[th * dv + v] = s;
+    }
+  }
+  return out;
+}
