@@ -208,7 +208,7 @@ export const nnChecks: Check[] = [
       const q = createTensor(ctx, [1, 2, 8], 'f32');
       err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [15, 8], 'f32') }, m), /mlaAbsorbQ: kvB.t.shape must be \[16, 8\]/);
       err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [16, 8], 'e4m3') }, m), /mlaAbsorbQ: kvB.scale must be a Tensor/);
-      err += await throwsLike(() => planMlaAbsorbO(ctx, q, { t: createTensor(ctx, [16, 8], 'f32') }, m), /mlaAbsorbO: o.shape must be \[\*, 2, 8\]/);
+      err += await throwsLike(() => planMlaAbsorbO(ctx, createTensor(ctx, [1, 2, 7], 'f32'), { t: createTensor(ctx, [16, 8], 'f32') }, m), /mlaAbsorbO: o.shape must be \[\*, 2, 8\]/);
       return { err, tol: 0 };
     },
   },
