@@ -1,7 +1,9 @@
 // deepwgsl info (and the model commands that follow it): checkpoints in Hugging Face layout.
 import { isMoeLayer, type ModelConfig } from '../model/config.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
-import { formatBytes, planWeights } from '../model/load.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import { Decoder, prefillLogits } from '../model/decode.ts';
+import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
 import { out, type Command, type Values } from './command.ts';
 
@@ -72,6 +74,47 @@ async function info(values: Values): Promise<void> {
   out(`largest tensor: ${largest.expected.name} [${largest.expected.shape.join(', ')}], ${formatBytes(largest.gpuBytes)} (must fit maxStorageBufferBindingSize)`);
 }
 
+/** A progress line on stderr, rewritten in place where stderr is a terminal. */
+function progressBar(label: string): (p: LoadProgress) => void {
+  const tty = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process?.stderr?.isTTY === true;
+  let shown = -1;
+  return (p) => {
+    const pct = Math.floor((100 * p.bytesDone) / Math.max(1, p.bytesTotal));
+    if (pct === shown && p.bytesDone < p.bytesTotal) return;
+    shown = pct;
+    const bar = '#'.repeat(Math.round(pct / 5)).padEnd(20, '.');
+    const line = `${label} [${bar}] ${pct}% ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}`;
+    if (tty) process.stderr.write(`\r${line}${p.bytesDone >= p.bytesTotal ? '\n' : ''}`);
+    else if (p.bytesDone >= p.bytesTotal || pct % 25 === 0) console.error(line);
+  };
+}
+
+function parseTokens(v: unknown, vocab: number): number[] {
+  if (typeof v !== 'string' || !v) throw new Error('--tokens: expected a comma-separated list of token ids, e.g. --tokens 1,2,3');
+  return v.split(',').map((s) => {
+    const t = Number(s.trim());
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new Error(`--tokens: '${s}' is not a token id in 0..${vocab - 1}`);
+    return t;
+  });
+}
+
+async function logits(values: Values, ctx: GpuContext): Promise<void> {
+  if (values.activations !== 'f32') throw new Error(`--activations: only 'f32' is implemented so far, got '${values.activations}'`);
+  if (values.quantize !== undefined && values.quantize !== 'fp8') throw new Error(`--quantize: expected 'fp8', got '${values.quantize}'`);
+  const ck = await openCheckpoint(dirSource(modelDir(values, 'logits')));
+  const tokens = parseTokens(values.tokens, ck.config.vocabSize);
+  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(64, tokens.length) });
+  try {
+    const rows = await prefillLogits(dec, tokens);
+    if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
+    else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${r.indexOf(Math.max(...r))}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
 export const modelCommands: Command[] = [
   {
     name: 'info',
@@ -79,5 +122,18 @@ export const modelCommands: Command[] = [
     options: { model: { type: 'string' }, json: { type: 'boolean', default: false } },
     gpu: false,
     run: (values) => info(values),
+  },
+  {
+    name: 'logits',
+    usage: ['deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32] [--quantize fp8] [--json]   logits at each position'],
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      activations: { type: 'string', default: 'f32' },
+      quantize: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    gpu: true,
+    run: (values, ctx) => logits(values, ctx!),
   },
 ];
