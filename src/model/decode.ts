@@ -160,6 +160,19 @@ export class Decoder {
   }
 
   /** y = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM with unit activation scales (weights stay FP8), others through the half GEMM. */
+  // Launches of the step so far, encoded into one compute pass at the next flush (one submit, not one per kernel).
+  private pending: Launch[] = [];
+
+  private flush(): void {
+    if (!this.pending.length) return;
+    const enc = this.ctx.device.createCommandEncoder({ label: 'decode step' });
+    const pass = enc.beginComputePass();
+    for (const l of this.pending) l.encode(pass);
+    pass.end();
+    this.ctx.device.queue.submit([enc.finish()]);
+    this.pending = [];
+  }
+
   private async linear(x: Tensor, w: StoredWeight, temps: Tensor[], label: string): Promise<Tensor> {
     const [m, k] = x.shape;
     const n = w.t.shape[0];
@@ -176,13 +189,13 @@ export class Decoder {
       if (w.t.shape[1] !== k) fail('linear', `${label} weight`, `[${n}, ${k}]`, w.t.shape);
       launch = await planGemm(this.ctx, label, p);
     } else launch = await planGemm(this.ctx, label, denseProblem(label, false, { a: x, b: w.t }, out));
-    launch.submit();
+    this.pending.push(launch);
     return out;
   }
 
   private async norm(x: Tensor, w: Tensor, temps: Tensor[]): Promise<Tensor> {
     const { launch, out } = await planRmsNorm(this.ctx, x, w, { eps: this.config.rmsNormEps });
-    launch.submit();
+    this.pending.push(launch);
     temps.push(out);
     return out;
   }
@@ -217,12 +230,12 @@ export class Decoder {
     const m: MlaDims = { heads: c.numHeads, qkNopeHeadDim: c.qkNopeHeadDim, qkRopeHeadDim: c.qkRopeHeadDim, vHeadDim: c.vHeadDim, kvLoraRank: c.kvLoraRank };
     const dq = c.qkNopeHeadDim + c.qkRopeHeadDim;
     const d = c.kvLoraRank + c.qkRopeHeadDim;
-    const run = async (p: Promise<Launch | { launch: Launch }>) => {
+    const run = async <T extends Launch | { launch: Launch }>(p: Promise<T>): Promise<T> => {
       const r = await p;
-      ('launch' in r ? r.launch : r).submit();
+      this.pending.push('launch' in r ? r.launch : r);
+      return r;
     };
-    const emb = await planEmbedding(ctx, this.weights.get('model.embed_tokens.weight').t, ids);
-    emb.launch.submit();
+    const emb = await run(planEmbedding(ctx, this.weights.get('model.embed_tokens.weight').t, ids));
     const x = emb.out;
     temps.push(x);
     try {
@@ -237,10 +250,9 @@ export class Decoder {
         await run(planRope(ctx, kv3, pos, this.ropeTable, { ropeOffset: c.kvLoraRank, interleave: c.ropeInterleave }));
         await run(planRmsNorm(ctx, kv, lw.kvANorm, { eps: c.rmsNormEps, inPlace: true }));
         await run(planAppendKvcache(ctx, { kcache: this.kcache[l], kv: kv3, slots, kvFormat: this.opts.kvFormat }));
-        const qa = await planMlaAbsorbQ(ctx, q3, lw.kvB, m);
-        qa.launch.submit();
+        const qa = await run(planMlaAbsorbQ(ctx, q3, lw.kvB, m));
         temps.push(qa.out);
-        const mla = await planFlashMla(ctx, {
+        const mla = await run(planFlashMla(ctx, {
           q: view(qa.out, [B, 1, c.numHeads, d]),
           kcache: this.kcache[l],
           blockTable,
@@ -250,11 +262,9 @@ export class Decoder {
           schedMeta,
           softmaxScale: c.softmaxScale,
           kvFormat: this.opts.kvFormat,
-        });
-        mla.launch.submit();
+        }));
         temps.push(mla.out, mla.lse);
-        const ov = await planMlaAbsorbO(ctx, view(mla.out, [B, c.numHeads, c.kvLoraRank]), lw.kvB, m);
-        ov.launch.submit();
+        const ov = await run(planMlaAbsorbO(ctx, view(mla.out, [B, c.numHeads, c.kvLoraRank]), lw.kvB, m));
         temps.push(ov.out);
         await run(planAddInto(ctx, x, await this.linear(ov.out, lw.o, temps, 'o_proj')));
         const hn2 = await this.norm(x, lw.postNorm, temps);
@@ -262,11 +272,12 @@ export class Decoder {
         if (lw.dense) {
           const g = await this.linear(hn2, lw.dense.gate, temps, 'gate_proj');
           const u = await this.linear(hn2, lw.dense.up, temps, 'up_proj');
-          const s = await planSiluMul(ctx, g, u);
-          s.launch.submit();
+          const s = await run(planSiluMul(ctx, g, u));
           temps.push(s.out);
           mlpOut = await this.linear(s.out, lw.dense.down, temps, 'down_proj');
         } else {
+          // moeLayer submits its own work: what came before goes first.
+          this.flush();
           const r = await moeLayer(ctx, hn2, lw.moe!.weights, {
             route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
             layout: 'masked',
@@ -279,9 +290,11 @@ export class Decoder {
       const xn = await this.norm(x, this.weights.get('model.norm.weight').t, temps);
       const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
       const logits = await this.linear(xn, head, temps, 'lm_head');
+      this.flush();
       const all = (await readTensor(logits)) as Float32Array;
       return batch.map((_, i) => all.slice(i * c.vocabSize, (i + 1) * c.vocabSize));
     } finally {
+      this.pending = [];
       schedMeta.destroy();
       await ctx.sync().catch(() => undefined);
       for (const t of temps) t.destroy();

@@ -2,8 +2,9 @@
 // (SwiftShader WebGPU) with puppeteer-core. Prints the page's lines and its closing summary.
 import { launchChromium, serve } from './chromium-lib.mjs';
 
-const html = '<!doctype html><meta charset="utf-8"><title>deepwgsl conformance</title><script type="module" src="browser.js"></script>';
-const server = await serve('dist/tests', { '/': html });
+// The repository root is served: the page's bundle from dist/tests, the model checks' fixtures from tests/fixtures.
+const html = '<!doctype html><meta charset="utf-8"><title>deepwgsl conformance</title><script type="module" src="/dist/tests/browser.js"></script>';
+const server = await serve('.', { '/': html });
 const browser = await launchChromium();
 let code = 1;
 try {
