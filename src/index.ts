@@ -31,3 +31,5 @@ export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
 export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
 export * from './kernels/mla/index.ts';
+export * from './kernels/nn/index.ts';
+export * from './model/index.ts';

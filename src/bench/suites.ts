@@ -79,7 +79,7 @@ export async function runBench(ctx: GpuContext, run: BenchRun): Promise<BenchRep
     for (const suite of run.suites) {
       if (profiler) profiler.section = suite.flag;
       run.onSuite?.(suite);
-      await suite.run(ctx, { quick: run.quick, iters: run.iters, ceilings, tune: run.tune }, (row) => {
+      await suite.run(ctx, { quick: run.quick, iters: run.iters, tune: run.tune, ceilings }, (row) => {
         rows.push(row);
         run.onRow?.(row);
       });

@@ -5,9 +5,10 @@ import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
 import { gemmCommands } from './gemm.ts';
+import { modelCommands } from './model.ts';
 
 // Each capability adds its commands here (and its bench suite to SUITES in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands, ...modelCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 

@@ -22,6 +22,8 @@ import { profilerChecks } from './profiler.ts';
 
 import { mismatches, rand, throwsLike, type Check, type CheckResult } from './check.ts';
 import { moeChecks } from './moe.ts';
+import { nnChecks } from './nn.ts';
+import { modelChecks } from './model.ts';
 
 export { seed, type Check, type CheckResult } from './check.ts';
 
@@ -255,7 +257,7 @@ const coreChecks: Check[] = [
 ];
 
 // Each kernel family keeps its checks in a file beside this one and adds them here.
-const allChecks: Check[] = [...coreChecks, ...profilerChecks, ...gemmChecks, ...moeChecks, ...mlaChecks];
+const allChecks: Check[] = [...coreChecks, ...profilerChecks, ...gemmChecks, ...moeChecks, ...mlaChecks, ...nnChecks, ...modelChecks];
 
 // DEEPWGSL_CHECKS=mla,gemm runs only the checks whose names contain one of those words (while developing).
 const only = envVar('DEEPWGSL_CHECKS')?.split(',').filter(Boolean);

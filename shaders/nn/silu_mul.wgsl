@@ -1,0 +1,15 @@
+// siluMul: out = silu(gate) * up = gate / (1 + exp(-gate)) * up, elementwise, f32.
+// Holes: WG (prelude), Params (typegpu struct).
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> gate: array<f32>;
+@group(0) @binding(2) var<storage, read> up: array<f32>;
+@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = (wid.x + wid.y * params.grid_x) * WG + lid;
+  if (i >= params.n) { return; }
+  let g = gate[i];
+  out[i] = g / (1.0 + exp(-g)) * up[i];
+}

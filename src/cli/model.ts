@@ -1,0 +1,195 @@
+// deepwgsl info (and the model commands that follow it): checkpoints in Hugging Face layout.
+import { isMoeLayer, type ModelConfig } from '../model/config.ts';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import { Decoder, prefillLogits } from '../model/decode.ts';
+import { generate } from '../model/generate.ts';
+import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
+import { dirSource } from '../model/source.ts';
+import { num, out, type Command, type Values } from './command.ts';
+
+function modelDir(values: Values, cmd: string): string {
+  if (typeof values.model !== 'string') throw new Error(`deepwgsl ${cmd}: --model DIR is required`);
+  return values.model;
+}
+
+/** Weights one token reads: everything but the routed experts it does not use. */
+function activeParams(ck: Checkpoint): number {
+  const c = ck.config;
+  let n = 0;
+  for (const e of ck.expected) {
+    const m = /^model\.layers\.(\d+)\.mlp\.experts\.\d+\./.exec(e.name);
+    const size = e.shape.reduce((a, b) => a * b, 1);
+    if (e.name === 'model.embed_tokens.weight') n += c.hiddenSize;
+    else if (m && c.moe) n += (size * c.moe.numExpertsPerTok) / c.moe.nRoutedExperts;
+    else n += size;
+  }
+  return n;
+}
+
+function describeArch(c: ModelConfig): string[] {
+  const moeLayers = Array.from({ length: c.numLayers }, (_, i) => i).filter((i) => isMoeLayer(c, i)).length;
+  const rope = c.rope.type === 'yarn' ? `YaRN (factor ${c.rope.factor}, original ${c.rope.originalMaxPositionEmbeddings}, attention factor ${c.rope.attentionFactor.toFixed(4)})` : 'plain';
+  const lines = [
+    `architecture: ${c.modelType}, ${c.numLayers} layers (${c.numLayers - moeLayers} dense, ${moeLayers} MoE), hidden ${c.hiddenSize}, vocab ${c.vocabSize}`,
+    `attention: MLA, ${c.numHeads} heads, q ${c.qLoraRank === null ? 'q_proj (no LoRA)' : `LoRA rank ${c.qLoraRank}`}, kv_lora_rank ${c.kvLoraRank}, ` +
+      `qk nope/rope ${c.qkNopeHeadDim}/${c.qkRopeHeadDim}, v ${c.vHeadDim}, softmax scale ${c.softmaxScale.toFixed(6)}`,
+    `rope: ${rope}, theta ${c.ropeTheta}, ${c.ropeInterleave ? 'interleaved pairs' : 'half-split pairs'}, max positions ${c.maxPositionEmbeddings}`,
+    `dense MLP: intermediate ${c.intermediateSize}`,
+  ];
+  if (c.moe) {
+    const m = c.moe;
+    lines.push(
+      `MoE: ${m.nRoutedExperts} routed experts (${m.numExpertsPerTok} per token) + ${m.nSharedExperts} shared, intermediate ${m.moeIntermediateSize}; ` +
+        `${m.scoringFunc} scores, ${m.topkMethod}${m.topkMethod === 'greedy' ? '' : ` (${m.nGroup} groups, top ${m.topkGroup})`}, ` +
+        `norm_topk_prob ${m.normTopkProb}, routed_scaling_factor ${m.routedScalingFactor}`,
+    );
+  }
+  return lines;
+}
+
+async function info(values: Values): Promise<void> {
+  const ck = await openCheckpoint(dirSource(modelDir(values, 'info')));
+  const c = ck.config;
+  const plan = planWeights(ck);
+  const fp8 = planWeights(ck, { quantize: 'fp8' });
+  const total = Object.values(plan.paramsByDtype).reduce((a, b) => a + b, 0);
+  // The latent cache per token and layer: kv_lora_rank + rope dims, f32.
+  const kvPerToken = c.numLayers * (c.kvLoraRank + c.qkRopeHeadDim) * 4;
+  const largest = plan.tensors.reduce((a, b) => (b.gpuBytes > a.gpuBytes ? b : a));
+  const report = {
+    model: ck.source.where,
+    files: ck.files,
+    config: c,
+    parameters: { total, active: Math.round(activeParams(ck)), byDtype: plan.paramsByDtype },
+    gpuBytes: { weights: plan.gpuBytes, byDtype: plan.byDtype, weightsQuantizedFp8: fp8.gpuBytes, kvCachePerToken: kvPerToken },
+    largestTensor: { name: largest.expected.name, shape: largest.expected.shape, bytes: largest.gpuBytes },
+  };
+  if (values.json) return out(JSON.stringify(report, null, 1));
+  out(`model: ${ck.source.where} (${ck.files.length} file${ck.files.length > 1 ? 's' : ''}${c.fp8BlockSize ? ', block-FP8 weights' : ''})`);
+  for (const l of describeArch(c)) out(l);
+  out(`parameters: ${(total / 1e6).toFixed(2)} M (${(report.parameters.active / 1e6).toFixed(2)} M active per token); by dtype: ` +
+    Object.entries(plan.paramsByDtype).map(([d, n]) => `${d} ${(n / 1e6).toFixed(2)} M`).join(', '));
+  out(`GPU memory: weights ${formatBytes(plan.gpuBytes)} (${Object.entries(plan.byDtype).map(([d, n]) => `${d} ${formatBytes(n)}`).join(', ')}); ` +
+    `with --quantize fp8 ${formatBytes(fp8.gpuBytes)}; KV cache ${formatBytes(kvPerToken)} per token (f32 latent)`);
+  out(`largest tensor: ${largest.expected.name} [${largest.expected.shape.join(', ')}], ${formatBytes(largest.gpuBytes)} (must fit maxStorageBufferBindingSize)`);
+}
+
+/** A progress line on stderr, rewritten in place where stderr is a terminal. */
+function progressBar(label: string): (p: LoadProgress) => void {
+  const tty = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process?.stderr?.isTTY === true;
+  let shown = -1;
+  return (p) => {
+    const pct = Math.floor((100 * p.bytesDone) / Math.max(1, p.bytesTotal));
+    if (pct === shown && p.bytesDone < p.bytesTotal) return;
+    shown = pct;
+    const bar = '#'.repeat(Math.round(pct / 5)).padEnd(20, '.');
+    const line = `${label} [${bar}] ${pct}% ${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}`;
+    if (tty) process.stderr.write(`\r${line}${p.bytesDone >= p.bytesTotal ? '\n' : ''}`);
+    else if (p.bytesDone >= p.bytesTotal || pct % 25 === 0) console.error(line);
+  };
+}
+
+function parseTokens(v: unknown, vocab: number): number[] {
+  if (typeof v !== 'string' || !v) throw new Error('--tokens: expected a comma-separated list of token ids, e.g. --tokens 1,2,3');
+  return v.split(',').map((s) => {
+    const t = Number(s.trim());
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new Error(`--tokens: '${s}' is not a token id in 0..${vocab - 1}`);
+    return t;
+  });
+}
+
+async function logits(values: Values, ctx: GpuContext): Promise<void> {
+  if (values.activations !== 'f32' && values.activations !== 'fp8') throw new Error(`--activations: expected 'f32' or 'fp8', got '${values.activations}'`);
+  if (values.quantize !== undefined && values.quantize !== 'fp8') throw new Error(`--quantize: expected 'fp8', got '${values.quantize}'`);
+  const ck = await openCheckpoint(dirSource(modelDir(values, 'logits')));
+  const tokens = parseTokens(values.tokens, ck.config.vocabSize);
+  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(64, tokens.length), activations: values.activations });
+  try {
+    const rows = await prefillLogits(dec, tokens);
+    if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
+    else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${r.indexOf(Math.max(...r))}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
+async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
+  if (values.prompt !== undefined) throw new Error('deepwgsl generate: --prompt needs a tokenizer, which is not implemented yet; pass --tokens');
+  const ck = await openCheckpoint(dirSource(modelDir(values, 'generate')));
+  // Several prompts: --tokens 1,2,3;4,5 decodes them together in one batch.
+  const prompts = String(values.tokens ?? '').split(';').map((p) => parseTokens(p, ck.config.vocabSize));
+  const maxNew = num(values, 'max-new-tokens');
+  const greedy = values.greedy === true || values.temperature === undefined;
+  const sampling = greedy
+    ? {}
+    : {
+        temperature: num(values, 'temperature'),
+        topP: values['top-p'] === undefined ? undefined : num(values, 'top-p'),
+        topK: values['top-k'] === undefined ? undefined : num(values, 'top-k'),
+      };
+  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(...prompts.map((p) => p.length)) + maxNew, maxBatch: prompts.length });
+  try {
+    const r = await generate(dec, prompts, {
+      maxNewTokens: maxNew,
+      seed: values.seed === undefined ? 0 : num(values, 'seed'),
+      stopTokens: values['ignore-eos'] ? [] : ck.config.eosTokenIds,
+      ...sampling,
+    });
+    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids }));
+    r.ids.forEach((ids, i) => out(`${prompts.length > 1 ? `[${i}] ` : ''}${ids.join(' ')}`));
+    out(`${r.tokens} tokens in ${r.steps} steps, ${(r.ms / 1e3).toFixed(2)} s: ${((r.steps * 1e3) / r.ms).toFixed(1)} steps/s, ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s (steps planned as they run: no replay yet)`);
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
+export const modelCommands: Command[] = [
+  {
+    name: 'info',
+    usage: ['deepwgsl info --model DIR [--json]            architecture, parameters by dtype, GPU memory needed'],
+    options: { model: { type: 'string' }, json: { type: 'boolean', default: false } },
+    gpu: false,
+    run: (values) => info(values),
+  },
+  {
+    name: 'logits',
+    usage: ['deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32|fp8] [--quantize fp8] [--json]   logits at each position'],
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      activations: { type: 'string', default: 'f32' },
+      quantize: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    gpu: true,
+    run: (values, ctx) => logits(values, ctx!),
+  },
+  {
+    name: 'generate',
+    usage: [
+      'deepwgsl generate --model DIR --tokens 1,2,3[;4,5] --max-new-tokens N [--greedy | --temperature T [--top-p P] [--top-k K] --seed S] [--json]',
+      '                                              decode (several prompts: one batch); stops at the config\'s eos unless --ignore-eos',
+    ],
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-new-tokens': { type: 'string', default: '16' },
+      greedy: { type: 'boolean', default: false },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      'ignore-eos': { type: 'boolean', default: false },
+      quantize: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    gpu: true,
+    run: (values, ctx) => generateCmd(values, ctx!),
+  },
+];

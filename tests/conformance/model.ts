@@ -1,0 +1,138 @@
+// Model runtime conformance: the GPU decode path against transformers' reference.json for the
+// bundled fixtures (logits at every prompt position, then greedy tokens), plus loading errors.
+import type { GpuContext } from '../../src/gpu/context.ts';
+import { envVar, runtime } from '../../src/gpu/env.ts';
+import { argmaxRef } from '../../src/kernels/nn/reference.ts';
+import { openCheckpoint } from '../../src/model/checkpoint.ts';
+import { Decoder, prefillLogits } from '../../src/model/decode.ts';
+import { generate } from '../../src/model/generate.ts';
+import { checkFits, loadWeights, planWeights } from '../../src/model/load.ts';
+import { dirSource, filesSource, readText, type ModelSource } from '../../src/model/source.ts';
+import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
+import { readTensor, readTensorBits } from '../../src/gpu/tensor.ts';
+import { decodeStBytes, readStBytes } from '../../src/model/checkpoint.ts';
+import { mismatches, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
+
+interface Reference {
+  prompt_ids: number[];
+  logits: number[][];
+  greedy_ids: number[];
+}
+
+/** A fixture directory: read from disk in Node/Deno; fetched whole in a browser (the driver serves the repository). */
+async function fixture(name: string): Promise<ModelSource> {
+  const dir = `tests/fixtures/${name}`;
+  if (runtime() !== 'browser') return dirSource(dir);
+  const get = async (f: string) => {
+    const r = await fetch(`/${dir}/${f}`);
+    return r.ok ? new File([await r.blob()], f) : undefined;
+  };
+  const files = [await get('config.json'), await get('reference.json')];
+  const index = await get('model.safetensors.index.json');
+  const shards = index ? [...new Set(Object.values((JSON.parse(await index.text()) as { weight_map: Record<string, string> }).weight_map))] : ['model.safetensors'];
+  for (const f of shards) files.push(await get(f));
+  return filesSource([...files, index].filter((f): f is File => f !== undefined), dir);
+}
+
+async function fidelity(ctx: GpuContext, name: string, opts: { quantize?: 'fp8' } = {}): Promise<CheckResult> {
+  const src = await fixture(name);
+  const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
+  const ck = await openCheckpoint(src);
+  const weights = await loadWeights(ctx, ck, opts);
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 64 });
+  try {
+    const rows = await prefillLogits(dec, ref.prompt_ids);
+    const err = Math.max(...rows.map((r, t) => relErr(r, ref.logits[t])));
+    const ids: number[] = [];
+    let last = rows[rows.length - 1];
+    for (let i = 0; i < ref.greedy_ids.length; i++) {
+      ids.push(argmaxRef(last));
+      if (i + 1 < ref.greedy_ids.length) last = (await dec.step([{ seq: 0, token: ids[i] }]))[0];
+    }
+    const wrong = ids.filter((v, i) => v !== ref.greedy_ids[i]).length;
+    // Greedy tokens must match exactly: a wrong one fails the check whatever the logits error.
+    return { err: wrong ? Infinity : err, tol: 1e-3, note: `logits max|diff|/max|ref| ${err.toExponential(2)}; greedy ${ids.join(',')}${wrong ? ` (expected ${ref.greedy_ids.join(',')})` : ' (all match)'}` };
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
+const fidelityCheck = (name: string, what: string): Check => ({ name: `model ${name} (${what}): GPU logits and greedy tokens vs transformers`, run: (ctx) => fidelity(ctx, name) });
+
+// A decode step takes ~1.5 s on SwiftShader (mostly the MoE layer), so CI runs two fixtures;
+// DEEPWGSL_MODEL_FIXTURES=all adds the other three (seconds each on lavapipe or a real GPU).
+const more = envVar('DEEPWGSL_MODEL_FIXTURES') === 'all';
+
+export const modelChecks: Check[] = [
+  fidelityCheck('tiny-v3-a', 'FP8, YaRN, sigmoid group routing'),
+  fidelityCheck('tiny-v2-b', 'V2: q_proj, softmax greedy routing, BF16'),
+  ...(more
+    ? [
+        fidelityCheck('tiny-v2-c', 'V2 group-limited, FP8'),
+        fidelityCheck('tiny-v3-d-bf16', 'BF16, YaRN factor 40, mscale != mscale_all_dim'),
+        fidelityCheck('tiny-v3-e-sharded', '3 shards, partial scale blocks'),
+      ]
+    : []),
+  {
+    name: 'model batch: two sequences of different lengths in one batch decode as each does alone; seeded top-p repeats',
+    async run(ctx) {
+      const src = await fixture('tiny-v2-b');
+      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
+      const ck = await openCheckpoint(src);
+      const weights = await loadWeights(ctx, ck);
+      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 16, maxBatch: 2, blockSize: 4 });
+      try {
+        const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6)];
+        let bad = 0;
+        const notes: string[] = [];
+        const together = await generate(dec, prompts, { maxNewTokens: 3 });
+        const alone = [(await generate(dec, [prompts[0]], { maxNewTokens: 3 })).ids[0], (await generate(dec, [prompts[1]], { maxNewTokens: 3 })).ids[0]];
+        bad += mismatches(together.ids[0], alone[0]) + mismatches(together.ids[1], alone[1]);
+        notes.push(`greedy ${JSON.stringify(together.ids)}${bad ? ` alone ${JSON.stringify(alone)}` : ''}`);
+        // Seeded sampling repeats itself.
+        const sampling = { maxNewTokens: 3, temperature: 0.8, topP: 0.9, seed: 5 };
+        const s1 = await generate(dec, prompts, sampling);
+        const s2 = await generate(dec, prompts, sampling);
+        bad += mismatches(s1.ids.flat(), s2.ids.flat());
+        notes.push(`top-p ${JSON.stringify(s1.ids)}`);
+        return { err: bad, tol: 0, note: notes.join(' ') };
+      } finally {
+        dec.destroy();
+        weights.destroy();
+      }
+    },
+  },
+  {
+    name: 'model loading with quantize fp8: BF16 weights cast to e4m3 + 128x128 scales bit-identical to the CPU cast; progress reaches the total',
+    async run(ctx) {
+      const ck = await openCheckpoint(await fixture('tiny-v3-d-bf16'));
+      const seen: number[] = [];
+      const w = await loadWeights(ctx, ck, { quantize: 'fp8', onProgress: (p) => seen.push(p.bytesDone / p.bytesTotal) });
+      try {
+        let bad = 0;
+        for (const name of ['model.layers.0.self_attn.q_b_proj.weight', 'model.layers.1.mlp.experts.3.down_proj.weight']) {
+          const st = ck.tensors.get(name)!;
+          const ref = perBlockCastToFp8(Float32Array.from(decodeStBytes(await readStBytes(st), st.dtype)), st.shape[0], st.shape[1]);
+          const g = w.get(name);
+          bad += g.t.dtype === 'e4m3' ? mismatches(await readTensorBits(g.t), ref.q) + mismatches(await readTensor(g.scale!), ref.scales) : 1;
+        }
+        const monotone = seen.every((v, i) => i === 0 || v >= seen[i - 1]);
+        return { err: bad + (monotone && seen[seen.length - 1] === 1 ? 0 : 1), tol: 0, note: `${seen.length} progress reports` };
+      } finally {
+        w.destroy();
+      }
+    },
+  },
+  {
+    name: 'model loading refuses a model over the device limits before uploading, naming the tensor',
+    async run(ctx) {
+      const ck = await openCheckpoint(await fixture('tiny-v3-a'));
+      const plan = planWeights(ck);
+      let err = 0;
+      err += await throwsLike(() => checkFits({ ...ctx, limits: { ...ctx.limits, maxStorageBufferBindingSize: 400_000 } } as GpuContext, plan), /model too large for this device: tensor 'model.embed_tokens.weight' \[512, 256\] f32 needs 512.0 KiB .*nothing was uploaded/);
+      err += await throwsLike(() => loadWeights(ctx, ck, { memoryBudget: 1_000_000 }), /weights need 4.32 MiB of GPU memory, over the budget of 976.6 KiB; nothing was uploaded/);
+      return { err, tol: 0 };
+    },
+  },
+];
