@@ -5,7 +5,8 @@
 // bits to bits 7..13), are the same number times 2^-8, subnormals included (they land on f16
 // subnormals); two bytes convert per unpack2x16float. The 2^-8 of each operand is given back
 // through the scales (scales_fp8.wgsl multiplies each by 256). Values come out in the order
-// (b0, b2, b1, b3): A and B use the same order, so dot products and sums over k are unchanged.
+// (b0, b2, b1, b3): when A and B are both e4m3 they share that order, so dot products and sums over
+// k are unchanged (E4M3_PAIRED); an e4m3 operand beside a 16/32-bit one is put back in k order.
 
 // Exact decode for words holding a NaN code (0x7f or 0xff), which the f16 route would misread.
 fn e4m3x4_nan_path(w: u32) -> vec4<f32> {
@@ -23,8 +24,15 @@ fn e4m3x4_scaled(w: u32) -> vec4<f32> {
   return vec4<f32>(unpack2x16float(h_lo), unpack2x16float(h_hi));
 }
 
+// One e4m3 word in the order the other operand uses (see above).
+fn e4m3x4_paired(w: u32) -> vec4<f32> {
+  let v = e4m3x4_scaled(w);
+  if (E4M3_PAIRED) { return v; }
+  return v.xzyw;
+}
+
 fn decode4(kind: u32, w: vec4<u32>) -> vec4<f32> {
-  if (kind == 3u) { return e4m3x4_scaled(w.x); }
+  if (kind == 3u) { return e4m3x4_paired(w.x); }
   if (kind == 1u) {
     return bitcast<vec4<f32>>(vec4<u32>(w.x << 16u, w.x & 0xffff0000u, w.y << 16u, w.y & 0xffff0000u));
   }
@@ -35,6 +43,6 @@ fn decode4(kind: u32, w: vec4<u32>) -> vec4<f32> {
 // Values at k >= k_len are zero: row padding and the next row's words never leak in. `kind` gives
 // the order decode4 returned the values in.
 fn mask_k(v: vec4<f32>, k0: u32, k_len: u32, kind: u32) -> vec4<f32> {
-  let offs = select(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(0u, 2u, 1u, 3u), kind == 3u);
+  let offs = select(vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(0u, 2u, 1u, 3u), kind == 3u && E4M3_PAIRED);
   return select(vec4<f32>(0.0), v, vec4<u32>(k0) + offs < vec4<u32>(k_len));
 }

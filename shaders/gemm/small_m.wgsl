@@ -72,7 +72,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           for (var j = 0u; j < NC; j++) {
             let col = min(col_blk + grp * NC + j, params.n - 1u);
             let w = load_b16(g * params.n + col, chw);
-            bq[j] = array<vec4<f32>, 4>(e4m3x4_scaled(w.x), e4m3x4_scaled(w.y), e4m3x4_scaled(w.z), e4m3x4_scaled(w.w));
+            bq[j] = array<vec4<f32>, 4>(e4m3x4_paired(w.x), e4m3x4_paired(w.y), e4m3x4_paired(w.z), e4m3x4_paired(w.w));
             sbv[j] = scale_b(g, col, s);
           }
           // @unroll

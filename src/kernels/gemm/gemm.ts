@@ -373,6 +373,9 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     OUT_KIND: split ? 0 : KIND[p.out.dtype],
     C_KIND: withC ? KIND[p.c!.dtype] : 0,
     FP8: p.fp8,
+    E4M3_PAIRED: p.a.dtype === 'e4m3' && p.b.dtype === 'e4m3',
+    A_SCALE: { f32: p.a.dtype === 'e4m3' ? 256 : 1 },
+    B_SCALE: { f32: p.b.dtype === 'e4m3' ? 256 : 1 },
   };
   if (c.kernel === 'smallM') {
     return {
