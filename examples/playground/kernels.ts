@@ -17,6 +17,9 @@ import {
   denseProblem,
   encodeE4M3,
   fp8GemmNT,
+  maskedProblem,
+  maskedReference,
+  mGroupedFp8GemmNTMasked,
   gemmCandidates,
   gemmReference,
   type DType,
@@ -128,18 +131,21 @@ const mla: PlaygroundKernel = {
 
 const OUT_TOL: Record<string, number> = { bf16: 2 ** -8, f16: 2 ** -11, f32: 1e-5 };
 
-/** Random FP8 operands with scales spanning 1e-3..1e3 (as the conformance checks use), on the GPU and as float64. */
-function gemmOperands(ctx: GpuContext, f: Fields) {
+/** Random FP8 operands with scales spanning 1e-3..1e3 (as the conformance checks use): `g` groups
+ * (0: a dense GEMM) of A [m, k] and B [n, k], on the GPU and as float64 inputs to the references. */
+function gemmOperands(ctx: GpuContext, f: Fields, g: number) {
   const [m, n, k] = [Number(f.m), Number(f.n), Number(f.k)];
-  const kb = Math.ceil(k / 128);
+  const [kb, nb, lead] = [Math.ceil(k / 128), Math.ceil(n / 128), g ? [g] : []];
+  const G = Math.max(1, g);
   const codes = (len: number) => Uint8Array.from({ length: len }, () => encodeE4M3((Math.random() * 2 - 1) * 10 ** (Math.random() * 5 - 3)));
   const scales = (len: number) => Float32Array.from({ length: len }, () => 10 ** (Math.random() * 6 - 3));
-  const [qa, sa, qb, sb] = [codes(m * k), scales(m * kb), codes(n * k), scales(Math.ceil(n / 128) * kb)];
-  const lhs: [Tensor, Tensor] = [uploadTensor(ctx, qa, [m, k], 'e4m3'), uploadTensor(ctx, sa, [m, kb], 'f32')];
-  const rhs: [Tensor, Tensor] = [uploadTensor(ctx, qb, [n, k], 'e4m3'), uploadTensor(ctx, sb, [Math.ceil(n / 128), kb], 'f32')];
-  const out = createTensor(ctx, [m, n], f.out as DType, 'out');
-  const ref = () => gemmReference({ x: Float64Array.from(qa, decodeE4M3), scales: sa }, { x: Float64Array.from(qb, decodeE4M3), scales: sb }, m, n, k);
-  return { lhs, rhs, out, ref };
+  const [qa, sa, qb, sb] = [codes(G * m * k), scales(G * m * kb), codes(G * n * k), scales(G * nb * kb)];
+  const lhs: [Tensor, Tensor] = [uploadTensor(ctx, qa, [...lead, m, k], 'e4m3'), uploadTensor(ctx, sa, [...lead, m, kb], 'f32')];
+  const rhs: [Tensor, Tensor] = [uploadTensor(ctx, qb, [...lead, n, k], 'e4m3'), uploadTensor(ctx, sb, [...lead, nb, kb], 'f32')];
+  const out = createTensor(ctx, [...lead, m, n], f.out as DType, 'out');
+  const A = { x: Float64Array.from(qa, decodeE4M3), scales: sa };
+  const B = { x: Float64Array.from(qb, decodeE4M3), scales: sb };
+  return { lhs, rhs, out, A, B, m, n, k };
 }
 
 const gemm: PlaygroundKernel = {
@@ -147,18 +153,46 @@ const gemm: PlaygroundKernel = {
   fields: { m: 4, n: 512, k: 1024, out: ['bf16', 'f32', 'f16'] },
   jitKernel: (_f, config) => `gemm.${(config as GemmConfig).kernel}`,
   async configs(ctx, f) {
-    const { lhs, rhs, out } = gemmOperands(ctx, f);
+    const { lhs, rhs, out } = gemmOperands(ctx, f, 0);
     const p = denseProblem('fp8GemmNT', true, { a: lhs[0], sa: lhs[1], b: rhs[0], sb: rhs[1] }, out);
     return [defaultGemmConfig(ctx, p), ...gemmCandidates(ctx, p)];
   },
   async run(ctx, f, config) {
-    const { lhs, rhs, out, ref } = gemmOperands(ctx, f);
+    const { lhs, rhs, out, A, B, m, n, k } = gemmOperands(ctx, f, 0);
     poisonTensor(out);
     const launch = await fp8GemmNT(ctx, lhs, rhs, out, { config: config as GemmConfig });
     const got = await readTensor(out);
-    const want = ref();
+    const want = gemmReference(A, B, m, n, k);
     return { err: relErr(got, want), tol: OUT_TOL[f.out], errUnit: `max|out-ref|/max|ref| (calc_diff ${calcDiff(got, want).toExponential(1)})`, launch };
   },
 };
 
-export const KERNELS: PlaygroundKernel[] = [mla, gemm, cast];
+// MoE decode: group i gets maskedM = (i+1)/g of the rows, so groups differ; rows past it are not computed.
+const maskedCounts = (g: number, m: number) => Array.from({ length: g }, (_, i) => Math.max(1, Math.round((m * (i + 1)) / g)));
+
+const masked: PlaygroundKernel = {
+  name: 'FP8 grouped GEMM, masked (mGroupedFp8GemmNTMasked)',
+  fields: { groups: 4, m: 32, n: 256, k: 512, out: ['bf16', 'f32', 'f16'] },
+  jitKernel: (_f, config) => `gemm.${(config as GemmConfig).kernel}`,
+  async configs(ctx, f) {
+    const { lhs, rhs, out, m } = gemmOperands(ctx, f, Number(f.groups));
+    const counts = maskedCounts(Number(f.groups), m);
+    const p = await maskedProblem(ctx, 'mGroupedFp8GemmNTMasked', true, { a: lhs[0], sa: lhs[1], b: rhs[0], sb: rhs[1] }, out, counts, m, true);
+    return [defaultGemmConfig(ctx, p), ...gemmCandidates(ctx, p)];
+  },
+  async run(ctx, f, config) {
+    const g = Number(f.groups);
+    const { lhs, rhs, out, A, B, m, n, k } = gemmOperands(ctx, f, g);
+    const counts = maskedCounts(g, m);
+    poisonTensor(out);
+    const launch = await mGroupedFp8GemmNTMasked(ctx, lhs, rhs, out, counts, m, { config: config as GemmConfig });
+    const got = await readTensor(out);
+    const want = maskedReference(A, B, counts, m, n, k);
+    // Rows past maskedM stay as poisoned; compare the computed rows.
+    const rows = counts.flatMap((c, i) => Array.from({ length: c * n }, (_, j) => i * m * n + j));
+    const [o, r] = [rows.map((i) => got[i]), rows.map((i) => want[i])];
+    return { err: relErr(o, r), tol: OUT_TOL[f.out], errUnit: `max|out-ref|/max|ref| over rows < maskedM [${counts.join(', ')}]`, launch };
+  },
+};
+
+export const KERNELS: PlaygroundKernel[] = [mla, gemm, masked, cast];

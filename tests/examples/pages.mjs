@@ -63,7 +63,11 @@ await pageTest('playground', '/playground/', async (page) => {
   await page.waitForFunction(() => document.querySelector('#field-n') && document.querySelector('#configA').value.includes('splits'), { timeout: 60_000 });
   const third = await runAndWait(3);
   if (!third.A?.ok || !third.B?.ok) throw new Error(`FP8 GEMM configs should match the CPU: ${JSON.stringify(third)}`);
-  return `MLA A err ${first.A.err.toExponential(2)} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err.toExponential(2)}; broken edit shows ${marked.length} marked line(s); GEMM A err ${third.A.err.toExponential(2)}, B err ${third.B.err.toExponential(2)}`;
+  await page.select('#kernel', '2');
+  await page.waitForFunction(() => document.querySelector('#field-groups') && document.querySelector('#configA').value.includes('splits'), { timeout: 60_000 });
+  const fourth = await runAndWait(4);
+  if (!fourth.A?.ok || !fourth.B?.ok) throw new Error(`masked grouped GEMM configs should match the CPU: ${JSON.stringify(fourth)}`);
+  return `masked GEMM A err ${fourth.A.err.toExponential(2)}; MLA A err ${first.A.err.toExponential(2)} in ${first.A.ms.toFixed(2)} ms, B err ${first.B.err.toExponential(2)}; broken edit shows ${marked.length} marked line(s); GEMM A err ${third.A.err.toExponential(2)}, B err ${third.B.err.toExponential(2)}`;
 });
 
 await pageTest('decode', '/decode/?autorun', async (page) => {
