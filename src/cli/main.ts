@@ -6,10 +6,11 @@ import '../bench/mla.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
 import { modelCommands } from './model.ts';
+import { synthCommands } from './synth.ts';
 import '../bench/gemm.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands, ...synthCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 

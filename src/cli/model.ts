@@ -75,7 +75,7 @@ async function info(values: Values): Promise<void> {
 }
 
 /** A progress line on stderr, rewritten in place where stderr is a terminal. */
-function progressBar(label: string): (p: LoadProgress) => void {
+export function progressBar(label: string): (p: LoadProgress) => void {
   const tty = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process?.stderr?.isTTY === true;
   let shown = -1;
   return (p) => {
