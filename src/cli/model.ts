@@ -3,9 +3,10 @@ import { isMoeLayer, type ModelConfig } from '../model/config.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
+import { generate } from '../model/generate.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
-import { out, type Command, type Values } from './command.ts';
+import { num, out, type Command, type Values } from './command.ts';
 
 function modelDir(values: Values, cmd: string): string {
   if (typeof values.model !== 'string') throw new Error(`deepwgsl ${cmd}: --model DIR is required`);
@@ -115,6 +116,38 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
   }
 }
 
+async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
+  if (values.prompt !== undefined) throw new Error('deepwgsl generate: --prompt needs a tokenizer, which is not implemented yet; pass --tokens');
+  const ck = await openCheckpoint(dirSource(modelDir(values, 'generate')));
+  // Several prompts: --tokens 1,2,3;4,5 decodes them together in one batch.
+  const prompts = String(values.tokens ?? '').split(';').map((p) => parseTokens(p, ck.config.vocabSize));
+  const maxNew = num(values, 'max-new-tokens');
+  const greedy = values.greedy === true || values.temperature === undefined;
+  const sampling = greedy
+    ? {}
+    : {
+        temperature: num(values, 'temperature'),
+        topP: values['top-p'] === undefined ? undefined : num(values, 'top-p'),
+        topK: values['top-k'] === undefined ? undefined : num(values, 'top-k'),
+      };
+  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(...prompts.map((p) => p.length)) + maxNew, maxBatch: prompts.length });
+  try {
+    const r = await generate(dec, prompts, {
+      maxNewTokens: maxNew,
+      seed: values.seed === undefined ? 0 : num(values, 'seed'),
+      stopTokens: values['ignore-eos'] ? [] : ck.config.eosTokenIds,
+      ...sampling,
+    });
+    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids }));
+    r.ids.forEach((ids, i) => out(`${prompts.length > 1 ? `[${i}] ` : ''}${ids.join(' ')}`));
+    out(`${r.tokens} tokens in ${r.steps} steps, ${(r.ms / 1e3).toFixed(2)} s: ${((r.steps * 1e3) / r.ms).toFixed(1)} steps/s, ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s (steps planned as they run: no replay yet)`);
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
 export const modelCommands: Command[] = [
   {
     name: 'info',
@@ -135,5 +168,28 @@ export const modelCommands: Command[] = [
     },
     gpu: true,
     run: (values, ctx) => logits(values, ctx!),
+  },
+  {
+    name: 'generate',
+    usage: [
+      'deepwgsl generate --model DIR --tokens 1,2,3[;4,5] --max-new-tokens N [--greedy | --temperature T [--top-p P] [--top-k K] --seed S] [--json]',
+      '                                              decode (several prompts: one batch); stops at the config\'s eos unless --ignore-eos',
+    ],
+    options: {
+      model: { type: 'string' },
+      tokens: { type: 'string' },
+      prompt: { type: 'string' },
+      'max-new-tokens': { type: 'string', default: '16' },
+      greedy: { type: 'boolean', default: false },
+      temperature: { type: 'string' },
+      'top-p': { type: 'string' },
+      'top-k': { type: 'string' },
+      seed: { type: 'string' },
+      'ignore-eos': { type: 'boolean', default: false },
+      quantize: { type: 'string' },
+      json: { type: 'boolean', default: false },
+    },
+    gpu: true,
+    run: (values, ctx) => generateCmd(values, ctx!),
   },
 ];

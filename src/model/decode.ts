@@ -205,6 +205,18 @@ export class Decoder {
    * returns the logits [vocab] after it, per entry.
    */
   async step(batch: readonly { seq: number; token: number }[]): Promise<Float32Array[]> {
+    if (this.busy) throw new DeepwgslError('Decoder.step: another step of this decoder is still running; await it first');
+    this.busy = true;
+    try {
+      return await this.stepNow(batch);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  private busy = false;
+
+  private async stepNow(batch: readonly { seq: number; token: number }[]): Promise<Float32Array[]> {
     const { ctx, config: c } = this;
     const B = batch.length;
     if (B < 1 || B > this.opts.maxBatch) fail('Decoder.step', 'batch length', `1..maxBatch (${this.opts.maxBatch})`, B);

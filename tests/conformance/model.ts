@@ -5,6 +5,7 @@ import { envVar, runtime } from '../../src/gpu/env.ts';
 import { argmaxRef } from '../../src/kernels/nn/reference.ts';
 import { openCheckpoint } from '../../src/model/checkpoint.ts';
 import { Decoder, prefillLogits } from '../../src/model/decode.ts';
+import { generate } from '../../src/model/generate.ts';
 import { checkFits, loadWeights, planWeights } from '../../src/model/load.ts';
 import { dirSource, filesSource, readText, type ModelSource } from '../../src/model/source.ts';
 import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
@@ -73,6 +74,35 @@ export const modelChecks: Check[] = [
         fidelityCheck('tiny-v3-e-sharded', '3 shards, partial scale blocks'),
       ]
     : []),
+  {
+    name: 'model batch: two sequences of different lengths in one batch decode as each does alone; seeded top-p repeats',
+    async run(ctx) {
+      const src = await fixture('tiny-v2-b');
+      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
+      const ck = await openCheckpoint(src);
+      const weights = await loadWeights(ctx, ck);
+      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 16, maxBatch: 2, blockSize: 4 });
+      try {
+        const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6)];
+        let bad = 0;
+        const notes: string[] = [];
+        const together = await generate(dec, prompts, { maxNewTokens: 3 });
+        const alone = [(await generate(dec, [prompts[0]], { maxNewTokens: 3 })).ids[0], (await generate(dec, [prompts[1]], { maxNewTokens: 3 })).ids[0]];
+        bad += mismatches(together.ids[0], alone[0]) + mismatches(together.ids[1], alone[1]);
+        notes.push(`greedy ${JSON.stringify(together.ids)}${bad ? ` alone ${JSON.stringify(alone)}` : ''}`);
+        // Seeded sampling repeats itself.
+        const sampling = { maxNewTokens: 3, temperature: 0.8, topP: 0.9, seed: 5 };
+        const s1 = await generate(dec, prompts, sampling);
+        const s2 = await generate(dec, prompts, sampling);
+        bad += mismatches(s1.ids.flat(), s2.ids.flat());
+        notes.push(`top-p ${JSON.stringify(s1.ids)}`);
+        return { err: bad, tol: 0, note: notes.join(' ') };
+      } finally {
+        dec.destroy();
+        weights.destroy();
+      }
+    },
+  },
   {
     name: 'model loading with quantize fp8: BF16 weights cast to e4m3 + 128x128 scales bit-identical to the CPU cast; progress reaches the total',
     async run(ctx) {

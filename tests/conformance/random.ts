@@ -6,16 +6,8 @@ export function runSeed(): number {
   return s !== undefined ? Number(s) : (Date.now() ^ (Math.random() * 2 ** 31)) >>> 0;
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The generator the samplers use (mulberry32).
+export { seededRandom as mulberry32 } from '../../src/model/sampling.ts';
 
 /** Values spread over magnitudes 10^lo..10^hi with random signs (never all zeros). */
 export function randomSpread(rand: () => number, n: number, lo = -3, hi = 3): Float32Array {

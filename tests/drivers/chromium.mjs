@@ -10,6 +10,10 @@ let code = 1;
 try {
   const page = await browser.newPage();
   page.on('console', (m) => console.log(m.text()));
+  // DEEPWGSL_CHECKS and DEEPWGSL_SEED reach the page as globals (envVar reads them there).
+  for (const name of ['DEEPWGSL_CHECKS', 'DEEPWGSL_SEED']) {
+    if (process.env[name] !== undefined) await page.evaluateOnNewDocument((n, v) => { globalThis[n] = v; }, name, process.env[name]);
+  }
   page.on('pageerror', (e) => console.log(`chromium: page error: ${e.message}`));
   await page.goto(`${server.url}/`);
   await page.waitForFunction('window.__done !== undefined', { timeout: 15 * 60 * 1000, polling: 500 });

@@ -56,7 +56,7 @@ export interface DispatchLayout {
   dstToSrc?: Tensor;
   /** [numExperts + 1] i32: the first row of each expert; the last entry ends the rows in use. */
   starts: Tensor;
-  /** Planned passes; `launch.submit()` recomputes the layout from the same topkIdx buffer. */
+  /** Planned passes: `launch.submit()` recomputes the layout from the same topkIdx buffer (for replay; it counts into the load counters again). */
   launch: Launch;
 }
 
@@ -74,6 +74,15 @@ const MAP_WG = 128;
 /** Contiguous rows to allocate: every expert group padded, at most min(E, entries) of them non-empty. */
 export function contiguousRowsBound(entries: number, numExperts: number, alignment: number): number {
   return Math.ceil((entries + Math.min(numExperts, entries) * (alignment - 1)) / alignment) * alignment;
+}
+
+// Bindings a layout never touches (the masked layout's row maps, load counters when not counting)
+// take a word of their own, one per context: two writable bindings of a pass may not alias.
+const PLACEHOLDERS = new WeakMap<GpuContext, [Tensor, Tensor]>();
+function placeholders(ctx: GpuContext): [Tensor, Tensor] {
+  let p = PLACEHOLDERS.get(ctx);
+  if (!p) PLACEHOLDERS.set(ctx, (p = [createTensor(ctx, [1], 'i32', 'unused'), createTensor(ctx, [1], 'i32', 'unused')]));
+  return p;
 }
 
 function module(kernel: string, file: string, code: string, consts: Record<string, number | boolean>, structs: object): KernelModule {
@@ -127,14 +136,12 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
     ctx.pipelines.get(module('moe.layoutMap', 'moe/layout_map.wgsl', mapTemplate, { WG: MAP_WG, K: topk, CONTIGUOUS: contiguous }, { Params: LayoutParams })),
   ]);
   const b = (t: Tensor, name: string) => t.binding(where, name);
-  // Bindings a layout never touches (the masked layout's row maps, load counters when not counting)
-  // take a word of their own: a writable binding may not alias another binding of the pass.
-  const unused = () => b(createTensor(ctx, [1], 'i32', 'unused'), 'unused');
+  const [unused0, unused1] = placeholders(ctx).map((t) => b(t, 'unused'));
   const dispatches: Dispatch[] = [
     { pipeline: count, bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert')]), workgroups: countGrid },
     {
       pipeline: offsets,
-      bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused()]),
+      bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused0]),
       workgroups: [1, 1, 1],
     },
     {
@@ -146,8 +153,8 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
         b(numTokensPerExpert, 'numTokensPerExpert'),
         b(starts, 'starts'),
         b(srcToDst, 'srcToDst'),
-        dstToSrc ? b(dstToSrc, 'dstToSrc') : unused(),
-        mIndices ? b(mIndices, 'mIndices') : unused(),
+        dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
+        mIndices ? b(mIndices, 'mIndices') : unused1,
       ]),
       workgroups: mapGrid,
     },
