@@ -7,3 +7,5 @@ export { ReferenceModel, referenceGenerate, readAllWeightsF64, type RefOptions }
 export { Decoder, prefillLogits, type DecoderOptions } from './decode.ts';
 export { generate, type GenerateOptions, type GenerateResult } from './generate.ts';
 export { sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
+export { writeSyntheticCheckpoint, synthConfig, SYNTH_PRESETS, SynthError, type SynthOptions, type SynthResult } from './synthetic.ts';
+export { loadTokenizer, createTokenizer, TokenizerError, type ModelTokenizer } from './tokenizer.ts';

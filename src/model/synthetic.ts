@@ -11,6 +11,7 @@ import { DeepwgslError } from '../gpu/errors.ts';
 import { blockScaleShape, expectedTensors, scaleName } from './checkpoint.ts';
 import { parseModelConfig, type ModelConfig } from './config.ts';
 import type { LoadProgress } from './load.ts';
+import { seededRandom } from './sampling.ts';
 import { encodeSafetensorsHeader, ST_DTYPE_BYTES, type StEntry } from './safetensors.ts';
 
 type Json = Record<string, unknown>;
@@ -192,15 +193,10 @@ export function synthTensors(config: ModelConfig, json: Json): SynthTensor[] {
 
 const bytesOf = (t: StEntry) => t.shape.reduce((a, b) => a * b, 1) * ST_DTYPE_BYTES[t.dtype];
 
-/** mulberry32: 32 random bits per call, fast enough to fill gigabytes (not for cryptography). */
+/** 32 random bits per call (as a number), from the samplers' seeded generator. */
 function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return (t ^ (t >>> 14)) >>> 0;
-  };
+  const u = seededRandom(seed);
+  return () => u() * 2 ** 32;
 }
 
 function normalFrom(next: () => number): () => number {
