@@ -8,6 +8,7 @@ import { eplbCommands } from './eplb.ts';
 import { modelCommands } from './model.ts';
 import { synthCommands } from './synth.ts';
 import '../bench/gemm.ts';
+import '../bench/decode.ts';
 
 // Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
 const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands, ...synthCommands];
