@@ -32,6 +32,4 @@ export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
 export * from './kernels/mla/index.ts';
 export * from './kernels/nn/index.ts';
-// Registers the `mla` bench suite (the bench page runs SUITES).
-import './bench/mla.ts';
 export * from './model/index.ts';

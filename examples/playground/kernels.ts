@@ -10,10 +10,19 @@ import {
   readTensorBits,
   uploadTensor,
   type CastConfig,
+  defaultMlaConfig,
+  mlaCandidates,
+  planFlashMla,
+  poisonTensor,
+  type KvFormat,
+  type MlaActDtype,
+  type MlaConfig,
   type CastKind,
   type GpuContext,
   type Launch,
 } from '../../src/index.ts';
+import { relErr } from '../../tests/conformance/check.ts';
+import { buildMlaCase, mlaOutTol, type MlaCase } from '../../tests/conformance/mla.ts';
 
 export type Fields = Record<string, string>;
 
@@ -30,9 +39,9 @@ export interface PlaygroundKernel {
   /** Shape and dtype fields: a number's default, or the choices of a select (first is the default). */
   fields: Record<string, number | string[]>;
   /** The JIT kernel whose generated WGSL is shown and can be edited. */
-  jitKernel(f: Fields): string;
+  jitKernel(f: Fields, config: object): string;
   defaultConfig(ctx: GpuContext, f: Fields): object;
-  candidates(ctx: GpuContext, f: Fields): object[];
+  candidates(ctx: GpuContext, f: Fields): Promise<object[]>;
   run(ctx: GpuContext, f: Fields, config: object): Promise<PlaygroundRun>;
 }
 
@@ -45,7 +54,7 @@ const cast: PlaygroundKernel = {
   fields: { kind: ['perToken', 'perBlock'], m: 256, k: 1024, input: ['f32', 'bf16'] },
   jitKernel: (f) => `cast.${f.kind}`,
   defaultConfig: (ctx, f) => defaultCastConfig(ctx, f.kind as CastKind),
-  candidates: (ctx, f) => castCandidates(ctx, f.kind as CastKind),
+  candidates: async (ctx, f) => castCandidates(ctx, f.kind as CastKind),
   async run(ctx, f, config) {
     const [m, k, kind] = [Number(f.m), Number(f.k), f.kind as CastKind];
     const xs = randomActivations(m * k);
@@ -64,4 +73,47 @@ const cast: PlaygroundKernel = {
   },
 };
 
-export const KERNELS: PlaygroundKernel[] = [cast];
+// MLA inputs come from the conformance suite's case builder: random q and cache, unused cache rows
+// filled with NaN, block tables shuffled, and the float64 reference.
+function mlaCase(f: Fields): MlaCase {
+  const b = Number(f.b);
+  const seqlen = Number(f.seqlen);
+  return {
+    b,
+    sQ: Number(f.s_q),
+    hQ: Number(f.h_q),
+    hKv: Number(f.h_kv),
+    d: Number(f.d),
+    dv: Number(f.dv),
+    blockSize: Number(f.blockSize),
+    // Varlen: sequence i gets seqlen scaled by (i+1)/b, so lengths differ.
+    seqlens: Array.from({ length: b }, (_, i) => Math.max(1, Math.round((seqlen * (i + 1)) / b))),
+    causal: f.causal === 'yes',
+    kvFormat: f.kvFormat as KvFormat,
+    qDtype: f.q as MlaActDtype,
+  };
+}
+
+const mla: PlaygroundKernel = {
+  name: 'MLA decode (flashMlaWithKvcache)',
+  fields: { b: 2, s_q: 1, h_q: 16, h_kv: 1, d: 576, dv: 512, seqlen: 200, blockSize: 64, kvFormat: ['bf16', 'f16', 'fp8'], q: ['bf16', 'f32', 'f16'], causal: ['no', 'yes'] },
+  jitKernel: (_f, config) => ((config as MlaConfig).kernel === 'tiled' ? 'mla.decode_tiled' : 'mla.decode'),
+  defaultConfig: (ctx, f) => defaultMlaConfig(ctx, { d: Number(f.d), dv: Number(f.dv), mRows: (Number(f.s_q) * Number(f.h_q)) / Number(f.h_kv) }),
+  async candidates(ctx, f) {
+    const built = buildMlaCase(ctx, mlaCase(f));
+    const c = mlaCandidates(ctx, built.args);
+    built.destroy();
+    return c;
+  },
+  async run(ctx, f, config) {
+    const c = mlaCase(f);
+    const built = buildMlaCase(ctx, c);
+    const planned = await planFlashMla(ctx, { ...built.args, config: config as MlaConfig });
+    poisonTensor(planned.out);
+    await planned.launch.run();
+    const err = relErr(await readTensor(planned.out), built.ref.out);
+    return { err, tol: mlaOutTol(c.qDtype!), errUnit: 'max|out-ref|/max|ref| against the float64 reference', launch: planned.launch };
+  },
+};
+
+export const KERNELS: PlaygroundKernel[] = [mla, cast];

@@ -24,18 +24,18 @@ function buildForm(c: GpuContext): void {
   const rows = Object.entries(kernel.fields).map(([name, v]) => {
     const input = Array.isArray(v) ? el('select', {}, ...v.map((o) => el('option', { value: o }, o))) : el('input', { type: 'number', value: String(v), min: '1' });
     input.id = `field-${name}`;
-    input.onchange = resetConfigs;
+    input.onchange = () => void resetConfigs();
     inputs.set(name, input);
     return el('label', { className: 'field' }, name, input);
   });
   $('form').replaceChildren(el('label', { className: 'field' }, 'kernel', pick), ...rows);
-  resetConfigs();
+  void resetConfigs();
 }
 
-function resetConfigs(): void {
+async function resetConfigs(): Promise<void> {
   const f = fields();
   const def = kernel.defaultConfig(ctx!, f);
-  const other = kernel.candidates(ctx!, f).find((c) => JSON.stringify(c) !== JSON.stringify(def)) ?? def;
+  const other = (await kernel.candidates(ctx!, f)).find((c) => JSON.stringify(c) !== JSON.stringify(def)) ?? def;
   $<HTMLTextAreaElement>('configA').value = JSON.stringify(def);
   $<HTMLTextAreaElement>('configB').value = JSON.stringify(other);
   $<HTMLInputElement>('useEdited').checked = false;
@@ -57,10 +57,11 @@ function listing(e: WgslCompileError): HTMLElement {
 
 async function runOne(c: GpuContext, label: 'A' | 'B', edited: string | undefined): Promise<void> {
   const box = $(`result${label}`);
-  const jit = kernel.jitKernel(fields());
-  c.pipelines.override(jit, edited);
+  let jit = '';
   try {
     const config = JSON.parse($<HTMLTextAreaElement>(`config${label}`).value);
+    jit = kernel.jitKernel(fields(), config);
+    c.pipelines.override(jit, edited);
     const r = await kernel.run(c, fields(), config);
     const t = await timeLaunch(c, r.launch, { iters: c.isSoftware ? 3 : 20 });
     const gbs = r.launch.info.bytes / (t.medianMs / 1e3) / 1e9;
@@ -89,7 +90,7 @@ async function runOne(c: GpuContext, label: 'A' | 'B', edited: string | undefine
     }
     w.__playground!.results[label] = { error: (e as Error).message };
   } finally {
-    c.pipelines.override(jit, undefined);
+    if (jit) c.pipelines.override(jit, undefined);
   }
 }
 

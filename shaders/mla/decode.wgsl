@@ -1,4 +1,6 @@
-// Split-KV MLA decode. A workgroup takes one work item (a batch entry and a range of its KV
+// Split-KV MLA decode, the row kernel: the fallback for fewer than 4 query rows per kv head or too
+// little workgroup memory for decode_tiled.wgsl (its private arrays make it slow on big GPUs, see
+// docs/BENCHMARKS.md). A workgroup takes one work item (a batch entry and a range of its KV
 // positions), one kv head g and a tile of MT query rows that all read that head: the rows are
 // (token, head) pairs, so every cache row is loaded once into workgroup memory and used by MT
 // queries. Invocation (m, p) holds query row m's channel pairs p, p+P, ... in registers for the
@@ -27,16 +29,6 @@ var<workgroup> part: array<f32, BN * (WG + 1u)>;
 var<workgroup> sc: array<f32, MT * BN>;
 var<workgroup> krow: array<i32, BN>;
 var<workgroup> span: vec2<u32>;
-
-// Cache row of KV position n of (batch b, token t), or -1 where it must not be read.
-fn cache_row(b: u32, t: u32, n: u32) -> i32 {
-  if (SPARSE) {
-    let idx = rows_a[(b * params.s_q + t) * params.topk + n];
-    return select(-1, idx, idx >= 0 && u32(idx) < params.num_rows);
-  }
-  let blk = rows_a[b * params.max_blocks + n / params.block_size];
-  return select(-1, blk * i32(params.block_size) + i32(n % params.block_size), blk >= 0 && u32(blk) < params.num_blocks);
-}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -82,9 +74,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var l = 0.0;
 
   for (var c0 = range.x; c0 < range.y; c0 = c0 + BN) {
-    if (lid < BN) {
-      krow[lid] = select(-1, cache_row(b, t, c0 + lid), c0 + lid < range.y);
-    }
+    for (var i = lid; i < BN; i = i + WG) { krow[i] = select(-1, cache_row(b, t, c0 + i), c0 + i < range.y); }
     workgroupBarrier();
     for (var w = lid; w < BN * DW; w = w + WG) {
       let kr = krow[w / DW];

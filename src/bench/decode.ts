@@ -1,15 +1,15 @@
 // `deepwgsl bench --decode`: decode tokens/s of a DeepSeek-V2-Lite-shaped model (synthetic FP8
 // checkpoint, or DEEPWGSL_DECODE_MODEL=DIR) at batch 1 and 8, each beside its floor: the weight
 // bytes one step must read (everything but unused routed experts, at their GPU dtypes) over the
-// measured stream-read bandwidth. Node and Deno only (the checkpoint is written to disk); the CLI
-// registers it, the bench page does not.
+// measured stream-read bandwidth. Node and Deno only (the checkpoint is written to disk): in a
+// browser it reports that and returns.
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { Decoder } from '../model/decode.ts';
 import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
-import { SUITES, type BenchRow } from './suites.ts';
+import type { BenchRow, BenchSuite } from './suites.ts';
 
 const BATCHES = [1, 8];
 const PROMPT = 16;
@@ -45,11 +45,16 @@ async function syntheticDir(opts: SynthOptions): Promise<string> {
   return dir;
 }
 
-SUITES.push({
+export const decodeSuite: BenchSuite = {
   flag: 'decode',
   describe: 'model decode (DeepSeek-V2-Lite shapes, synthetic FP8 weights): tokens/s at batch 1 and 8 beside the weight-read floor',
   async run(ctx: GpuContext, opts, emit) {
-    const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
+    const g = globalThis as { process?: { versions?: { node?: string }; env?: Record<string, string | undefined> }; Deno?: unknown };
+    if (!g.process?.versions?.node && !g.Deno) {
+      emit({ suite: 'decode', name: 'V2-Lite decode', ms: NaN, note: 'needs Node or Deno (writes a synthetic checkpoint to disk): run `deepwgsl bench --decode`' });
+      return;
+    }
+    const env = g.process?.env;
     // Software adapters get V2-Lite's architecture at toy size; --quick a 4-layer V2-Lite.
     const synth: SynthOptions = ctx.isSoftware ? { preset: 'v2-tiny', dtype: 'fp8' } : { preset: 'v2-lite', dtype: 'fp8', layers: opts.quick ? 4 : undefined };
     const dir = env?.DEEPWGSL_DECODE_MODEL ?? (await syntheticDir(synth));
@@ -102,4 +107,4 @@ SUITES.push({
       weights.destroy();
     }
   },
-});
+};

@@ -15,7 +15,7 @@ import {
   type GemmProblem,
 } from '../kernels/gemm/gemm.ts';
 import { timeLaunch } from '../jit/timing.ts';
-import { SUITES, type BenchOptions, type BenchRow } from './suites.ts';
+import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
 
 const DENSE_NK: [number, number][] = [[2112, 7168], [576, 7168], [24576, 1536], [32768, 512], [7168, 16384], [4096, 7168], [7168, 2048]];
 const GROUPED_NK: [number, number][] = [[6144, 7168], [7168, 3072], [4096, 4096], [4096, 2048]];
@@ -207,4 +207,4 @@ async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => v
   }
 }
 
-SUITES.push({ flag: 'gemm', describe: 'FP8 and bf16 GEMMs (DeepGEMM shapes): dense, lm_head, contiguous, masked', run });
+export const gemmSuite: BenchSuite = { flag: 'gemm', describe: 'FP8 and bf16 GEMMs (DeepGEMM shapes): dense, lm_head, contiguous, masked', run };

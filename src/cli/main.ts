@@ -2,15 +2,12 @@
 import { parseArgs } from 'node:util';
 import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
-import '../bench/mla.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
 import { modelCommands } from './model.ts';
 import { synthCommands } from './synth.ts';
-import '../bench/gemm.ts';
-import '../bench/decode.ts';
 
-// Each capability adds its commands here (and its bench suite in src/bench/suites.ts).
+// Each capability adds its commands here (and its bench suite to SUITES in src/bench/suites.ts).
 const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands, ...synthCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU

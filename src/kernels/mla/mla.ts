@@ -15,6 +15,8 @@ import packWgsl from '../../../shaders/mla/pack.wgsl';
 import loadWgsl from '../../../shaders/mla/load.wgsl';
 import storeWgsl from '../../../shaders/mla/store_out.wgsl';
 import decodeWgsl from '../../../shaders/mla/decode.wgsl';
+import decodeTiledWgsl from '../../../shaders/mla/decode_tiled.wgsl';
+import rowsWgsl from '../../../shaders/mla/rows.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
 import { scheduleSplits, type MlaSchedule } from './schedule.ts';
@@ -24,14 +26,22 @@ export type MlaActDtype = 'bf16' | 'f16' | 'f32';
 const KIND: Record<MlaActDtype, number> = { f32: 0, bf16: 1, f16: 2 };
 const K_KIND: Record<KvFormat, number> = { bf16: 0, f16: 1, fp8: 2 };
 
-/** Tiles of the decode kernel. */
+/** Tiles of the decode kernels. */
 export interface MlaConfig {
+  /**
+   * 'tiled': the GEMM-shaped kernel (decode_tiled.wgsl), q and K staged `dk` channels at a time, V
+   * `bnv` rows at a time, register tiles per invocation. 'rows': the row kernel (decode.wgsl), one
+   * query row per invocation, which fits any device and shape.
+   */
+  kernel: 'rows' | 'tiled';
   /** Invocations per workgroup. */
   wg: number;
-  /** Query rows (token, head pairs of one kv head) per workgroup: a power of two dividing wg. */
+  /** Query rows (token, head pairs of one kv head) per workgroup: a power of two. */
   mt: number;
-  /** Cache rows loaded into workgroup memory at a time. */
+  /** Cache rows per tile in workgroup memory. */
   bn: number;
+  dk?: number;
+  bnv?: number;
 }
 
 /** What a schedule was made for: a later call with other values is refused (upstream's rule). */
@@ -192,11 +202,19 @@ function rowsPerGroup(s: Shapes): number {
   return (s.topk === null ? s.sQ : 1) * (s.hQ / s.hKv);
 }
 
-export function defaultMlaConfig(ctx: GpuContext, s: { d: number; mRows: number }): MlaConfig {
-  // Measured on an H100 (docs/BENCHMARKS.md): 16-row tiles, at most 16 invocations per row, 8 cache rows per tile.
-  const mt = Math.min(16, nextPow2(s.mRows));
-  const wg = Math.min(256, 16 * mt, ctx.limits.maxComputeInvocationsPerWorkgroup);
-  return { wg, mt: Math.min(mt, wg), bn: Math.min(8, maxBn(ctx, s.d, wg, Math.min(mt, wg))) };
+export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number }): MlaConfig {
+  const mt = Math.min(32, nextPow2(s.mRows));
+  // The tiled kernel: enough invocations that 4 vec4 columns each cover dv, at least 64.
+  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(64, (mt * nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4))) / 4));
+  for (const [dk, bnv] of [[32, 8], [16, 4]]) {
+    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (8 * wg) / mt, dk, bnv };
+    const shape = tiledShape(s, c);
+    if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
+  }
+  // The row kernel (fewer than 4 query rows, or little workgroup memory), tiles measured best on an H100.
+  const rmt = Math.min(16, mt);
+  const rwg = Math.min(256, 16 * rmt, ctx.limits.maxComputeInvocationsPerWorkgroup);
+  return { kernel: 'rows', wg: rwg, mt: Math.min(rmt, rwg), bn: Math.min(8, maxBn(ctx, s.d, rwg, Math.min(rmt, rwg))) };
 }
 
 function maxBn(ctx: GpuContext, dim: number, wg: number, mt: number): number {
@@ -236,6 +254,35 @@ function ioConsts(s: Shapes, out: Tensor): Record<string, number> {
   return { DV: s.dv, DVW: Math.ceil(s.dv / 2), OUT_KIND: KIND[s.qDtype], OUT_PITCH: out.pitch };
 }
 
+/** The derived tile shape of the GEMM-shaped kernel, or why this config cannot run it. */
+function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | string {
+  const { wg, mt, bn } = c;
+  const dk = c.dk ?? 32;
+  const bnv = c.bnv ?? 8;
+  // Scores: 2 x 4 register tiles over an mt x bn tile; output: 4 rows x 4 vec4 columns per invocation.
+  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0) return 'mt a multiple of 4 dividing wg';
+  if (bn !== (8 * wg) / mt) return `bn = 8 * wg / mt (${(8 * wg) / mt})`;
+  if (dk % 2 !== 0 || dk < 2 || bn % bnv !== 0) return 'dk even and bnv dividing bn';
+  const dv4 = Math.ceil(s.dv / 4);
+  const gcN = (4 * wg) / mt;
+  if (4 * gcN < dv4) return `4 * (4 * wg / mt) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
+  const vs = 4 * gcN;
+  const stage4 = Math.max((dk * bn) / 4, bnv * vs);
+  return {
+    consts: 0,
+    GA_N: bn / 4,
+    TPR: wg / mt,
+    CPT: bn / (wg / mt),
+    GC_N: gcN,
+    VS: vs,
+    DV4: dv4,
+    STAGE4: stage4,
+    DK: dk,
+    BNV: bnv,
+    bytes: 4 * dk * mt + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
+  };
+}
+
 function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
   const P = c.wg / c.mt;
   const DW = Math.ceil(s.d / 2);
@@ -259,17 +306,24 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     SPARSE: s.topk !== null,
     ...ioConsts(s, out),
   };
+  const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
+  if (tiled) {
+    delete tiled.bytes;
+    delete tiled.consts;
+  }
+  const all = tiled ? { ...consts, ...tiled } : consts;
   return {
-    kernel: 'mla.decode',
-    config: consts,
-    template: { file: 'mla/decode.wgsl', code: decodeWgsl },
+    kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
+    config: all,
+    template: tiled ? { file: 'mla/decode_tiled.wgsl', code: decodeTiledWgsl } : { file: 'mla/decode.wgsl', code: decodeWgsl },
     helpers: [
       { file: 'common/fp8.wgsl', code: fp8Wgsl },
       { file: 'mla/pack.wgsl', code: packWgsl },
       { file: 'mla/load.wgsl', code: loadWgsl },
       { file: 'mla/store_out.wgsl', code: storeWgsl },
+      { file: 'mla/rows.wgsl', code: rowsWgsl },
     ],
-    consts,
+    consts: all,
     structs: { Params: DecodeParams },
   };
 }
@@ -290,17 +344,21 @@ function combineModule(s: Shapes, out: Tensor, hasSink: boolean): KernelModule {
 }
 
 function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>): MlaConfig {
-  const mRows = rowsPerGroup(s);
-  const base = defaultMlaConfig(ctx, { d: s.d, mRows });
-  const wg = given?.wg ?? base.wg;
-  const mt = given?.mt ?? Math.min(base.mt, wg);
-  const bn = given?.bn ?? Math.min(base.bn, maxBn(ctx, s.d, wg, mt));
-  const c = { wg, mt, bn };
+  const base = defaultMlaConfig(ctx, { d: s.d, dv: s.dv, mRows: rowsPerGroup(s) });
+  const c: MlaConfig = given?.kernel !== undefined && given.kernel !== base.kernel ? ({ ...given } as MlaConfig) : { ...base, ...given };
+  const { wg, mt, bn } = c;
+  if (c.kernel !== 'rows' && c.kernel !== 'tiled') fail(WHERE, 'config.kernel', "'rows' or 'tiled'", c.kernel);
   if (!Number.isInteger(wg) || wg < 1 || wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
     fail(WHERE, 'config.wg', `an integer in 1..${ctx.limits.maxComputeInvocationsPerWorkgroup}`, wg);
   }
   if (!Number.isInteger(mt) || mt < 1 || wg % mt !== 0 || (mt & (mt - 1)) !== 0) fail(WHERE, 'config.mt', `a power of two dividing wg (${wg})`, mt);
-  if (bn < 1 || !Number.isInteger(bn) || bn > maxBn(ctx, s.d, wg, mt)) {
+  if (c.kernel === 'tiled') {
+    const shape = tiledShape(s, c);
+    if (typeof shape === 'string') fail(WHERE, 'config', `a tiled config with ${shape}`, JSON.stringify(c));
+    if (shape.bytes > ctx.limits.maxComputeWorkgroupStorageSize) {
+      fail(WHERE, 'config', `a tiled config within maxComputeWorkgroupStorageSize (${ctx.limits.maxComputeWorkgroupStorageSize} bytes; this one needs ${shape.bytes})`, JSON.stringify(c));
+    }
+  } else if (!Number.isInteger(bn) || bn < 1 || bn > maxBn(ctx, s.d, wg, mt)) {
     fail(WHERE, 'config.bn', `an integer in 1..${maxBn(ctx, s.d, wg, mt)} (maxComputeWorkgroupStorageSize ${ctx.limits.maxComputeWorkgroupStorageSize} bytes, d=${s.d})`, bn);
   }
   return c;
@@ -439,13 +497,19 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const s = validate(a);
   const rows = nextPow2(rowsPerGroup(s));
   const out: MlaConfig[] = [];
-  for (const wg of [128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup)) {
-    for (const mt of [4, 8, 16, 32, 64].filter((m) => m <= wg && m <= Math.max(4, rows))) {
-      const most = maxBn(ctx, s.d, wg, mt);
-      for (const bn of [4, 8, 16].filter((b) => b <= most)) out.push({ wg, mt, bn });
+  for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
+    for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
+      for (const bn of [(8 * wg) / mt]) {
+        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4]]) {
+          const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
+          const shape = tiledShape(s, c);
+          if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
+        }
+      }
+      if (wg / mt <= 16) for (const bn of [4, 8].filter((x) => x <= maxBn(ctx, s.d, wg, mt))) out.push({ kernel: 'rows', wg, mt, bn });
     }
   }
-  return out;
+  return out.length ? out : [resolveConfig(ctx, s)];
 }
 
 /** Times every candidate tile config on these arguments and remembers the fastest per shape class. */

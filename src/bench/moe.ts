@@ -2,14 +2,14 @@
 // DeepSeek-V3's MoE shape (256 experts, 8 per token, n_group 8, topk_group 4, hidden 7168), for a
 // decode batch (128 tokens, masked layout) and a prefill chunk (4096 tokens, contiguous layout).
 // Every case is memory-bound: rows are % of the streaming-read ceiling.
-import type { BenchOptions, BenchRow, BenchSuite } from '../../bench/suites.ts';
-import type { GpuContext } from '../../gpu/context.ts';
-import { createTensor, uploadTensor } from '../../gpu/tensor.ts';
-import type { Launch } from '../../jit/launch.ts';
-import { timeLaunch } from '../../jit/timing.ts';
-import { combine, dispatch, getDispatchLayout } from './dispatch.ts';
-import type { DispatchLayoutKind, RouteConfig } from './reference.ts';
-import { planRouteTopk } from './route.ts';
+import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
+import type { GpuContext } from '../gpu/context.ts';
+import { createTensor, uploadTensor } from '../gpu/tensor.ts';
+import type { Launch } from '../jit/launch.ts';
+import { timeLaunch } from '../jit/timing.ts';
+import { combine, dispatch, getDispatchLayout } from '../kernels/moe/dispatch.ts';
+import type { DispatchLayoutKind, RouteConfig } from '../kernels/moe/reference.ts';
+import { planRouteTopk } from '../kernels/moe/route.ts';
 
 const V3: RouteConfig = { numExperts: 256, topk: 8, scoringFunc: 'sigmoid', topkMethod: 'noaux_tc', nGroup: 8, topkGroup: 4, normTopkProb: true, routedScalingFactor: 2.5 };
 
