@@ -101,12 +101,12 @@ function parseTokens(v: unknown, vocab: number): number[] {
 }
 
 async function logits(values: Values, ctx: GpuContext): Promise<void> {
-  if (values.activations !== 'f32') throw new Error(`--activations: only 'f32' is implemented so far, got '${values.activations}'`);
+  if (values.activations !== 'f32' && values.activations !== 'fp8') throw new Error(`--activations: expected 'f32' or 'fp8', got '${values.activations}'`);
   if (values.quantize !== undefined && values.quantize !== 'fp8') throw new Error(`--quantize: expected 'fp8', got '${values.quantize}'`);
   const ck = await openCheckpoint(dirSource(modelDir(values, 'logits')));
   const tokens = parseTokens(values.tokens, ck.config.vocabSize);
   const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
-  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(64, tokens.length) });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(64, tokens.length), activations: values.activations });
   try {
     const rows = await prefillLogits(dec, tokens);
     if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
@@ -165,7 +165,7 @@ export const modelCommands: Command[] = [
   },
   {
     name: 'logits',
-    usage: ['deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32] [--quantize fp8] [--json]   logits at each position'],
+    usage: ['deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32|fp8] [--quantize fp8] [--json]   logits at each position'],
     options: {
       model: { type: 'string' },
       tokens: { type: 'string' },

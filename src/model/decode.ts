@@ -1,5 +1,5 @@
 // The GPU forward pass for decode: one new token for each of several sequences per step, over a
-// paged latent KV cache (MLA's absorbed form). Activations stay f32. Per layer:
+// paged latent KV cache (MLA's absorbed form). Activations are f32, or FP8 into the FP8 GEMMs. Per layer:
 //   RMSNorm -> q (q_a_proj, q_a_layernorm, q_b_proj, or q_proj) -> rope on q's rope part
 //   kv_a_proj_with_mqa -> rope on k's rope part, kv_a_layernorm in place -> appendKvcache
 //   W_UK absorbed into q -> flashMlaWithKvcache (d = kv_lora_rank + rope, dv = kv_lora_rank) -> W_UV -> o_proj
@@ -9,6 +9,7 @@ import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
 import { createTensor, readTensor, Tensor, uploadTensor } from '../gpu/tensor.ts';
 import type { Launch } from '../jit/launch.ts';
+import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
 import { planAppendKvcache } from '../kernels/mla/append.ts';
@@ -41,6 +42,12 @@ export interface DecoderOptions {
   blockSize?: number;
   /** Latent cache format; f16 by default (the cache kernels store 16-bit or FP8 rows). */
   kvFormat?: 'f16' | 'bf16';
+  /**
+   * 'f32' (default): activations stay f32, FP8 weights are read as FP8 (W8A32).
+   * 'fp8': activations of FP8-weight linears are cast to e4m3 with 1x128 scales for the FP8 GEMMs, as
+   * DeepSeek's inference does (routed experts too, where their intermediate size is a multiple of 128).
+   */
+  activations?: 'f32' | 'fp8';
 }
 
 const view = (t: Tensor, shape: number[]) => new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset);
@@ -68,6 +75,26 @@ async function stackF32(ctx: GpuContext, parts: StoredWeight[][], label: string)
   await ctx.sync();
   for (const t of temps) t.destroy();
   return out;
+}
+
+/** FP8 weights stacked like stackF32, values and 128x128 scales each concatenated (rows must split on 128-row blocks). */
+async function stackFp8(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<[Tensor, Tensor]> {
+  const rowsPer = parts[0].reduce((a, w) => a + w.t.shape[0], 0);
+  const cols = parts[0][0].t.shape[1];
+  const lead = parts.length > 1 ? [parts.length] : [];
+  const q = createTensor(ctx, [...lead, rowsPer, cols], 'e4m3', label);
+  const scales = createTensor(ctx, [...lead, Math.ceil(rowsPer / 128), Math.ceil(cols / 128)], 'f32', `${label}.scales`);
+  const enc = ctx.device.createCommandEncoder({ label });
+  let atQ = 0;
+  let atS = 0;
+  for (const w of parts.flat()) {
+    enc.copyBufferToBuffer(w.t.buffer, w.t.byteOffset, q.buffer, atQ, w.t.byteLength);
+    enc.copyBufferToBuffer(w.scale!.buffer, w.scale!.byteOffset, scales.buffer, atS, w.scale!.byteLength);
+    atQ += w.t.byteLength;
+    atS += w.scale!.byteLength;
+  }
+  ctx.device.queue.submit([enc.finish()]);
+  return [q, scales];
 }
 
 interface LayerWeights {
@@ -113,7 +140,8 @@ export class Decoder {
   /** Prepares per-layer weights (routed and shared experts stacked for moeLayer, in f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
-    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', ...opts };
+    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', ...opts };
+    if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
     for (const k of ['maxSeqLen', 'maxBatch', 'blockSize'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
     const w = (n: string) => weights.get(n);
@@ -136,17 +164,19 @@ export class Decoder {
       if (isMoeLayer(c, l)) {
         const m = c.moe!;
         const ex = (e: number, proj: string) => w(`${p}.mlp.experts.${e}.${proj}.weight`);
-        const experts: MlpWeights = {
-          gateUp: await stackF32(ctx, Array.from({ length: m.nRoutedExperts }, (_, e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), `${p}.experts.gateUp`),
-          down: await stackF32(ctx, Array.from({ length: m.nRoutedExperts }, (_, e) => [ex(e, 'down_proj')]), `${p}.experts.down`),
+        const all = Array.from({ length: m.nRoutedExperts }, (_, e) => e);
+        const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
+        const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
+          // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
+          const fp8 = o.activations === 'fp8' && [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
+          const r = fp8
+            ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
+            : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
+          for (const t of [r.gateUp, r.down].flat()) stacked.push(t);
+          return r;
         };
-        stacked.push(experts.gateUp as Tensor, experts.down as Tensor);
-        let shared: MlpWeights | undefined;
-        if (m.nSharedExperts > 0) {
-          const s = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
-          shared = { gateUp: await stackF32(ctx, [[s('gate_proj'), s('up_proj')]], `${p}.shared.gateUp`), down: await stackF32(ctx, [[s('down_proj')]], `${p}.shared.down`) };
-          stacked.push(shared.gateUp as Tensor, shared.down as Tensor);
-        }
+        const experts = await mlpWeights(all.map((e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), all.map((e) => [ex(e, 'down_proj')]), `${p}.experts`);
+        const shared = m.nSharedExperts > 0 ? await mlpWeights([[sh('gate_proj'), sh('up_proj')]], [[sh('down_proj')]], `${p}.shared`) : undefined;
         lw.moe = {
           weights: { router: f32(`${p}.mlp.gate.weight`), experts, shared },
           bias: m.topkMethod === 'noaux_tc' ? f32(`${p}.mlp.gate.e_score_correction_bias`) : undefined,
@@ -179,7 +209,12 @@ export class Decoder {
     const out = createTensor(this.ctx, [m, n], 'f32', label);
     temps.push(out);
     let launch: Launch;
-    if (w.t.dtype === 'e4m3') {
+    if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
+      const cast = await planCast(this.ctx, 'perToken', x);
+      this.pending.push(cast.launch);
+      temps.push(cast.q, cast.scales);
+      launch = await planGemm(this.ctx, label, denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out));
+    } else if (w.t.dtype === 'e4m3') {
       const kb = Math.ceil(k / 128);
       const key = `${m}x${kb}`;
       let ones = this.ones.get(key);

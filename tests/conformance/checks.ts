@@ -16,9 +16,9 @@ import fp8Wgsl from '../../shaders/common/fp8.wgsl';
 import divRnWgsl from '../../shaders/common/div_rn.wgsl';
 import probeWgsl from './fp8_probe.wgsl';
 import { randomSpread } from './random.ts';
-import { profilerChecks } from './profiler.ts';
 import { gemmChecks } from './gemm.ts';
 import { mlaChecks } from './mla.ts';
+import { profilerChecks } from './profiler.ts';
 
 import { mismatches, rand, throwsLike, type Check, type CheckResult } from './check.ts';
 import { moeChecks } from './moe.ts';
