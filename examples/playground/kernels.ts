@@ -10,6 +10,18 @@ import {
   readTensorBits,
   uploadTensor,
   type CastConfig,
+  calcDiff,
+  createTensor,
+  decodeE4M3,
+  defaultGemmConfig,
+  denseProblem,
+  encodeE4M3,
+  fp8GemmNT,
+  gemmCandidates,
+  gemmReference,
+  type DType,
+  type GemmConfig,
+  type Tensor,
   defaultMlaConfig,
   mlaCandidates,
   planFlashMla,
@@ -40,8 +52,8 @@ export interface PlaygroundKernel {
   fields: Record<string, number | string[]>;
   /** The JIT kernel whose generated WGSL is shown and can be edited. */
   jitKernel(f: Fields, config: object): string;
-  defaultConfig(ctx: GpuContext, f: Fields): object;
-  candidates(ctx: GpuContext, f: Fields): Promise<object[]>;
+  /** The heuristic's pick first, then the autotune candidates. */
+  configs(ctx: GpuContext, f: Fields): Promise<object[]>;
   run(ctx: GpuContext, f: Fields, config: object): Promise<PlaygroundRun>;
 }
 
@@ -53,8 +65,7 @@ const cast: PlaygroundKernel = {
   name: 'FP8 cast (1x128 per token / 128x128 per block)',
   fields: { kind: ['perToken', 'perBlock'], m: 256, k: 1024, input: ['f32', 'bf16'] },
   jitKernel: (f) => `cast.${f.kind}`,
-  defaultConfig: (ctx, f) => defaultCastConfig(ctx, f.kind as CastKind),
-  candidates: async (ctx, f) => castCandidates(ctx, f.kind as CastKind),
+  configs: async (ctx, f) => [defaultCastConfig(ctx, f.kind as CastKind), ...castCandidates(ctx, f.kind as CastKind)],
   async run(ctx, f, config) {
     const [m, k, kind] = [Number(f.m), Number(f.k), f.kind as CastKind];
     const xs = randomActivations(m * k);
@@ -98,12 +109,11 @@ const mla: PlaygroundKernel = {
   name: 'MLA decode (flashMlaWithKvcache)',
   fields: { b: 2, s_q: 1, h_q: 16, h_kv: 1, d: 576, dv: 512, seqlen: 200, blockSize: 64, kvFormat: ['bf16', 'f16', 'fp8'], q: ['bf16', 'f32', 'f16'], causal: ['no', 'yes'] },
   jitKernel: (_f, config) => ((config as MlaConfig).kernel === 'tiled' ? 'mla.decode_tiled' : 'mla.decode'),
-  defaultConfig: (ctx, f) => defaultMlaConfig(ctx, { d: Number(f.d), dv: Number(f.dv), mRows: (Number(f.s_q) * Number(f.h_q)) / Number(f.h_kv) }),
-  async candidates(ctx, f) {
+  async configs(ctx, f) {
     const built = buildMlaCase(ctx, mlaCase(f));
     const c = mlaCandidates(ctx, built.args);
     built.destroy();
-    return c;
+    return [defaultMlaConfig(ctx, { d: Number(f.d), dv: Number(f.dv), mRows: (Number(f.s_q) * Number(f.h_q)) / Number(f.h_kv) }), ...c];
   },
   async run(ctx, f, config) {
     const c = mlaCase(f);
@@ -116,4 +126,39 @@ const mla: PlaygroundKernel = {
   },
 };
 
-export const KERNELS: PlaygroundKernel[] = [mla, cast];
+const OUT_TOL: Record<string, number> = { bf16: 2 ** -8, f16: 2 ** -11, f32: 1e-5 };
+
+/** Random FP8 operands with scales spanning 1e-3..1e3 (as the conformance checks use), on the GPU and as float64. */
+function gemmOperands(ctx: GpuContext, f: Fields) {
+  const [m, n, k] = [Number(f.m), Number(f.n), Number(f.k)];
+  const kb = Math.ceil(k / 128);
+  const codes = (len: number) => Uint8Array.from({ length: len }, () => encodeE4M3((Math.random() * 2 - 1) * 10 ** (Math.random() * 5 - 3)));
+  const scales = (len: number) => Float32Array.from({ length: len }, () => 10 ** (Math.random() * 6 - 3));
+  const [qa, sa, qb, sb] = [codes(m * k), scales(m * kb), codes(n * k), scales(Math.ceil(n / 128) * kb)];
+  const lhs: [Tensor, Tensor] = [uploadTensor(ctx, qa, [m, k], 'e4m3'), uploadTensor(ctx, sa, [m, kb], 'f32')];
+  const rhs: [Tensor, Tensor] = [uploadTensor(ctx, qb, [n, k], 'e4m3'), uploadTensor(ctx, sb, [Math.ceil(n / 128), kb], 'f32')];
+  const out = createTensor(ctx, [m, n], f.out as DType, 'out');
+  const ref = () => gemmReference({ x: Float64Array.from(qa, decodeE4M3), scales: sa }, { x: Float64Array.from(qb, decodeE4M3), scales: sb }, m, n, k);
+  return { lhs, rhs, out, ref };
+}
+
+const gemm: PlaygroundKernel = {
+  name: 'FP8 GEMM (fp8GemmNT: 1x128 x 128x128 scales)',
+  fields: { m: 4, n: 512, k: 1024, out: ['bf16', 'f32', 'f16'] },
+  jitKernel: (_f, config) => `gemm.${(config as GemmConfig).kernel}`,
+  async configs(ctx, f) {
+    const { lhs, rhs, out } = gemmOperands(ctx, f);
+    const p = denseProblem('fp8GemmNT', true, { a: lhs[0], sa: lhs[1], b: rhs[0], sb: rhs[1] }, out);
+    return [defaultGemmConfig(ctx, p), ...gemmCandidates(ctx, p)];
+  },
+  async run(ctx, f, config) {
+    const { lhs, rhs, out, ref } = gemmOperands(ctx, f);
+    poisonTensor(out);
+    const launch = await fp8GemmNT(ctx, lhs, rhs, out, { config: config as GemmConfig });
+    const got = await readTensor(out);
+    const want = ref();
+    return { err: relErr(got, want), tol: OUT_TOL[f.out], errUnit: `max|out-ref|/max|ref| (calc_diff ${calcDiff(got, want).toExponential(1)})`, launch };
+  },
+};
+
+export const KERNELS: PlaygroundKernel[] = [mla, gemm, cast];

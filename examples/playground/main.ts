@@ -34,8 +34,8 @@ function buildForm(c: GpuContext): void {
 
 async function resetConfigs(): Promise<void> {
   const f = fields();
-  const def = kernel.defaultConfig(ctx!, f);
-  const other = (await kernel.candidates(ctx!, f)).find((c) => JSON.stringify(c) !== JSON.stringify(def)) ?? def;
+  const [def, ...rest] = await kernel.configs(ctx!, f);
+  const other = rest.find((c) => JSON.stringify(c) !== JSON.stringify(def)) ?? def;
   $<HTMLTextAreaElement>('configA').value = JSON.stringify(def);
   $<HTMLTextAreaElement>('configB').value = JSON.stringify(other);
   $<HTMLInputElement>('useEdited').checked = false;

@@ -7,6 +7,7 @@ import type { GpuContext } from '../gpu/context.ts';
 import { envVar } from '../gpu/env.ts';
 import { createTensor, DTYPE_BYTES, rowPitch, type DType, type Tensor } from '../gpu/tensor.ts';
 import {
+  autotuneGemm,
   contiguousProblem,
   denseProblem,
   getMkAlignmentForContiguousLayout,
@@ -102,7 +103,9 @@ async function measure(ctx: GpuContext, name: string, made: Made | string, opts:
   if (typeof made === 'string') return emit({ suite: 'gemm', name, ms: NaN, note: `skipped: ${made}` });
   const bw = opts.ceilings.find((c) => c.name === 'stream-read')?.value ?? NaN;
   const fma = opts.ceilings.find((c) => c.name === 'fma-f32')?.value ?? NaN;
-  const launch = await planGemm(ctx, 'bench', made.p);
+  // --tune: time every candidate on this case first (and remember the winner), else stored winner or heuristic.
+  const tuned = opts.tune ? await autotuneGemm(ctx, made.p, { force: true, iters: Math.max(3, opts.iters >> 1) }) : undefined;
+  const launch = await planGemm(ctx, 'bench', made.p, tuned?.best);
   const t = await timeLaunch(ctx, launch, { iters: opts.iters });
   const s = t.medianMs / 1e3;
   const memMs = (made.bytes / (bw * 1e9)) * 1e3;
@@ -116,7 +119,7 @@ async function measure(ctx: GpuContext, name: string, made: Made | string, opts:
     tflops: made.flops / s / 1e12,
     pct: (100 * Math.max(memMs, fmaMs)) / t.medianMs,
     ceiling: memBound ? 'stream-read' : 'f32 FMA',
-    note: `${JSON.stringify(launch.info.config)}${t.method === 'cpu' ? ' (cpu timing)' : ''}`,
+    note: `${JSON.stringify(launch.info.config)}${tuned ? ` (tuned over ${tuned.results.length})` : ''}${t.method === 'cpu' ? ' (cpu timing)' : ''}`,
   });
   for (const x of made.tensors) x.destroy();
 }

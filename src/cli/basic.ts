@@ -104,17 +104,4 @@ export const basicCommands: Command[] = [
     gpu: true,
     run: (v, ctx) => cast(ctx!, num(v, 'm'), num(v, 'k'), v.autotune === true, num(v, 'iters')),
   },
-  {
-    name: 'demo',
-    usage: ['deepwgsl demo                                 the main job on this build (device, ceilings, a tuned cast)'],
-    options: {},
-    gpu: true,
-    async run(_v, ctx) {
-      // A software adapter is ~1000x slower: smaller problems and fewer runs keep the demo to seconds.
-      const soft = ctx!.isSoftware;
-      out(`device ceilings (quick${soft ? ', software adapter' : ''}):`);
-      await bench(ctx!, { quick: true, ceilings: true, iters: soft ? '3' : '20' });
-      await cast(ctx!, soft ? 64 : 4096, 7168, true, soft ? 3 : 20);
-    },
-  },
 ];

@@ -4,11 +4,12 @@ import { createContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
+import { gemmCommands } from './gemm.ts';
 import { modelCommands } from './model.ts';
 import { synthCommands } from './synth.ts';
 
 // Each capability adds its commands here (and its bench suite to SUITES in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...modelCommands, ...synthCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands, ...modelCommands, ...synthCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 

@@ -1,52 +1,17 @@
 // deepwgsl info (and the model commands that follow it): checkpoints in Hugging Face layout.
-import { isMoeLayer, type ModelConfig } from '../model/config.ts';
-import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
+import { openCheckpoint } from '../model/checkpoint.ts';
+import { activeParams, describeArch } from '../model/describe.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
 import { generate } from '../model/generate.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
-import { dirSource } from '../model/source.ts';
+import { dirSource, readText } from '../model/source.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
 function modelDir(values: Values, cmd: string): string {
   if (typeof values.model !== 'string') throw new Error(`deepwgsl ${cmd}: --model DIR is required`);
   return values.model;
-}
-
-/** Weights one token reads: everything but the routed experts it does not use. */
-function activeParams(ck: Checkpoint): number {
-  const c = ck.config;
-  let n = 0;
-  for (const e of ck.expected) {
-    const m = /^model\.layers\.(\d+)\.mlp\.experts\.\d+\./.exec(e.name);
-    const size = e.shape.reduce((a, b) => a * b, 1);
-    if (e.name === 'model.embed_tokens.weight') n += c.hiddenSize;
-    else if (m && c.moe) n += (size * c.moe.numExpertsPerTok) / c.moe.nRoutedExperts;
-    else n += size;
-  }
-  return n;
-}
-
-function describeArch(c: ModelConfig): string[] {
-  const moeLayers = Array.from({ length: c.numLayers }, (_, i) => i).filter((i) => isMoeLayer(c, i)).length;
-  const rope = c.rope.type === 'yarn' ? `YaRN (factor ${c.rope.factor}, original ${c.rope.originalMaxPositionEmbeddings}, attention factor ${c.rope.attentionFactor.toFixed(4)})` : 'plain';
-  const lines = [
-    `architecture: ${c.modelType}, ${c.numLayers} layers (${c.numLayers - moeLayers} dense, ${moeLayers} MoE), hidden ${c.hiddenSize}, vocab ${c.vocabSize}`,
-    `attention: MLA, ${c.numHeads} heads, q ${c.qLoraRank === null ? 'q_proj (no LoRA)' : `LoRA rank ${c.qLoraRank}`}, kv_lora_rank ${c.kvLoraRank}, ` +
-      `qk nope/rope ${c.qkNopeHeadDim}/${c.qkRopeHeadDim}, v ${c.vHeadDim}, softmax scale ${c.softmaxScale.toFixed(6)}`,
-    `rope: ${rope}, theta ${c.ropeTheta}, ${c.ropeInterleave ? 'interleaved pairs' : 'half-split pairs'}, max positions ${c.maxPositionEmbeddings}`,
-    `dense MLP: intermediate ${c.intermediateSize}`,
-  ];
-  if (c.moe) {
-    const m = c.moe;
-    lines.push(
-      `MoE: ${m.nRoutedExperts} routed experts (${m.numExpertsPerTok} per token) + ${m.nSharedExperts} shared, intermediate ${m.moeIntermediateSize}; ` +
-        `${m.scoringFunc} scores, ${m.topkMethod}${m.topkMethod === 'greedy' ? '' : ` (${m.nGroup} groups, top ${m.topkGroup})`}, ` +
-        `norm_topk_prob ${m.normTopkProb}, routed_scaling_factor ${m.routedScalingFactor}`,
-    );
-  }
-  return lines;
 }
 
 async function info(values: Values): Promise<void> {
@@ -155,7 +120,39 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
   }
 }
 
+/** The main job: greedy decoding of the bundled tiny checkpoint, checked against transformers' tokens. */
+async function demo(ctx: GpuContext): Promise<void> {
+  const dir = new URL('../tests/fixtures/tiny-v3-a/', import.meta.url);
+  const { fileURLToPath } = await import('node:url');
+  const src = dirSource(fileURLToPath(dir));
+  const ref = JSON.parse(await readText(src, 'reference.json')) as { prompt_ids: number[]; greedy_ids: number[] };
+  const ck = await openCheckpoint(src);
+  for (const l of describeArch(ck.config)) out(l);
+  const weights = await loadWeights(ctx, ck, { onProgress: progressBar('loading tiny-v3-a') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 64 });
+  try {
+    out(`prompt: ${ref.prompt_ids.join(' ')}`);
+    let line = 'greedy:';
+    const r = await generate(dec, [ref.prompt_ids], { maxNewTokens: ref.greedy_ids.length, onToken: (_, t) => (line += ` ${t}`) });
+    out(line);
+    const same = r.ids[0].every((t, i) => t === ref.greedy_ids[i]) && r.ids[0].length === ref.greedy_ids.length;
+    out(`transformers: ${ref.greedy_ids.join(' ')}  (${same ? 'identical' : 'DIFFERENT'})`);
+    out(`${r.tokens} tokens (prompt + generated) in ${(r.ms / 1e3).toFixed(2)} s: ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s on ${ctx.describe()}`);
+    if (!same) throw new Error('the greedy tokens differ from transformers\' reference');
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
 export const modelCommands: Command[] = [
+  {
+    name: 'demo',
+    usage: ['deepwgsl demo                                 the main job: the bundled tiny DeepSeek-V3 checkpoint decoded greedily, checked against transformers'],
+    options: {},
+    gpu: true,
+    run: (_v, ctx) => demo(ctx!),
+  },
   {
     name: 'info',
     usage: ['deepwgsl info --model DIR [--json]            architecture, parameters by dtype, GPU memory needed'],

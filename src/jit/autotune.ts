@@ -24,13 +24,22 @@ export interface AutotuneResult<C> {
   method: 'timestamp' | 'cpu' | 'cache';
 }
 
+/** The winner autotune stored for this (GPU, kernel, shape class), if it is still one of the candidates. */
+export async function tunedConfig<C>(
+  ctx: GpuContext,
+  req: { kernel: string; shapeKey: string; candidates: readonly C[]; store?: TuningStore },
+): Promise<C | undefined> {
+  const store = req.store ?? defaultTuningStore();
+  const cached = (await store.get(`${gpuKey(ctx)}|${req.kernel}|${req.shapeKey}`)) as { config: C } | undefined;
+  return cached && req.candidates.find((c) => JSON.stringify(c) === JSON.stringify(cached.config));
+}
+
 export async function autotune<C>(ctx: GpuContext, req: AutotuneRequest<C>): Promise<AutotuneResult<C>> {
   if (req.candidates.length === 0) throw new Error(`autotune(${req.kernel}): no candidate configs`);
   const store = req.store ?? defaultTuningStore();
   const key = `${gpuKey(ctx)}|${req.kernel}|${req.shapeKey}`;
   if (!req.force) {
-    const cached = (await store.get(key)) as { config: C } | undefined;
-    const known = cached && req.candidates.find((c) => JSON.stringify(c) === JSON.stringify(cached.config));
+    const known = await tunedConfig(ctx, { ...req, store });
     if (known) return { best: known, fromCache: true, results: [], method: 'cache' };
   }
   const results: { config: C; medianMs: number }[] = [];

@@ -3,6 +3,7 @@
 // parameters come from typegpu and are resolved into the module by name.
 import tgpu from 'typegpu';
 import type { AnyWgslData } from 'typegpu/data';
+import { unrollLoops } from './unroll.ts';
 
 /** A typed constant for the prelude. Plain numbers are u32 (non-negative integers) or f32. */
 export type WgslConst = number | boolean | { i32: number } | { f32: number };
@@ -50,7 +51,7 @@ export function composeWgsl(m: KernelModule): string {
     ...Object.entries(m.aliases ?? {}).map(([k, v]) => `alias ${k} = ${v};`),
   ].join('\n');
   // typegpu puts struct declarations in front without a line break: the leading newline keeps marks at line starts.
-  const body = [...(m.helpers ?? []), m.template].map((s) => `\n${SOURCE_MARK}${s.file}\n${s.code.trimEnd()}\n`).join('');
+  const body = unrollLoops([...(m.helpers ?? []), m.template].map((s) => `\n${SOURCE_MARK}${s.file}\n${s.code.trimEnd()}\n`).join(''), m.consts);
   const resolved = m.structs && Object.keys(m.structs).length ? tgpu.resolve({ template: body, externals: m.structs }) : body;
   return `${prelude}\n${resolved}\n`;
 }

@@ -10,6 +10,10 @@ export interface GenerateOptions extends SamplingOptions {
   seed?: number;
   /** Generation of a sequence ends after it produces one of these (it is kept in the output). */
   stopTokens?: readonly number[];
+  /** Called with each new token as it is sampled (prompt index, token): for streaming UIs. */
+  onToken?(prompt: number, token: number): void;
+  /** Checked before each step: true ends generation early (a stop button). */
+  shouldStop?(): boolean;
 }
 
 export interface GenerateResult {
@@ -36,7 +40,7 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   let tokens = 0;
   const t0 = performance.now();
   try {
-    while (done.some((d) => !d)) {
+    while (done.some((d) => !d) && !opts.shouldStop?.()) {
       const live = prompts.map((_, i) => i).filter((i) => !done[i]);
       const logits = await dec.step(live.map((i) => ({ seq: base + i, token: queue[i].shift()! })));
       steps++;
@@ -45,6 +49,7 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
         if (queue[i].length) return; // still feeding the prompt
         const t = sampleToken(logits[j], opts, random);
         ids[i].push(t);
+        opts.onToken?.(i, t);
         if (stop.has(t) || ids[i].length >= opts.maxNewTokens) done[i] = true;
         else queue[i].push(t);
       });

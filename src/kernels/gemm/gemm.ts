@@ -7,12 +7,14 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { envFlag } from '../../gpu/env.ts';
 import { DeepwgslError, fail } from '../../gpu/errors.ts';
 import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, type Tensor } from '../../gpu/tensor.ts';
-import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
+import { autotune, tunedConfig, type AutotuneResult } from '../../jit/autotune.ts';
 import type { KernelModule, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import halfWgsl from '../../../shaders/common/half.wgsl';
+import bWideWgsl from '../../../shaders/gemm/b_wide.wgsl';
+import bWideNoneWgsl from '../../../shaders/gemm/b_wide_none.wgsl';
 import cLoadWgsl from '../../../shaders/gemm/c_load.wgsl';
 import cNoneWgsl from '../../../shaders/gemm/c_none.wgsl';
 import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
@@ -29,7 +31,11 @@ import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
 
 export type GemmLayout = 'dense' | 'contiguous' | 'masked';
 
-/** Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC chunks of 4 k per lane per step, k split over `splits` workgroups. */
+/**
+ * Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC loads of B per
+ * lane per step (one u32 word each, or with `wide` a vec4<u32> of 16 e4m3 values), k split over
+ * `splits` workgroups.
+ */
 export interface SmallMConfig {
   kernel: 'smallM';
   mr: number;
@@ -37,9 +43,10 @@ export interface SmallMConfig {
   nc: number;
   vec: number;
   splits: number;
+  wide: boolean;
 }
 
-/** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation. */
+/** Tiled kernel: BM x BN tile per workgroup, BK-deep slabs, TM x TN per invocation, k split over `splits` workgroups (dense only). */
 export interface TiledConfig {
   kernel: 'tiled';
   bm: number;
@@ -47,6 +54,7 @@ export interface TiledConfig {
   bk: number;
   tm: number;
   tn: number;
+  splits: number;
 }
 
 export type GemmConfig = SmallMConfig | TiledConfig;
@@ -235,7 +243,8 @@ export async function maskedProblem(
 // ---- configs ----
 
 function smallMShared(c: SmallMConfig): number {
-  return 16 * c.mr * 32 * c.vec + 4 * c.mr * c.vec + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
+  const staged = c.mr >= 8 ? 16 * c.mr * (c.wide ? 128 : 32) * c.vec + 4 * c.mr * c.vec : 0;
+  return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
 }
 
 function tiledShared(c: TiledConfig): number {
@@ -251,9 +260,12 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (c.g < 2 || 32 * c.g > lim.maxComputeInvocationsPerWorkgroup) return `g from 2 to ${lim.maxComputeInvocationsPerWorkgroup / 32}`;
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
+    if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0 and mr <= 4';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
+  if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
+  if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
   if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
   if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
   const wg = (c.bm / c.tm) * (c.bn / c.tn);
@@ -262,31 +274,47 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   return undefined;
 }
 
+/** 16-byte loads of B need 16-byte rows (and binding), and A read directly (mr <= 4). */
+function wideOk(p: GemmProblem, mr: number): boolean {
+  return p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && mr <= 4;
+}
+
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
 const TARGET_WORKGROUPS = 528;
 
-function smallMSplits(p: GemmProblem, g: number, nc: number): number {
+/** Split k (dense only, whole 128-wide slices, >= 2 per split) until the grid has `target` workgroups. */
+function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUPS): number {
   if (p.layout !== 'dense') return 1;
-  const kb = ceilDiv(p.k, 128);
-  const blocks = ceilDiv(p.n, g * nc);
-  return Math.max(1, Math.min(ceilDiv(TARGET_WORKGROUPS, blocks), Math.floor(kb / 2)));
+  return Math.max(1, Math.min(ceilDiv(target, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
+}
+
+/**
+ * The small-m kernel streams: it wants every core full of lanes with loads in flight (an H100 or
+ * H200 holds ~270K lanes). On an H200 the lm_head (16K workgroups) streamed at 62% while n = 7168
+ * with 896 workgroups of 128 lanes reached 10%, so k is split until ~256K lanes run.
+ */
+function smallMSplits(p: GemmProblem, g: number, nc: number): number {
+  return splitsFor(p, ceilDiv(p.n, g * nc), (1 << 18) / (32 * g));
+}
+
+function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
+  return { kernel: 'tiled', bm, bn, bk, tm, tn, splits: splitsFor(p, ceilDiv(p.m, bm) * ceilDiv(p.n, bn) * p.regions) };
 }
 
 /** The heuristic: small-m kernel up to 16 rows per group, tiles sized to the rows and the tile count otherwise. */
 export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
-    const nc = rows <= 4 ? 4 : 2;
-    const c: SmallMConfig = { kernel: 'smallM', mr: nextPow2(rows), g: 8, nc, vec: 2, splits: smallMSplits(p, 8, nc) };
-    if (!configProblem(ctx, p, c)) return c;
-    return { ...c, g: 4, vec: 1 };
+    // Autotuned on an H200 (Deno): 4 lane groups and one word per lane per step won for m = 1 and 4.
+    const nc = rows <= 2 ? 2 : rows <= 4 ? 4 : 2;
+    const mr = nextPow2(rows);
+    return { kernel: 'smallM', mr, g: 4, nc, vec: 1, splits: smallMSplits(p, 4, nc), wide: wideOk(p, mr) };
   }
-  const big: TiledConfig = { kernel: 'tiled', bm: 128, bn: 128, bk: 16, tm: 8, tn: 8 };
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
-  let c: TiledConfig = big;
-  if (rows <= 32) c = { kernel: 'tiled', bm: 32, bn: 128, bk: 16, tm: 4, tn: 8 };
-  else if (rows <= 64 || tiles < TARGET_WORKGROUPS / 2) c = { kernel: 'tiled', bm: 64, bn: 64, bk: 16, tm: 4, tn: 4 };
-  return configProblem(ctx, p, c) ? { kernel: 'tiled', bm: 32, bn: 32, bk: 8, tm: 4, tn: 4 } : c;
+  let c = tiled(p, 128, 128, 16, 8, 8);
+  if (rows <= 32) c = tiled(p, 32, 128, 16, 4, 8);
+  else if (rows <= 64 || tiles < TARGET_WORKGROUPS / 2) c = tiled(p, 64, 64, 16, 4, 4);
+  return configProblem(ctx, p, c) ? tiled(p, 32, 32, 8, 4, 4) : c;
 }
 
 /** Configs autotune tries for this problem (all valid on this device). */
@@ -299,13 +327,19 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
       for (const nc of [1, 2, 4]) {
         for (const vec of [1, 2, 4]) {
           const h = smallMSplits(p, g, nc);
-          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) out.push({ kernel: 'smallM', mr, g, nc, vec, splits });
+          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) {
+            for (const wide of wideOk(p, mr) ? [true, false] : [false]) out.push({ kernel: 'smallM', mr, g, nc, vec, splits, wide });
+          }
         }
       }
     }
   } else {
     for (const [bm, bn, tm, tn] of [[128, 128, 8, 8], [64, 128, 4, 8], [128, 64, 8, 4], [64, 64, 4, 4], [32, 128, 4, 8], [32, 64, 4, 4]]) {
-      for (const bk of [8, 16, 32]) out.push({ kernel: 'tiled', bm, bn, bk, tm, tn });
+      for (const bk of [8, 16, 32]) {
+        const c = tiled(p, bm, bn, bk, tm, tn);
+        out.push(c);
+        if (c.splits > 1) out.push({ ...c, splits: 1 });
+      }
     }
   }
   return out.filter((c) => !configProblem(ctx, p, c));
@@ -339,14 +373,17 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     OUT_KIND: split ? 0 : KIND[p.out.dtype],
     C_KIND: withC ? KIND[p.c!.dtype] : 0,
     FP8: p.fp8,
+    E4M3_PAIRED: p.a.dtype === 'e4m3' && p.b.dtype === 'e4m3',
+    A_SCALE: { f32: p.a.dtype === 'e4m3' ? 256 : 1 },
+    B_SCALE: { f32: p.b.dtype === 'e4m3' ? 256 : 1 },
   };
   if (c.kernel === 'smallM') {
     return {
       kernel: 'gemm.smallM',
       config: { ...c, ...dtypes },
       template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
-      helpers,
-      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec },
+      helpers: [...helpers, c.wide ? { file: 'gemm/b_wide.wgsl', code: bWideWgsl } : { file: 'gemm/b_wide_none.wgsl', code: bWideNoneWgsl }],
+      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
     };
   }
@@ -355,7 +392,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     config: { ...c, ...dtypes },
     template: { file: 'gemm/tiled.wgsl', code: tiledWgsl },
     helpers,
-    consts: { ...consts, WG: (c.bm / c.tm) * (c.bn / c.tn), BM: c.bm, BN: c.bn, BK: c.bk, TM: c.tm, TN: c.tn },
+    consts: { ...consts, WG: (c.bm / c.tm) * (c.bn / c.tn), BM: c.bm, BN: c.bn, BK: c.bk, TM: c.tm, TN: c.tn, TM4: c.tm / 4, TN4: c.tn / 4, TN2: c.tn / 2 },
     structs: { Params: GemmParams },
   };
 }
@@ -391,15 +428,19 @@ function launchInfo(p: GemmProblem, c: GemmConfig): { kernel: string; config: ob
 }
 
 /** Compiles (cached) and binds a GEMM; `launch.run()` or `launch.encode(pass)` executes it. */
-export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig): Promise<Launch> {
-  const c = config ?? defaultGemmConfig(ctx, p);
+export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig, store?: TuningStore): Promise<Launch> {
+  // An explicit config, else what autotuneGemm stored for this GPU and shape class, else the heuristic.
+  const tuned = config ? undefined : await tunedConfig(ctx, { ...tuningKey(p), candidates: gemmCandidates(ctx, p), store });
+  const c = config ?? tuned ?? defaultGemmConfig(ctx, p);
   const bad = configProblem(ctx, p, c);
   if (bad) fail(where, 'config', bad, JSON.stringify(c));
-  if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)}`);
+  if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) {
+    console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)} (${tuned ? 'tuned' : 'heuristic'})`);
+  }
   const info = launchInfo(p, c);
   if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
   const kb = ceilDiv(p.k, 128);
-  const splits = c.kernel === 'smallM' ? Math.min(c.splits, Math.max(1, kb)) : 1;
+  const splits = Math.min(c.splits, Math.max(1, kb));
   const split = splits > 1;
   const splitSlices = ceilDiv(Math.max(1, kb), splits);
   const nSplits = ceilDiv(Math.max(1, kb), splitSlices);
@@ -423,10 +464,11 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     grid_x: 0,
   };
   const pipeline = await ctx.pipelines.get(moduleFor(p, c, split));
+  const wide = c.kernel === 'smallM' && c.wide;
   const dims =
     c.kernel === 'smallM'
       ? [ceilDiv(p.n, c.g * c.nc), nSplits, p.regions]
-      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions];
+      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
   const res = [
     paramsBuffer(ctx, GemmParams, values),
     p.a.binding(where, 'lhs'),
@@ -436,6 +478,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     p.sb?.binding(where, 'rhsScales'),
     split ? undefined : p.c?.binding(where, 'c'),
     p.aux?.binding(where, p.layout === 'masked' ? 'maskedM' : 'mIndices'),
+    wide ? p.b.binding(where, 'rhs') : undefined,
   ];
   const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
   if (ws) {
@@ -519,15 +562,22 @@ export const f16GemmNT = bf16GemmNT;
 export const mGroupedF16GemmNTContiguous = mGroupedBf16GemmNTContiguous;
 export const mGroupedF16GemmNTMasked = mGroupedBf16GemmNTMasked;
 
+/** The shape class autotune winners are stored under. */
+function tuningKey(p: GemmProblem): { kernel: string; shapeKey: string } {
+  const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
+  return {
+    kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
+    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+  };
+}
+
 /** Times every candidate config on this problem and remembers the fastest per (GPU, kernel, shape class). */
 export async function autotuneGemm(
   ctx: GpuContext, p: GemmProblem, opts: { store?: TuningStore; force?: boolean; iters?: number; maxCandidates?: number } = {},
 ): Promise<AutotuneResult<GemmConfig>> {
   const { maxCandidates, ...rest } = opts;
-  const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
   return autotune(ctx, {
-    kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
-    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+    ...tuningKey(p),
     candidates: gemmCandidates(ctx, p).slice(0, maxCandidates),
     plan: (config) => planGemm(ctx, 'autotuneGemm', p, config),
     ...rest,
