@@ -2,6 +2,7 @@
 import type { GpuContext } from '../gpu/context.ts';
 import type { Profiler } from '../jit/profiler.ts';
 import { measureCeilings, type Ceiling } from './ceilings.ts';
+import { decodeSuite } from './decode.ts';
 import { gemmSuite } from './gemm.ts';
 import { mlaSuite } from './mla.ts';
 import { moeSuite } from './moe.ts';
@@ -33,7 +34,7 @@ export interface BenchSuite {
   run(ctx: GpuContext, opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void>;
 }
 
-export const SUITES: BenchSuite[] = [mlaSuite, gemmSuite, moeSuite];
+export const SUITES: BenchSuite[] = [mlaSuite, gemmSuite, moeSuite, decodeSuite];
 
 export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
 

@@ -6,9 +6,10 @@ import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
 import { gemmCommands } from './gemm.ts';
 import { modelCommands } from './model.ts';
+import { synthCommands } from './synth.ts';
 
 // Each capability adds its commands here (and its bench suite to SUITES in src/bench/suites.ts).
-const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands, ...modelCommands];
+const COMMANDS: Command[] = [...basicCommands, ...eplbCommands, ...gemmCommands, ...modelCommands, ...synthCommands];
 
 const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 

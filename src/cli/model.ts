@@ -4,6 +4,7 @@ import { activeParams, describeArch } from '../model/describe.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
 import { generate } from '../model/generate.ts';
+import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource, readText } from '../model/source.ts';
 import { num, out, type Command, type Values } from './command.ts';
@@ -41,7 +42,7 @@ async function info(values: Values): Promise<void> {
 }
 
 /** A progress line on stderr, rewritten in place where stderr is a terminal. */
-function progressBar(label: string): (p: LoadProgress) => void {
+export function progressBar(label: string): (p: LoadProgress) => void {
   const tty = (globalThis as { process?: { stderr?: { isTTY?: boolean } } }).process?.stderr?.isTTY === true;
   let shown = -1;
   return (p) => {
@@ -82,10 +83,15 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
 }
 
 async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
-  if (values.prompt !== undefined) throw new Error('deepwgsl generate: --prompt needs a tokenizer, which is not implemented yet; pass --tokens');
-  const ck = await openCheckpoint(dirSource(modelDir(values, 'generate')));
+  if (values.prompt !== undefined && values.tokens !== undefined) throw new Error('deepwgsl generate: give --prompt TEXT or --tokens IDS, not both');
+  const src = dirSource(modelDir(values, 'generate'));
+  const ck = await openCheckpoint(src);
+  // Text in (--prompt) needs the checkpoint's tokenizer; text out is shown wherever it has one.
+  const tokenizer = values.prompt !== undefined || (await src.has('tokenizer.json')) ? await loadTokenizer(src) : undefined;
   // Several prompts: --tokens 1,2,3;4,5 decodes them together in one batch.
-  const prompts = String(values.tokens ?? '').split(';').map((p) => parseTokens(p, ck.config.vocabSize));
+  const prompts = typeof values.prompt === 'string' && tokenizer
+    ? [tokenizer.encode(values.prompt)]
+    : String(values.tokens ?? '').split(';').map((p) => parseTokens(p, ck.config.vocabSize));
   const maxNew = num(values, 'max-new-tokens');
   const greedy = values.greedy === true || values.temperature === undefined;
   const sampling = greedy
@@ -104,8 +110,9 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
       stopTokens: values['ignore-eos'] ? [] : ck.config.eosTokenIds,
       ...sampling,
     });
-    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids }));
-    r.ids.forEach((ids, i) => out(`${prompts.length > 1 ? `[${i}] ` : ''}${ids.join(' ')}`));
+    const texts = tokenizer && r.ids.map((ids) => tokenizer.decode(ids));
+    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids, ...(texts && { text: prompts.length === 1 ? texts[0] : texts }) }));
+    r.ids.forEach((ids, i) => out(`${prompts.length > 1 ? `[${i}] ` : ''}${ids.join(' ')}${texts ? `\n${JSON.stringify(texts[i])}` : ''}`));
     out(`${r.tokens} tokens in ${r.steps} steps, ${(r.ms / 1e3).toFixed(2)} s: ${((r.steps * 1e3) / r.ms).toFixed(1)} steps/s, ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s (steps planned as they run: no replay yet)`);
   } finally {
     dec.destroy();
@@ -169,7 +176,7 @@ export const modelCommands: Command[] = [
   {
     name: 'generate',
     usage: [
-      'deepwgsl generate --model DIR --tokens 1,2,3[;4,5] --max-new-tokens N [--greedy | --temperature T [--top-p P] [--top-k K] --seed S] [--json]',
+      'deepwgsl generate --model DIR (--tokens 1,2,3[;4,5] | --prompt TEXT) --max-new-tokens N [--greedy | --temperature T [--top-p P] [--top-k K] --seed S] [--json]',
       '                                              decode (several prompts: one batch); stops at the config\'s eos unless --ignore-eos',
     ],
     options: {

@@ -8,3 +8,5 @@ export { Decoder, prefillLogits, type DecoderOptions } from './decode.ts';
 export { generate, type GenerateOptions, type GenerateResult } from './generate.ts';
 export { sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
 export { describeArch, activeParams } from './describe.ts';
+export { writeSyntheticCheckpoint, synthConfig, SYNTH_PRESETS, SynthError, type SynthOptions, type SynthResult } from './synthetic.ts';
+export { loadTokenizer, createTokenizer, TokenizerError, type ModelTokenizer } from './tokenizer.ts';

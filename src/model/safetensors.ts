@@ -77,22 +77,40 @@ export async function readSafetensorsHeader(file: ByteFile): Promise<Map<string,
   return out;
 }
 
-/** Builds a safetensors file in memory (tests and the synthetic checkpoint generator). */
-export function writeSafetensors(tensors: { name: string; dtype: StDtype; shape: number[]; data: Uint8Array }[]): Uint8Array {
-  const header: Record<string, unknown> = {};
+export interface StEntry {
+  name: string;
+  dtype: StDtype;
+  shape: number[];
+}
+
+/**
+ * The bytes before a file's data (u64 length + JSON padded with spaces to 8 bytes, so the data
+ * starts aligned) and where each entry's data lands: entries are packed in order, no gaps.
+ */
+export function encodeSafetensorsHeader(entries: readonly StEntry[]): { header: Uint8Array; dataBytes: number } {
+  const json: Record<string, unknown> = {};
   let off = 0;
-  for (const t of tensors) {
-    header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + t.data.byteLength] };
-    off += t.data.byteLength;
+  for (const t of entries) {
+    const n = t.shape.reduce((a, b) => a * b, 1) * ST_DTYPE_BYTES[t.dtype];
+    json[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [off, off + n] };
+    off += n;
   }
-  header.__metadata__ = { format: 'pt' };
-  let h = new TextEncoder().encode(JSON.stringify(header));
-  const pad = (8 - (h.length % 8)) % 8;
-  if (pad) h = new TextEncoder().encode(JSON.stringify(header) + ' '.repeat(pad));
-  const out = new Uint8Array(8 + h.length + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(h.length), true);
-  out.set(h, 8);
-  let at = 8 + h.length;
+  json.__metadata__ = { format: 'pt' };
+  const text = JSON.stringify(json);
+  const len = new TextEncoder().encode(text).length;
+  const h = new TextEncoder().encode(text + ' '.repeat((8 - (len % 8)) % 8));
+  const header = new Uint8Array(8 + h.length);
+  new DataView(header.buffer).setBigUint64(0, BigInt(h.length), true);
+  header.set(h, 8);
+  return { header, dataBytes: off };
+}
+
+/** Builds a safetensors file in memory (tests); the synthetic generator streams the same header. */
+export function writeSafetensors(tensors: (StEntry & { data: Uint8Array })[]): Uint8Array {
+  const { header, dataBytes } = encodeSafetensorsHeader(tensors);
+  const out = new Uint8Array(header.length + dataBytes);
+  out.set(header);
+  let at = header.length;
   for (const t of tensors) {
     out.set(t.data, at);
     at += t.data.byteLength;
