@@ -6,6 +6,7 @@ import {
   filesSource,
   formatBytes,
   generate,
+  loadTokenizer,
   loadWeights,
   openCheckpoint,
   planWeights,
@@ -13,6 +14,7 @@ import {
   type Checkpoint,
   type GpuContext,
   type ModelSource,
+  type ModelTokenizer,
   type ModelWeights,
 } from '../../src/index.ts';
 import { adapterPanel, banner, el, openGpu } from '../common/ui.ts';
@@ -26,7 +28,7 @@ w.__decode = {};
 const ctx = await openGpu();
 $('device').replaceChildren(el('h2', {}, 'Your GPU'), ctx ? adapterPanel(ctx) : el('p', { className: 'muted' }, 'No WebGPU: see above.'));
 
-let model: { ck: Checkpoint; weights: ModelWeights; dec: Decoder; reference?: number[] } | undefined;
+let model: { ck: Checkpoint; weights: ModelWeights; dec: Decoder; tokenizer?: ModelTokenizer; reference?: number[] } | undefined;
 let stopping = false;
 
 function fail(e: unknown): void {
@@ -61,14 +63,18 @@ async function load(c: GpuContext, source: ModelSource): Promise<void> {
     });
     const dec = await Decoder.create(c, ck, weights, { maxSeqLen: Math.min(MAX_SEQ, ck.config.maxPositionEmbeddings) });
     let reference: number[] | undefined;
-    if (await source.has('reference.json')) {
+    // With a tokenizer.json the prompt is text; without one, token ids.
+    const tokenizer = (await source.has('tokenizer.json')) ? await loadTokenizer(source) : undefined;
+    $('promptLabel').textContent = tokenizer ? 'prompt (text)' : 'prompt token ids (comma separated): this checkpoint has no tokenizer.json';
+    if (tokenizer) $<HTMLTextAreaElement>('prompt').value = 'The capital of France is';
+    if (!tokenizer && (await source.has('reference.json'))) {
       // The bundled fixtures carry transformers' outputs: use its prompt and compare the greedy tokens.
       const ref = JSON.parse(await readText(source, 'reference.json')) as { prompt_ids: number[]; greedy_ids: number[] };
       $<HTMLTextAreaElement>('prompt').value = ref.prompt_ids.join(', ');
       $<HTMLInputElement>('maxNew').value = String(ref.greedy_ids.length);
       reference = ref.greedy_ids;
     }
-    model = { ck, weights, dec, reference };
+    model = { ck, weights, dec, tokenizer, reference };
     $('loadStatus').textContent = `loaded ${formatBytes(plan.gpuBytes)} in ${((performance.now() - t0) / 1e3).toFixed(2)} s`;
     w.__decode = { loaded: true, reference };
   } catch (e) {
@@ -79,7 +85,12 @@ async function load(c: GpuContext, source: ModelSource): Promise<void> {
   }
 }
 
-function parsePrompt(vocab: number): number[] {
+function parsePrompt(vocab: number, tokenizer: ModelTokenizer | undefined): number[] {
+  if (tokenizer) {
+    const ids = tokenizer.encode($<HTMLTextAreaElement>('prompt').value);
+    if (!ids.length) throw new Error('prompt: type some text');
+    return ids;
+  }
   const parts = $<HTMLTextAreaElement>('prompt').value.split(/[\s,]+/).filter(Boolean);
   const ids = parts.map(Number);
   const bad = parts.find((_, i) => !Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab);
@@ -89,9 +100,9 @@ function parsePrompt(vocab: number): number[] {
 
 async function run(): Promise<void> {
   if (!model) return;
-  const { dec, ck, reference } = model;
+  const { dec, ck, tokenizer, reference } = model;
   try {
-    const prompt = parsePrompt(ck.config.vocabSize);
+    const prompt = parsePrompt(ck.config.vocabSize, tokenizer);
     const maxNew = Number($<HTMLInputElement>('maxNew').value);
     if (prompt.length + maxNew > dec.maxSeqLen) throw new Error(`prompt (${prompt.length}) + max new tokens (${maxNew}) exceeds this demo's cache of ${dec.maxSeqLen} tokens`);
     const greedy = $<HTMLInputElement>('greedy').checked;
@@ -100,7 +111,8 @@ async function run(): Promise<void> {
     $<HTMLButtonElement>('stop').disabled = false;
     stopping = false;
     const out = $('output');
-    out.replaceChildren(el('span', { className: 'prompt' }, `${prompt.join(' ')} `));
+    const text = el('span');
+    out.replaceChildren(el('span', { className: 'prompt' }, tokenizer ? $<HTMLTextAreaElement>('prompt').value : `${prompt.join(' ')} `), text);
     $('check').textContent = '';
     const t0 = performance.now();
     let first = 0;
@@ -109,7 +121,7 @@ async function run(): Promise<void> {
     const r = await generate(dec, [prompt], {
       maxNewTokens: maxNew,
       seed: Number($<HTMLInputElement>('seed').value),
-      stopTokens: ck.config.eosTokenIds,
+      stopTokens: tokenizer?.eosIds.length ? tokenizer.eosIds : ck.config.eosTokenIds,
       ...sampling,
       shouldStop: () => stopping,
       onToken: (_, t) => {
@@ -117,7 +129,9 @@ async function run(): Promise<void> {
         if (!n) first = now;
         n++;
         ids.push(t);
-        out.append(el('span', { className: 'tok' }, String(t)), ' ');
+        // Text is decoded from all new ids at once: a character may span several tokens.
+        if (tokenizer) text.textContent = tokenizer.decode(ids);
+        else text.append(el('span', { className: 'tok' }, String(t)), ' ');
         const decodeRate = n > 1 ? ((n - 1) * 1e3) / (now - first) : 0;
         $('stats').textContent = `${n} tokens; prefill + first token ${((first - t0) / 1e3).toFixed(2)} s; ${decodeRate ? `${decodeRate.toFixed(1)} tokens/s, ${(1e3 / decodeRate).toFixed(0)} ms/token` : ''}`;
       },
