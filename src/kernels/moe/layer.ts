@@ -4,12 +4,10 @@
 // Two weight formats: bf16/f16/f32 tensors (activations stay f32), or FP8 e4m3 with 128x128 scales
 // (activations are cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the
 // per-token cast elsewhere). The router stays in f32 either way, as DeepSeek's gate does.
-import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, Tensor } from '../../gpu/tensor.ts';
-import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
-import siluMulTemplate from '../../../shaders/moe/silu_mul.wgsl';
+import { planSiluMulFused } from '../nn/nn.ts';
 import { perTokenCastToFp8Gpu } from '../cast/cast.ts';
 import {
   bf16GemmNT,
@@ -57,8 +55,6 @@ export interface MoeLayerResult extends RouteOutputs {
   layout: DispatchLayout;
 }
 
-const SiluParams = d.struct({ rows: d.u32, inter: d.u32, grid_x: d.u32 });
-const SILU_WG = 128;
 
 const isFp8 = (w: MoeWeight): w is [Tensor, Tensor] => Array.isArray(w);
 const values = (w: MoeWeight): Tensor => (isFp8(w) ? w[0] : w);
@@ -66,23 +62,6 @@ const values = (w: MoeWeight): Tensor => (isFp8(w) ? w[0] : w);
 /** The same buffer seen with another shape (row-major, rows of the same length). */
 function view(t: Tensor, shape: number[]): Tensor {
   return new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset);
-}
-
-async function siluMul(ctx: GpuContext, h: Tensor, inter: number): Promise<Tensor> {
-  const rows = h.rows;
-  const a = createTensor(ctx, [...h.shape.slice(0, -1), inter], 'f32', 'siluMul');
-  const pipeline = await ctx.pipelines.get({
-    kernel: 'moe.siluMul',
-    config: { wg: SILU_WG },
-    template: { file: 'moe/silu_mul.wgsl', code: siluMulTemplate },
-    consts: { WG: SILU_WG },
-    structs: { Params: SiluParams },
-  });
-  const g = grid(ctx, Math.ceil((rows * inter) / SILU_WG));
-  const params = paramsBuffer(ctx, SiluParams, { rows, inter, grid_x: g[0] });
-  const bg = bindGroup(ctx, pipeline, [params, h.binding('siluMul', 'h'), a.binding('siluMul', 'a')]);
-  new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: 'moe.siluMul', config: {}, bytes: h.byteLength + a.byteLength, flops: 0 }).submit();
-  return a;
 }
 
 /** f32 activations [..., k] -> what a GEMM with these weights takes: themselves, or FP8 + 1x128 scales. */
@@ -105,7 +84,8 @@ async function mlp(ctx: GpuContext, x: MoeWeight, w: MlpWeights, lead: number[],
   const inter = values(w.down).shape[values(w.down).shape.length - 1];
   const h = createTensor(ctx, [...lead, 2 * inter], 'f32', 'gateUp');
   await gemm(x, w.gateUp, h);
-  const a = await siluMul(ctx, h, inter);
+  const { launch: silu, out: a } = await planSiluMulFused(ctx, h);
+  silu.submit();
   const aOp = await operand(ctx, a, isFp8(w.down));
   await gemm(aOp, w.down, out, c);
   temps.push(h, a, ...(isFp8(aOp) ? aOp : []));

@@ -9,6 +9,7 @@ export {
   uploadRopeTable,
   siluMul,
   planSiluMul,
+  planSiluMulFused,
   addInto,
   planAddInto,
   argmax,

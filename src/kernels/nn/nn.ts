@@ -231,25 +231,41 @@ function sameShape(where: string, a: Tensor, arg: string, b: unknown): Tensor {
   return expectTensor(where, arg, b, { dtype: 'f32', shape: a.shape });
 }
 
+const SiluParams = d.struct({ rows: d.u32, inter: d.u32, gate_ld: d.u32, up_ld: d.u32, up_off: d.u32, grid_x: d.u32 });
+
+async function planSilu(ctx: GpuContext, where: string, gate: Tensor, up: Tensor, rows: number, inter: number, ld: number, upOff: number, out: Tensor): Promise<Launch> {
+  return planNn(ctx, {
+    name: 'siluMul',
+    file: 'silu_mul.wgsl',
+    code: siluMulTemplate,
+    consts: { WG: ELEMENTWISE_WG },
+    params: SiluParams,
+    values: { rows, inter, gate_ld: ld, up_ld: ld, up_off: upOff },
+    bindings: [gate.binding(where, 'gate'), up.binding(where, 'up'), out.binding(where, 'out')],
+    workgroups: Math.ceil((rows * inter) / ELEMENTWISE_WG),
+    bytes: 12 * rows * inter,
+    flops: 4 * rows * inter,
+  });
+}
+
 /** gate, up [rows, n] f32 -> out = silu(gate) * up [rows, n] f32. */
 export async function planSiluMul(ctx: GpuContext, gate: Tensor, up: Tensor, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
   const where = 'siluMul';
   const g = expectTensor(where, 'gate', gate, { dtype: 'f32' });
   sameShape(where, g, 'up', up);
   const out = outTensor(ctx, where, [...g.shape], opts.out, 'silu_mul');
-  const launch = await planNn(ctx, {
-    name: 'siluMul',
-    file: 'silu_mul.wgsl',
-    code: siluMulTemplate,
-    consts: { WG: ELEMENTWISE_WG },
-    params: ElementwiseParams,
-    values: { n: g.numel },
-    bindings: [g.binding(where, 'gate'), up.binding(where, 'up'), out.binding(where, 'out')],
-    workgroups: Math.ceil(g.numel / ELEMENTWISE_WG),
-    bytes: 12 * g.numel,
-    flops: 4 * g.numel,
-  });
-  return { launch, out };
+  const n = g.shape[g.shape.length - 1];
+  return { launch: await planSilu(ctx, where, g, up, g.numel / n, n, n, 0, out), out };
+}
+
+/** A fused gate/up GEMM's output h [..., 2 * inter] f32 (gate columns, then up) -> silu(gate) * up [..., inter]. */
+export async function planSiluMulFused(ctx: GpuContext, h: Tensor, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+  const where = 'siluMulFused';
+  const x = expectTensor(where, 'h', h, { dtype: 'f32' });
+  const ld = x.shape[x.shape.length - 1];
+  if (ld % 2 !== 0) fail(where, 'h.shape', 'an even last dimension [..., 2 * inter]', x.shape);
+  const out = outTensor(ctx, where, [...x.shape.slice(0, -1), ld / 2], opts.out, 'silu_mul');
+  return { launch: await planSilu(ctx, where, x, x, x.rows, ld / 2, ld, ld / 2, out), out };
 }
 
 export async function siluMul(ctx: GpuContext, gate: Tensor, up: Tensor, opts: { out?: Tensor } = {}): Promise<Tensor> {
