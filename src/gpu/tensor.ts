@@ -64,6 +64,11 @@ export class Tensor {
     return this.rows * this.pitch * DTYPE_BYTES[this.dtype];
   }
 
+  /** The same bytes seen with another row-major shape (callers keep padded rows where they were). */
+  view(shape: readonly number[]): Tensor {
+    return new Tensor(this.ctx, this.buffer, shape, this.dtype, this.byteOffset);
+  }
+
   /** A binding of this tensor's bytes, checked against the device's storage binding limit. */
   binding(where: string, arg: string): GPUBufferBinding {
     const limit = this.ctx.limits.maxStorageBufferBindingSize;

@@ -50,7 +50,6 @@ export interface DecoderOptions {
   activations?: 'f32' | 'fp8';
 }
 
-const view = (t: Tensor, shape: number[]) => new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset);
 
 /** A stack of same-shape weights [n, rows, cols] in f32, from stored weights dequantized on the GPU. */
 async function stackF32(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<Tensor> {
@@ -290,17 +289,17 @@ export class Decoder {
         const lw = this.layers[l];
         const hn = await this.norm(x, lw.inputNorm, temps);
         const q = lw.q ? await this.linear(hn, lw.q, temps, 'q_proj') : await this.linear(await this.norm(await this.linear(hn, lw.qA!, temps, 'q_a_proj'), lw.qANorm!, temps), lw.qB!, temps, 'q_b_proj');
-        const q3 = view(q, [B, c.numHeads, dq]);
+        const q3 = q.view([B, c.numHeads, dq]);
         await run(planRope(ctx, q3, pos, this.ropeTable, { ropeOffset: c.qkNopeHeadDim, interleave: c.ropeInterleave }));
         const kv = await this.linear(hn, lw.kvA, temps, 'kv_a_proj_with_mqa');
-        const kv3 = view(kv, [B, 1, d]);
+        const kv3 = kv.view([B, 1, d]);
         await run(planRope(ctx, kv3, pos, this.ropeTable, { ropeOffset: c.kvLoraRank, interleave: c.ropeInterleave }));
         await run(planRmsNorm(ctx, kv, lw.kvANorm, { eps: c.rmsNormEps, inPlace: true }));
         await run(planAppendKvcache(ctx, { kcache: this.kcache[l], kv: kv3, slots, kvFormat: this.opts.kvFormat }));
         const qa = await run(planMlaAbsorbQ(ctx, q3, lw.kvB, m));
         temps.push(qa.out);
         const mla = await run(planFlashMla(ctx, {
-          q: view(qa.out, [B, 1, c.numHeads, d]),
+          q: qa.out.view([B, 1, c.numHeads, d]),
           kcache: this.kcache[l],
           blockTable,
           cacheSeqlens: seqlens,
@@ -311,7 +310,7 @@ export class Decoder {
           kvFormat: this.opts.kvFormat,
         }));
         temps.push(mla.out, mla.lse);
-        const ov = await run(planMlaAbsorbO(ctx, view(mla.out, [B, c.numHeads, c.kvLoraRank]), lw.kvB, m));
+        const ov = await run(planMlaAbsorbO(ctx, mla.out.view([B, c.numHeads, c.kvLoraRank]), lw.kvB, m));
         temps.push(ov.out);
         await run(planAddInto(ctx, x, await this.linear(ov.out, lw.o, temps, 'o_proj')));
         const hn2 = await this.norm(x, lw.postNorm, temps);

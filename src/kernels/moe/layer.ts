@@ -59,18 +59,13 @@ export interface MoeLayerResult extends RouteOutputs {
 const isFp8 = (w: MoeWeight): w is [Tensor, Tensor] => Array.isArray(w);
 const values = (w: MoeWeight): Tensor => (isFp8(w) ? w[0] : w);
 
-/** The same buffer seen with another shape (row-major, rows of the same length). */
-function view(t: Tensor, shape: number[]): Tensor {
-  return new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset);
-}
-
 /** f32 activations [..., k] -> what a GEMM with these weights takes: themselves, or FP8 + 1x128 scales. */
 async function operand(ctx: GpuContext, a: Tensor, fp8: boolean): Promise<MoeWeight> {
   if (!fp8) return a;
   const k = a.shape[a.shape.length - 1];
   const lead = a.shape.slice(0, -1);
-  const { q, scales } = await perTokenCastToFp8Gpu(ctx, view(a, [a.rows, k]));
-  return [view(q, [...lead, k]), view(scales, [...lead, Math.ceil(k / 128)])];
+  const { q, scales } = await perTokenCastToFp8Gpu(ctx, a.view([a.rows, k]));
+  return [q.view([...lead, k]), scales.view([...lead, Math.ceil(k / 128)])];
 }
 
 /** out = (c +) a @ b.T; `c` only for the dense GEMMs. */
