@@ -8,7 +8,9 @@ import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { Decoder } from '../model/decode.ts';
 import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
+import { activeShare } from '../model/describe.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
+import { envVar, runtime } from '../gpu/env.ts';
 import type { BenchRow, BenchSuite } from './suites.ts';
 
 const BATCHES = [1, 8];
@@ -16,18 +18,7 @@ const PROMPT = 16;
 
 /** Bytes a decode step of `batch` tokens reads: routed experts by the expected number of distinct ones picked. */
 export function activeWeightBytes(ck: Checkpoint, batch: number): number {
-  const c = ck.config;
-  const m = c.moe;
-  // P(an expert is picked by at least one of `batch` tokens), picks uniform: the floor for random routing.
-  const used = m ? 1 - (1 - m.numExpertsPerTok / m.nRoutedExperts) ** batch : 1;
-  let bytes = 0;
-  for (const p of planWeights(ck).tensors) {
-    const name = p.expected.name;
-    if (name === 'model.embed_tokens.weight') bytes += (p.gpuBytes / c.vocabSize) * batch;
-    else if (/\.mlp\.experts\.\d+\./.test(name)) bytes += p.gpuBytes * used;
-    else bytes += p.gpuBytes;
-  }
-  return bytes;
+  return planWeights(ck).tensors.reduce((bytes, p) => bytes + activeShare(ck.config, p.expected.name, batch) * p.gpuBytes, 0);
 }
 
 /** A synthetic checkpoint in the temp directory, written once and reused (config.json is written last). */
@@ -49,18 +40,17 @@ export const decodeSuite: BenchSuite = {
   flag: 'decode',
   describe: 'model decode (DeepSeek-V2-Lite shapes, synthetic FP8 weights): tokens/s at batch 1 and 8 beside the weight-read floor',
   async run(ctx: GpuContext, opts, emit) {
-    const g = globalThis as { process?: { versions?: { node?: string }; env?: Record<string, string | undefined> }; Deno?: unknown };
-    if (!g.process?.versions?.node && !g.Deno) {
+    if (runtime() === 'browser') {
       emit({ suite: 'decode', name: 'V2-Lite decode', ms: NaN, note: 'needs Node or Deno (writes a synthetic checkpoint to disk): run `deepwgsl bench --decode`' });
       return;
     }
-    const env = g.process?.env;
+    const given = envVar('DEEPWGSL_DECODE_MODEL');
     // Software adapters get V2-Lite's architecture at toy size; --quick a 4-layer V2-Lite.
     const synth: SynthOptions = ctx.isSoftware ? { preset: 'v2-tiny', dtype: 'fp8' } : { preset: 'v2-lite', dtype: 'fp8', layers: opts.quick ? 4 : undefined };
-    const dir = env?.DEEPWGSL_DECODE_MODEL ?? (await syntheticDir(synth));
+    const dir = given ?? (await syntheticDir(synth));
     const ck = await openCheckpoint(dirSource(dir));
     const c = ck.config;
-    const name = `${env?.DEEPWGSL_DECODE_MODEL ? dir : synth.preset}${c.numLayers !== 27 ? ` (${c.numLayers} layers)` : ''}`;
+    const name = `${given ? dir : synth.preset}${c.numLayers !== 27 ? ` (${c.numLayers} layers)` : ''}`;
     const bw = opts.ceilings.find((x) => x.name === 'stream-read')?.value;
     const t0 = performance.now();
     const weights = await loadWeights(ctx, ck);

@@ -2,18 +2,19 @@
 import type { Checkpoint } from './checkpoint.ts';
 import { isMoeLayer, type ModelConfig } from './config.ts';
 
-/** Weights one token reads: everything but the routed experts it does not use. */
+/**
+ * The share of a tensor that one decode step of `batch` tokens reads: one embedding row per token,
+ * each routed expert with the chance at least one token picks it (uniform picks), all else whole.
+ */
+export function activeShare(c: ModelConfig, name: string, batch = 1): number {
+  if (name === 'model.embed_tokens.weight') return batch / c.vocabSize;
+  if (c.moe && /\.mlp\.experts\.\d+\./.test(name)) return 1 - (1 - c.moe.numExpertsPerTok / c.moe.nRoutedExperts) ** batch;
+  return 1;
+}
+
+/** Parameters one token reads: everything but the routed experts it does not use. */
 export function activeParams(ck: Checkpoint): number {
-  const c = ck.config;
-  let n = 0;
-  for (const e of ck.expected) {
-    const m = /^model\.layers\.(\d+)\.mlp\.experts\.\d+\./.exec(e.name);
-    const size = e.shape.reduce((a, b) => a * b, 1);
-    if (e.name === 'model.embed_tokens.weight') n += c.hiddenSize;
-    else if (m && c.moe) n += (size * c.moe.numExpertsPerTok) / c.moe.nRoutedExperts;
-    else n += size;
-  }
-  return n;
+  return ck.expected.reduce((n, e) => n + activeShare(ck.config, e.name) * e.shape.reduce((a, b) => a * b, 1), 0);
 }
 
 export function describeArch(c: ModelConfig): string[] {
