@@ -38,7 +38,8 @@ export async function cachedUrlSource(base: string, onDownload?: (file: string, 
   };
   return {
     where: base,
-    has: (name) => inner.has(name),
+    // A cached file existed: only uncached names cost a request.
+    has: async (name) => (await cache.match(inner.open(name).name)) !== undefined || inner.has(name),
     list: () => inner.list(),
     open(name) {
       const url = inner.open(name).name;

@@ -76,8 +76,12 @@ export function createTokenizer(tokenizerJson: Json, tokenizerConfig: Json = {},
 }
 
 /** The checkpoint's tokenizer; refused clearly where it has none (token ids must then be given). */
-export async function loadTokenizer(src: ModelSource): Promise<ModelTokenizer> {
+/** The checkpoint's tokenizer; `optional`: undefined instead of an error where it has no tokenizer.json. */
+export async function loadTokenizer(src: ModelSource): Promise<ModelTokenizer>;
+export async function loadTokenizer(src: ModelSource, opts: { optional: true }): Promise<ModelTokenizer | undefined>;
+export async function loadTokenizer(src: ModelSource, opts: { optional?: boolean } = {}): Promise<ModelTokenizer | undefined> {
   if (!(await src.has('tokenizer.json'))) {
+    if (opts.optional) return undefined;
     throw new TokenizerError(`${src.where} has no tokenizer.json, so text cannot be turned into tokens: give token ids with --tokens 1,2,3`);
   }
   const json = await readJson(src, 'tokenizer.json');
