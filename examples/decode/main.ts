@@ -6,6 +6,7 @@ import {
   filesSource,
   formatBytes,
   generate,
+  parseTokenIds,
   loadTokenizer,
   loadWeights,
   openCheckpoint,
@@ -64,7 +65,7 @@ async function load(c: GpuContext, source: ModelSource): Promise<void> {
     const dec = await Decoder.create(c, ck, weights, { maxSeqLen: Math.min(MAX_SEQ, ck.config.maxPositionEmbeddings) });
     let reference: number[] | undefined;
     // With a tokenizer.json the prompt is text; without one, token ids.
-    const tokenizer = (await source.has('tokenizer.json')) ? await loadTokenizer(source) : undefined;
+    const tokenizer = await loadTokenizer(source, { optional: true });
     $('promptLabel').textContent = tokenizer ? 'prompt (text)' : 'prompt token ids (comma separated): this checkpoint has no tokenizer.json';
     if (tokenizer) $<HTMLTextAreaElement>('prompt').value = 'The capital of France is';
     if (!tokenizer && (await source.has('reference.json'))) {
@@ -91,11 +92,9 @@ function parsePrompt(vocab: number, tokenizer: ModelTokenizer | undefined): numb
     if (!ids.length) throw new Error('prompt: type some text');
     return ids;
   }
-  const parts = $<HTMLTextAreaElement>('prompt').value.split(/[\s,]+/).filter(Boolean);
-  const ids = parts.map(Number);
-  const bad = parts.find((_, i) => !Number.isInteger(ids[i]) || ids[i] < 0 || ids[i] >= vocab);
-  if (bad !== undefined || !ids.length) throw new Error(`prompt: expected token ids in 0..${vocab - 1}, separated by commas or spaces${bad !== undefined ? `; '${bad}' is not one` : ''}`);
-  return ids;
+  const text = $<HTMLTextAreaElement>('prompt').value.trim();
+  if (!text) throw new Error(`prompt: expected token ids in 0..${vocab - 1}, separated by commas or spaces`);
+  return parseTokenIds(text, vocab, /[\s,]+/, 'prompt');
 }
 
 async function run(): Promise<void> {

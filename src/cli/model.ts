@@ -3,10 +3,11 @@ import { openCheckpoint } from '../model/checkpoint.ts';
 import { activeParams, describeArch } from '../model/describe.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
-import { generate } from '../model/generate.ts';
+import { generate, parseTokenIds } from '../model/generate.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource, readText } from '../model/source.ts';
+import { argmaxRef } from '../kernels/nn/reference.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
 function modelDir(values: Values, cmd: string): string {
@@ -58,11 +59,7 @@ export function progressBar(label: string): (p: LoadProgress) => void {
 
 function parseTokens(v: unknown, vocab: number): number[] {
   if (typeof v !== 'string' || !v) throw new Error('--tokens: expected a comma-separated list of token ids, e.g. --tokens 1,2,3');
-  return v.split(',').map((s) => {
-    const t = Number(s.trim());
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new Error(`--tokens: '${s}' is not a token id in 0..${vocab - 1}`);
-    return t;
-  });
+  return parseTokenIds(v, vocab, ',', '--tokens');
 }
 
 async function logits(values: Values, ctx: GpuContext): Promise<void> {
@@ -75,7 +72,7 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
   try {
     const rows = await prefillLogits(dec, tokens);
     if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
-    else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${r.indexOf(Math.max(...r))}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
+    else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${argmaxRef(r)}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
   } finally {
     dec.destroy();
     weights.destroy();
@@ -87,7 +84,7 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
   const src = dirSource(modelDir(values, 'generate'));
   const ck = await openCheckpoint(src);
   // Text in (--prompt) needs the checkpoint's tokenizer; text out is shown wherever it has one.
-  const tokenizer = values.prompt !== undefined || (await src.has('tokenizer.json')) ? await loadTokenizer(src) : undefined;
+  const tokenizer = values.prompt !== undefined ? await loadTokenizer(src) : await loadTokenizer(src, { optional: true });
   // Several prompts: --tokens 1,2,3;4,5 decodes them together in one batch.
   const prompts = typeof values.prompt === 'string' && tokenizer
     ? [tokenizer.encode(values.prompt)]

@@ -188,7 +188,6 @@ export class Decoder {
     return dec;
   }
 
-  /** y = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM with unit activation scales (weights stay FP8), others through the half GEMM. */
   // Launches of the step so far, encoded into one compute pass at the next flush (one submit, not one per kernel).
   private pending: Launch[] = [];
 
@@ -202,6 +201,7 @@ export class Decoder {
     this.pending = [];
   }
 
+  /** y = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM with unit activation scales (weights stay FP8), others through the half GEMM. */
   private async linear(x: Tensor, w: StoredWeight, temps: Tensor[], label: string): Promise<Tensor> {
     const [m, k] = x.shape;
     const n = w.t.shape[0];

@@ -1,7 +1,7 @@
 // The decoding loop: several sequences of different lengths in one batch, prompts fed token by
 // token, then sampling (greedy, temperature, top-k, top-p with a seed) until a stop token or the
 // token limit.
-import { fail } from '../gpu/errors.ts';
+import { DeepwgslError, fail } from '../gpu/errors.ts';
 import type { Decoder } from './decode.ts';
 import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
 
@@ -58,4 +58,13 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
     prompts.forEach((_, i) => dec.allocator.length(base + i) && dec.release(base + i));
   }
   return { ids, steps, tokens, ms: performance.now() - t0 };
+}
+
+/** Token ids written as text, split by `sep`, each checked against the vocabulary (`where` starts the error). */
+export function parseTokenIds(text: string, vocab: number, sep: string | RegExp, where: string): number[] {
+  return text.split(sep).map((s) => {
+    const t = Number(s.trim());
+    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new DeepwgslError(`${where}: '${s}' is not a token id in 0..${vocab - 1}`);
+    return t;
+  });
 }
