@@ -1,5 +1,5 @@
 // siluMul: out [rows, inter] = silu(gate) * up = gate / (1 + exp(-gate)) * up, f32. Element (r, c)
-// reads gate[r * gate_ld + c] and up[r * up_ld + up_off + c]: separate gate and up tensors, or one
+// reads gate[r * ld + c] and up[r * ld + up_off + c]: separate gate and up tensors, or one
 // fused gate/up GEMM output [rows, 2 * inter] (gate columns, then up) bound as both.
 // Holes: WG (prelude), Params (typegpu struct).
 
@@ -14,6 +14,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (i >= params.rows * params.inter) { return; }
   let r = i / params.inter;
   let c = i % params.inter;
-  let g = gate[r * params.gate_ld + c];
-  out[i] = g / (1.0 + exp(-g)) * up[r * params.up_ld + params.up_off + c];
+  let g = gate[r * params.ld + c];
+  out[i] = g / (1.0 + exp(-g)) * up[r * params.ld + params.up_off + c];
 }

@@ -231,7 +231,7 @@ function sameShape(where: string, a: Tensor, arg: string, b: unknown): Tensor {
   return expectTensor(where, arg, b, { dtype: 'f32', shape: a.shape });
 }
 
-const SiluParams = d.struct({ rows: d.u32, inter: d.u32, gate_ld: d.u32, up_ld: d.u32, up_off: d.u32, grid_x: d.u32 });
+const SiluParams = d.struct({ rows: d.u32, inter: d.u32, ld: d.u32, up_off: d.u32, grid_x: d.u32 });
 
 async function planSilu(ctx: GpuContext, where: string, gate: Tensor, up: Tensor, rows: number, inter: number, ld: number, upOff: number, out: Tensor): Promise<Launch> {
   return planNn(ctx, {
@@ -240,7 +240,7 @@ async function planSilu(ctx: GpuContext, where: string, gate: Tensor, up: Tensor
     code: siluMulTemplate,
     consts: { WG: ELEMENTWISE_WG },
     params: SiluParams,
-    values: { rows, inter, gate_ld: ld, up_ld: ld, up_off: upOff },
+    values: { rows, inter, ld, up_off: upOff },
     bindings: [gate.binding(where, 'gate'), up.binding(where, 'up'), out.binding(where, 'out')],
     workgroups: Math.ceil((rows * inter) / ELEMENTWISE_WG),
     bytes: 12 * rows * inter,
