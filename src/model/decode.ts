@@ -327,6 +327,7 @@ export class Decoder {
           const r = await moeLayer(ctx, hn2, lw.moe!.weights, {
             route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
             layout: 'masked',
+            temps,
           });
           temps.push(r.out, r.topkIdx, r.topkWeights);
           mlpOut = r.out;

@@ -47,6 +47,8 @@ export interface MoeLayerOptions {
   layout?: DispatchLayoutKind;
   counters?: ExpertLoadCounters;
   layer?: number;
+  /** Where the layer's temporaries go for the caller to free after its own wait (a decode step); without it the layer waits and frees them. */
+  temps?: Tensor[];
 }
 
 export interface MoeLayerResult extends RouteOutputs {
@@ -146,7 +148,10 @@ export async function moeLayer(ctx: GpuContext, x: Tensor, weights: MoeLayerWeig
     if (isFp8(xs)) temps.push(...xs);
     await mlp(ctx, xs, weights.shared, [tokens], dense, out, temps, combined);
   }
-  await ctx.sync();
-  for (const t of temps) t.destroy();
+  if (opts.temps) opts.temps.push(...temps);
+  else {
+    await ctx.sync();
+    for (const t of temps) t.destroy();
+  }
   return { out, layout, ...routed };
 }
