@@ -136,7 +136,7 @@ export class Decoder {
     this.owned.push(...this.kcache, this.ropeTable);
   }
 
-  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer, in f32). */
+  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer: FP8 stays FP8, where the block scales allow; else f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
     const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', ...opts };
@@ -167,7 +167,7 @@ export class Decoder {
         const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
         const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
           // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
-          const fp8 = o.activations === 'fp8' && [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
+          const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
           const r = fp8
             ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
             : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
@@ -327,6 +327,7 @@ export class Decoder {
           const r = await moeLayer(ctx, hn2, lw.moe!.weights, {
             route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
             layout: 'masked',
+            activations: this.opts.activations,
             temps,
           });
           temps.push(r.out, r.topkIdx, r.topkWeights);

@@ -332,7 +332,11 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
     const wide = wideOk(p, mr);
     // More columns per lane share the decoded A rows (its decode costs as much as B's per row).
     const nc = rows <= 2 ? 2 : rows <= 4 ? 4 : 2;
-    return smallMConfig(p, mr, 8, nc, wide ? 2 : 4, wide);
+    const c = smallMConfig(p, mr, 8, nc, wide ? 2 : mr >= 8 ? 1 : 4, wide);
+    if (!configProblem(ctx, p, c)) return c;
+    // Small devices: a quarter of the staging and lanes.
+    const fallback = smallMConfig(p, mr, 4, nc, 1, wide, 1);
+    if (!configProblem(ctx, p, fallback)) return fallback;
   }
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
   let c = tiled(p, 128, 128, 16, 8, 8);

@@ -2,8 +2,9 @@
 // -> grouped GEMM gate/up -> SiLU(gate) * up -> grouped GEMM down -> combine, plus the shared
 // experts (dense GEMMs, their down projection adding onto the combined output).
 // Two weight formats: bf16/f16/f32 tensors (activations stay f32), or FP8 e4m3 with 128x128 scales
-// (activations are cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the
-// per-token cast elsewhere). The router stays in f32 either way, as DeepSeek's gate does.
+// (activations cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the per-token
+// cast elsewhere; or, with `activations: 'f32'`, kept as they are: W8A32). The router stays in f32
+// either way, as DeepSeek's gate does.
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, Tensor } from '../../gpu/tensor.ts';
@@ -47,6 +48,8 @@ export interface MoeLayerOptions {
   layout?: DispatchLayoutKind;
   counters?: ExpertLoadCounters;
   layer?: number;
+  /** With FP8 weights: cast activations to FP8 ('fp8', default) or keep them f32 for the FP8 GEMMs ('f32', W8A32). */
+  activations?: 'fp8' | 'f32';
   /** Where the layer's temporaries go for the caller to free after its own wait (a decode step); without it the layer waits and frees them. */
   temps?: Tensor[];
 }
@@ -77,13 +80,13 @@ type Gemm = (a: MoeWeight, b: MoeWeight, out: Tensor, c?: Tensor) => Promise<unk
  * Gate/up, SiLU * up and down (adding `c`) through `gemm`, from activations `x` already in the
  * weights' format. Its temporaries go to `temps`, freed once the queue has run them.
  */
-async function mlp(ctx: GpuContext, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, out: Tensor, temps: Tensor[], c?: Tensor): Promise<void> {
+async function mlp(ctx: GpuContext, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, cast: boolean, out: Tensor, temps: Tensor[], c?: Tensor): Promise<void> {
   const inter = values(w.down).shape[values(w.down).shape.length - 1];
   const h = createTensor(ctx, [...lead, 2 * inter], 'f32', 'gateUp');
   await gemm(x, w.gateUp, h);
   const { launch: silu, out: a } = await planSiluMulFused(ctx, h);
   silu.submit();
-  const aOp = await operand(ctx, a, isFp8(w.down));
+  const aOp = await operand(ctx, a, cast && isFp8(w.down));
   await gemm(aOp, w.down, out, c);
   temps.push(h, a, ...(isFp8(aOp) ? aOp : []));
 }
@@ -109,7 +112,9 @@ export async function moeLayer(ctx: GpuContext, x: Tensor, weights: MoeLayerWeig
   expectTensor(where, 'router', weights.router, { dtype: 'f32', shape: [E, hidden] });
   checkMlp(where, 'experts', weights.experts, hidden, E);
   if (weights.shared) checkMlp(where, 'shared', weights.shared, hidden, undefined);
-  const fp8 = isFp8(weights.experts.gateUp);
+  if (opts.activations !== undefined && opts.activations !== 'fp8' && opts.activations !== 'f32') fail(where, 'activations', "'fp8' or 'f32'", opts.activations);
+  const cast = opts.activations !== 'f32';
+  const fp8 = cast && isFp8(weights.experts.gateUp);
   const kind = opts.layout ?? 'contiguous';
 
   const logits = createTensor(ctx, [tokens, E], 'f32', 'routerLogits');
@@ -119,16 +124,17 @@ export async function moeLayer(ctx: GpuContext, x: Tensor, weights: MoeLayerWeig
   const dispatched = await dispatch(ctx, x, layout, { fp8 });
   const xs: MoeWeight = fp8 ? [dispatched.x, dispatched.scales!] : dispatched.x;
 
-  // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back).
+  // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back). FP8 weights
+  // take FP8 or unquantised activations alike.
   const expectedM = Math.ceil((tokens * opts.route.topk) / E);
   const grouped = { checkIndices: false };
   const groupedGemm: Gemm = (a, b, out) => {
     if (kind === 'contiguous') {
-      return isFp8(a) && isFp8(b)
+      return isFp8(b)
         ? mGroupedFp8GemmNTContiguous(ctx, a, b, out, layout.mIndices!, grouped)
         : mGroupedBf16GemmNTContiguous(ctx, values(a), values(b), out, layout.mIndices!, grouped);
     }
-    return isFp8(a) && isFp8(b)
+    return isFp8(b)
       ? mGroupedFp8GemmNTMasked(ctx, a, b, out, layout.numTokensPerExpert, expectedM, grouped)
       : mGroupedBf16GemmNTMasked(ctx, values(a), values(b), out, layout.numTokensPerExpert, expectedM, grouped);
   };
@@ -136,17 +142,17 @@ export async function moeLayer(ctx: GpuContext, x: Tensor, weights: MoeLayerWeig
   const lead = kind === 'contiguous' ? [layout.rows] : [E, layout.mMax];
   const y = createTensor(ctx, [...lead, hidden], 'f32', 'expertOut');
   temps.push(y);
-  await mlp(ctx, xs, weights.experts, lead, groupedGemm, y, temps);
+  await mlp(ctx, xs, weights.experts, lead, groupedGemm, cast, y, temps);
   const { out: combined } = await combine(ctx, y, layout, routed.topkWeights);
   let out = combined;
   if (weights.shared) {
     // The shared experts' down projection adds onto the routed sum: D = C + A @ B.T.
     out = createTensor(ctx, [tokens, hidden], 'f32', 'moeOut');
     temps.push(combined);
-    const dense: Gemm = (a, b, o, c) => (isFp8(a) && isFp8(b) ? fp8GemmNT(ctx, a, b, o, { c }) : bf16GemmNT(ctx, values(a), values(b), o, { c }));
-    const xs = await operand(ctx, x, isFp8(weights.shared.gateUp));
+    const dense: Gemm = (a, b, o, c) => (isFp8(b) ? fp8GemmNT(ctx, a, b, o, { c }) : bf16GemmNT(ctx, values(a), values(b), o, { c }));
+    const xs = await operand(ctx, x, cast && isFp8(weights.shared.gateUp));
     if (isFp8(xs)) temps.push(...xs);
-    await mlp(ctx, xs, weights.shared, [tokens], dense, out, temps, combined);
+    await mlp(ctx, xs, weights.shared, [tokens], dense, cast, out, temps, combined);
   }
   if (opts.temps) opts.temps.push(...temps);
   else {
