@@ -40,14 +40,13 @@ fn e4m3x4_paired(w: u32) -> vec4<f32> {
   return v.xzyw;
 }
 
-// 16 e4m3 values (a 16-byte load) in the order the other operand uses; one NaN check for all four words.
-fn e4m3x16_paired(w: vec4<u32>) -> array<vec4<f32>, 4> {
-  if (e4m3_has_nan(w)) {
-    return array<vec4<f32>, 4>(e4m3x4_paired(w.x), e4m3x4_paired(w.y), e4m3x4_paired(w.z), e4m3x4_paired(w.w));
-  }
-  var v = array<vec4<f32>, 4>(e4m3x4_fast(w.x), e4m3x4_fast(w.y), e4m3x4_fast(w.z), e4m3x4_fast(w.w));
-  if (!E4M3_PAIRED) { v = array<vec4<f32>, 4>(v[0].xzyw, v[1].xzyw, v[2].xzyw, v[3].xzyw); }
-  return v;
+// One e4m3 word in the order the other operand uses, `nan` saying whether its 16-byte load held a
+// NaN code (e4m3_has_nan, checked once for four words).
+fn e4m3x4_checked(w: u32, nan: bool) -> vec4<f32> {
+  if (nan) { return e4m3x4_paired(w); }
+  let v = e4m3x4_fast(w);
+  if (E4M3_PAIRED) { return v; }
+  return v.xzyw;
 }
 
 fn decode4(kind: u32, w: vec4<u32>) -> vec4<f32> {

@@ -85,26 +85,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         // @unroll
         for (var v = 0u; v < VEC; v++) {
           let chw = c0 + (v * KL + kl) * 4u;
-          let live = chw < c_hi;
           let ch = min(chw, c_hi - 4u);
           let s = ch / 32u;
-          var bq: array<array<vec4<f32>, 4>, NC>;
           var sbv: array<f32, NC>;
+          var nan: array<bool, NC>;
           // @unroll
           for (var j = 0u; j < NC; j++) {
-            bq[j] = e4m3x16_paired(bw[v * NC + j]);
             sbv[j] = scale_b(g, bcol[j], s);
+            nan[j] = e4m3_has_nan(bw[v * NC + j]);
+          }
+          // 16 products per (row, column), unscaled; one word (4 values) of B decoded at a time
+          // keeps few registers live.
+          var p = array<f32, MR * NC>();
+          // @unroll
+          for (var q = 0u; q < 4; q++) {
+            var bq: array<vec4<f32>, NC>;
+            // @unroll
+            for (var j = 0u; j < NC; j++) {
+              bq[j] = e4m3x4_checked(bw[v * NC + j][q], nan[j]);
+            }
+            // @unroll
+            for (var r = 0u; r < MR; r++) {
+              // Rows past the count read the last row again; their sums are never stored.
+              let av = load_a_chunk(r_base + min(r0 + r, rows - 1u), ch + q);
+              // @unroll
+              for (var j = 0u; j < NC; j++) {
+                p[r * NC + j] += dot(av, bq[j]);
+              }
+            }
           }
           // @unroll
           for (var r = 0u; r < MR; r++) {
-            // Rows past the count read the last row again; their sums are never stored.
-            let ra = r_base + min(r0 + r, rows - 1u);
-            let av = load_a16(ra, ch);
-            let sar = scale_a(ra, s);
+            let sar = scale_a(r_base + min(r0 + r, rows - 1u), s);
             // @unroll
             for (var j = 0u; j < NC; j++) {
-              let p = dot(av[0], bq[j][0]) + dot(av[1], bq[j][1]) + dot(av[2], bq[j][2]) + dot(av[3], bq[j][3]);
-              acc[r * NC + j] = select(acc[r * NC + j], fma(p, sar * sbv[j], acc[r * NC + j]), live);
+              acc[r * NC + j] = select(acc[r * NC + j], fma(p[r * NC + j], sar * sbv[j], acc[r * NC + j]), chw < c_hi);
             }
           }
         }

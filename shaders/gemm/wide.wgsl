@@ -8,14 +8,12 @@ fn load_b16(row: u32, ch: u32) -> vec4<u32> {
   return b4[(row * params.b_pitch_words + ch) / 4u];
 }
 
-// 16 consecutive k values of row `row` of A, decoded (e4m3 in the order B's decode uses).
-fn load_a16(row: u32, ch: u32) -> array<vec4<f32>, 4> {
-  let i = (row * params.a_pitch_words + ch * A_WORDS) / 4u;
-  if (A_WORDS == 1u) { return e4m3x16_paired(a4[i]); }
-  if (A_WORDS == 2u) {
-    let w0 = a4[i];
-    let w1 = a4[i + 1u];
-    return array<vec4<f32>, 4>(decode4(A_KIND, w0.xyxy), decode4(A_KIND, w0.zwzw), decode4(A_KIND, w1.xyxy), decode4(A_KIND, w1.zwzw));
-  }
-  return array<vec4<f32>, 4>(bitcast<vec4<f32>>(a4[i]), bitcast<vec4<f32>>(a4[i + 1u]), bitcast<vec4<f32>>(a4[i + 2u]), bitcast<vec4<f32>>(a4[i + 3u]));
+// The 4 k values of chunk `ch` of row `row` of A, decoded (e4m3 in the order B's decode uses),
+// through the same 16-byte view (a chunk is one word of e4m3, two of bf16/f16, four of f32).
+fn load_a_chunk(row: u32, ch: u32) -> vec4<f32> {
+  let i = row * params.a_pitch_words + ch * A_WORDS;
+  let v = a4[i / 4u];
+  if (A_WORDS == 4u) { return bitcast<vec4<f32>>(v); }
+  if (A_WORDS == 2u) { return decode4(A_KIND, select(v.xyxy, v.zwzw, (i & 2u) != 0u)); }
+  return decode4(A_KIND, vec4<u32>(v[i & 3u]));
 }

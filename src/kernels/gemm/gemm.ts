@@ -310,7 +310,7 @@ function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: nu
   // Masked: how many groups hold rows is not known when planning; count them all.
   const cols = p.n * p.regions;
   const chunksPerLane = (wide ? 4 : 1) * vec;
-  const maxLanesPerCol = Math.max(32, Math.floor(ceilDiv(p.k, 4) / (2 * chunksPerLane)));
+  const maxLanesPerCol = Math.max(32, Math.floor(ceilDiv(p.k, 4) / chunksPerLane));
   const wantPerCol = Math.min(maxLanesPerCol, Math.max(32, (TARGET_LANES * nc) / cols));
   let ks = 1;
   while (ks * 2 <= Math.min(ksMax, g) && 32 * ks * 2 <= wantPerCol) ks *= 2;
