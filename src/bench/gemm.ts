@@ -129,7 +129,7 @@ const V2_LITE_EXPERTS: [string, number, number][] = [['experts gate/up', 2816, 2
  * milliseconds at lower clocks, and a series of microsecond launches never ramps it up (an H100 timed
  * the same kernels 3-7x slower that way). Runs the launch back to back for ~50 ms first.
  */
-async function keepBusy(ctx: GpuContext, launch: Launch): Promise<void> {
+export async function keepBusy(ctx: GpuContext, launch: Launch): Promise<void> {
   const est = await timeLaunch(ctx, launch, { iters: 2, warmup: 1 });
   const n = Math.min(20000, Math.ceil(50 / Math.max(est.medianMs, 1e-3)));
   const enc = ctx.device.createCommandEncoder({ label: 'keepBusy' });
