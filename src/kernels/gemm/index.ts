@@ -16,6 +16,7 @@ export {
   maskedProblem,
   defaultGemmConfig,
   gemmCandidates,
+  type FP8Lhs,
   type GemmConfig,
   type SmallMConfig,
   type TiledConfig,
