@@ -5,9 +5,9 @@ import * as d from 'typegpu/data';
 import type { AnyWgslData } from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
-import { createTensor, expectTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
+import { createTensor, expectTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { WgslConst, WgslSource } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
+import { planKernel, type Launch } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
 import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
@@ -44,19 +44,16 @@ interface NnKernel {
   flops: number;
 }
 
-async function planNn(ctx: GpuContext, k: NnKernel): Promise<Launch> {
-  const pipeline = await ctx.pipelines.get({
-    kernel: `nn.${k.name}`,
-    config: k.consts,
-    template: { file: `nn/${k.file}`, code: k.code },
-    helpers: k.helpers,
-    consts: k.consts,
-    structs: { Params: k.params },
+function planNn(ctx: GpuContext, k: NnKernel): Promise<Launch> {
+  return planKernel(ctx, {
+    module: { kernel: `nn.${k.name}`, config: k.consts, template: { file: `nn/${k.file}`, code: k.code }, helpers: k.helpers, consts: k.consts, structs: { Params: k.params } },
+    params: k.params,
+    values: k.values,
+    bindings: k.bindings,
+    workgroups: k.workgroups,
+    bytes: k.bytes,
+    flops: k.flops,
   });
-  const g = grid(ctx, k.workgroups);
-  const params = paramsBuffer(ctx, k.params, { ...k.values, grid_x: g[0] });
-  const bg = bindGroup(ctx, pipeline, [params, ...k.bindings]);
-  return new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: `nn.${k.name}`, config: k.consts, bytes: k.bytes, flops: k.flops });
 }
 
 function rows2(where: string, arg: string, t: unknown, dtype: Tensor['dtype'] | Tensor['dtype'][]): Tensor {
@@ -350,16 +347,9 @@ function storedWeight(ctx: GpuContext, where: string, arg: string, w: StoredWeig
   else {
     if (w.scale !== undefined) fail(where, `${arg}.scale`, `absent for a ${t.dtype} weight`, 'a Tensor');
     // Bound but never read: the layout wants every binding.
-    scale = unitScale(ctx);
+    scale = unusedTensor(ctx);
   }
   return { kind: W_KIND[t.dtype]!, bindings: [t.binding(where, `${arg}.t`), scale.binding(where, `${arg}.scale`)], pitch: t.pitch, kb };
-}
-
-const unitScales = new WeakMap<GpuContext, Tensor>();
-function unitScale(ctx: GpuContext): Tensor {
-  let t = unitScales.get(ctx);
-  if (!t) unitScales.set(ctx, (t = uploadTensor(ctx, [1], [1], 'f32', 'unit scale')));
-  return t;
 }
 
 const weightHelpers: WgslSource[] = [
