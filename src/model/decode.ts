@@ -10,7 +10,7 @@
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
 import { createTensor, Tensor, uploadTensor } from '../gpu/tensor.ts';
-import type { Launch } from '../jit/launch.ts';
+import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
@@ -302,9 +302,14 @@ export class Decoder {
     return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
   }
 
-  /** The launches of the plan of this batch shape (entries x tokens per entry), for a profiler; undefined before its first forward. */
-  launchesOf(entries: number, tokensPerEntry = 1): readonly Launch[] | undefined {
-    return this.plans.get(`${entries}x${tokensPerEntry}`)?.launches;
+  /**
+   * The launches of the plan of this batch shape (entries x tokens per entry) with what each does,
+   * for a profiler: encoding them again repeats the last forward of that shape (same inputs, same
+   * cache rows). Undefined before that shape's first forward.
+   */
+  launchesOf(entries: number, tokensPerEntry = 1): { launches: readonly Launch[]; labels: readonly string[] } | undefined {
+    const p = this.plans.get(`${entries}x${tokensPerEntry}`);
+    return p && { launches: p.launches, labels: p.labels };
   }
 
   /** Batch shapes planned so far (`${entries}x${tokensPerEntry}`). */
@@ -327,7 +332,8 @@ export class Decoder {
     const m: MlaDims = { heads: H, qkNopeHeadDim: c.qkNopeHeadDim, qkRopeHeadDim: c.qkRopeHeadDim, vHeadDim: c.vHeadDim, kvLoraRank: c.kvLoraRank };
     const buf = (name: string, shape: number[], dtype: Tensor['dtype'] = 'f32') => plan.tensor(name, shape, dtype);
     const add = <T extends Launch | { launch: Launch }>(r: T): T => {
-      plan.launches.push('launch' in r ? r.launch : r);
+      const l: Launch = r instanceof Launch ? r : r.launch;
+      plan.push(l, l.info.kernel.replace(/^\w+\./, ''));
       return r;
     };
     const { pos, slots, blockTable, seqlens: seqT } = plan.inputs;
@@ -386,7 +392,7 @@ export class Decoder {
         });
         firstMoe ??= moe;
         plan.moe.push(moe);
-        plan.launches.push(...moe.launches);
+        moe.launches.forEach((l, i) => plan.push(l, `moe.${moe.labels[i]}`));
       }
       add(await planAddInto(ctx, x, mlpOut));
     }
@@ -404,7 +410,7 @@ export class Decoder {
     let problem: GemmProblem;
     if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
       const cast = await planCast(this.ctx, 'perToken', x, { out: { q: plan.tensor('cast.q', [mRows, k], 'e4m3'), scales: plan.tensor('cast.scales', [mRows, kb], 'f32') } });
-      plan.launches.push(cast.launch);
+      plan.push(cast.launch, `${label}.cast`);
       problem = denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out);
     } else if (w.t.dtype === 'e4m3') {
       const key = `${mRows}x${kb}`;
@@ -413,7 +419,7 @@ export class Decoder {
       // An FP8 GEMM whose A is f32: the kernels decode A by its dtype, and 1.0 scales leave it exact.
       problem = { layout: 'dense', fp8: true, a: x, sa: ones, b: w.t, sb: w.scale, out, m: mRows, n, k, groups: 1, regions: 1, expectedM: mRows };
     } else problem = denseProblem(label, false, { a: x, b: w.t }, out);
-    plan.launches.push(await planGemm(this.ctx, label, problem));
+    plan.push(await planGemm(this.ctx, label, problem), label);
     return out;
   }
 
@@ -460,6 +466,8 @@ interface StepInputs {
  */
 class StepPlan {
   readonly launches: Launch[] = [];
+  /** What each launch does ('q_proj', 'rmsNorm', 'moe.experts.gateUp', ...), for profiles. */
+  readonly labels: string[] = [];
   readonly moe: MoeLayerPlan[] = [];
   private readonly named = new Map<string, Tensor>();
   private logits?: Tensor;
@@ -479,6 +487,11 @@ class StepPlan {
         resolved: ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
       };
     }
+  }
+
+  push(l: Launch, label: string): void {
+    this.launches.push(l);
+    this.labels.push(label);
   }
 
   /** The plan's tensor `name` of this shape: one per name, shared by every layer (they run one after another). */

@@ -59,6 +59,8 @@ export interface MoeLayerResult extends RouteOutputs {
 /** A planned MoE layer: its launches (in order), over temporaries it owns, replayable on the same x. */
 export interface MoeLayerPlan extends MoeLayerResult {
   launches: Launch[];
+  /** What each launch does ('router', 'experts.gateUp', ...), for profiles. */
+  labels: string[];
   /** Its tensors in planning order (what `shareWith` reuses). */
   tensors: readonly Tensor[];
   /** Frees the temporaries, the layout and the uniforms (not x, the weights, or a given `out`). */
@@ -84,8 +86,11 @@ class Planned {
     for (const t of outputs ? [...this.temps, ...this.outputs] : this.temps) t.destroy();
     for (const l of this.launches) if (l !== keep) l.destroy();
   }
-  add(l: Launch): void {
+  /** What each launch does, for profiles ('experts.gateUp', 'route', ...). */
+  readonly labels: string[] = [];
+  add(l: Launch, label: string): void {
     this.launches.push(l);
+    this.labels.push(label);
   }
   /** The next tensor: the pool's at this position when it has this shape and dtype, else a new one. */
   tensor(shape: number[], dtype: Tensor['dtype'], label: string, output = false): Tensor {
@@ -99,25 +104,25 @@ class Planned {
 }
 
 /** f32 activations [..., k] -> what a GEMM with these weights takes: themselves, or FP8 + 1x128 scales (a planned cast). */
-async function operand(ctx: GpuContext, p: Planned, a: Tensor, fp8: boolean): Promise<MoeWeight> {
+async function operand(ctx: GpuContext, p: Planned, a: Tensor, fp8: boolean, label: string): Promise<MoeWeight> {
   if (!fp8) return a;
   const k = a.shape[a.shape.length - 1];
   const lead = a.shape.slice(0, -1);
   const out = { q: p.tensor([a.rows, k], 'e4m3', 'q'), scales: p.tensor([a.rows, Math.ceil(k / 128)], 'f32', 'scales') };
   const { launch, q, scales } = await planCast(ctx, 'perToken', a.view([a.rows, k]), { out });
-  p.add(launch);
+  p.add(launch, `${label}.cast`);
   return [q.view([...lead, k]), scales.view([...lead, Math.ceil(k / 128)])];
 }
 
 /** Gate/up, SiLU * up and down (adding `c`) through `gemm`, from activations `x` already in the weights' format. */
-async function mlp(ctx: GpuContext, p: Planned, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, out: Tensor, c?: Tensor): Promise<void> {
+async function mlp(ctx: GpuContext, p: Planned, name: string, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, out: Tensor, c?: Tensor): Promise<void> {
   const inter = values(w.down).shape[values(w.down).shape.length - 1];
   const h = p.tensor([...lead, 2 * inter], 'f32', 'gateUp');
-  p.add(await gemm(x, w.gateUp, h));
+  p.add(await gemm(x, w.gateUp, h), `${name}.gateUp`);
   const silu = await planSiluMulFused(ctx, h, { out: p.tensor([...lead, inter], 'f32', 'silu_mul') });
-  p.add(silu.launch);
-  const aOp = await operand(ctx, p, silu.out, isFp8(w.down));
-  p.add(await gemm(aOp, w.down, out, c));
+  p.add(silu.launch, `${name}.siluMul`);
+  const aOp = await operand(ctx, p, silu.out, isFp8(w.down), `${name}.down`);
+  p.add(await gemm(aOp, w.down, out, c), `${name}.down`);
 }
 
 function checkMlp(where: string, name: string, w: MlpWeights, hidden: number, groups: number | undefined): void {
@@ -142,6 +147,7 @@ export async function planMoeLayer(ctx: GpuContext, x: Tensor, weights: MoeLayer
   return {
     ...r,
     launches: p.launches,
+    labels: p.labels,
     tensors: p.tensors,
     destroy() {
       p.free(true);
@@ -165,17 +171,17 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
   let layout: DispatchLayout | undefined;
   try {
     const logits = p.tensor([tokens, E], 'f32', 'routerLogits');
-    p.add(await planGemm(ctx, where, denseProblem(where, false, { a: x, b: weights.router }, logits)));
+    p.add(await planGemm(ctx, where, denseProblem(where, false, { a: x, b: weights.router }, logits)), 'router');
     const k = opts.route.topk;
     const routed = await planRouteTopk(ctx, logits, opts.route, { topkIdx: p.tensor([tokens, k], 'i32', 'topkIdx', true), topkWeights: p.tensor([tokens, k], 'f32', 'topkWeights', true) });
-    p.add(routed.launch);
+    p.add(routed.launch, 'route');
     layout = await planDispatchLayout(ctx, routed.topkIdx, { numExperts: E, layout: kind, counters: opts.counters, layer: opts.layer });
-    p.add(layout.launch);
+    p.add(layout.launch, 'layout');
     const dispatched = await planDispatch(ctx, x, layout, {
       fp8,
       out: { x: p.tensor([...layout.lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched'), scales: fp8 ? p.tensor([...layout.lead, Math.ceil(hidden / 128)], 'f32', 'dispatchedScales') : undefined },
     });
-    p.add(dispatched.launch);
+    p.add(dispatched.launch, 'dispatch');
     const xs: MoeWeight = fp8 ? [dispatched.x, dispatched.scales!] : dispatched.x;
 
     // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back).
@@ -191,18 +197,18 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
       return planGemm(ctx, where, problem);
     };
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
-    await mlp(ctx, p, xs, weights.experts, layout.lead, groupedGemm, y);
+    await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, y);
     const out = opts.out ?? p.tensor([tokens, hidden], 'f32', 'moeOut', true);
     const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out });
-    p.add(combined.launch);
+    p.add(combined.launch, 'combine');
     if (weights.shared) {
       // The shared experts' down projection adds onto the routed sum: D = C + A @ B.T.
       const dense: Gemm = (a, b, o, c) => {
         const f = isFp8(a) && isFp8(b);
         return planGemm(ctx, where, denseProblem(where, f, { a: values(a), sa: f ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined }, o, c));
       };
-      const xsh = await operand(ctx, p, x, isFp8(weights.shared.gateUp));
-      await mlp(ctx, p, xsh, weights.shared, [tokens], dense, out, combined.out);
+      const xsh = await operand(ctx, p, x, isFp8(weights.shared.gateUp), 'shared.gateUp');
+      await mlp(ctx, p, 'shared', xsh, weights.shared, [tokens], dense, out, combined.out);
     }
     return { out, layout, topkIdx: routed.topkIdx, topkWeights: routed.topkWeights };
   } catch (e) {
