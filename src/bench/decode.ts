@@ -60,7 +60,9 @@ export const decodeSuite: BenchSuite = {
     const weights = await loadWeights(ctx, ck);
     const loadS = (performance.now() - t0) / 1e3;
     const steps = Math.max(3, Math.min(opts.iters, 32));
-    const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...BATCHES) });
+    // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
+    const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
+    const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...BATCHES), ...(submits && { submits: Number(submits) }) });
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
     try {
       for (const batch of BATCHES) {
@@ -95,7 +97,7 @@ export const decodeSuite: BenchSuite = {
             `${((batch * 1e3) / ms).toFixed(1)} tokens/s` +
             (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
             (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
-            `; encode+submit ${encodeMs.toFixed(2)} ms/step; median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
+            `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits); median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
         });
         // Per kernel: the step's launches again, each in its own timed pass, summed by what they do.
         const planned = dec.launchesOf(batch)!;

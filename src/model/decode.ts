@@ -50,6 +50,8 @@ export interface DecoderOptions {
    * DeepSeek's inference does (routed experts too, where their intermediate size is a multiple of 128).
    */
   activations?: 'f32' | 'fp8';
+  /** Submits per step (default 8): the GPU runs the first part of a step while the host encodes the rest. */
+  submits?: number;
 }
 
 
@@ -141,9 +143,9 @@ export class Decoder {
   /** Prepares per-layer weights (routed and shared experts stacked for moeLayer, in f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
-    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', ...opts };
+    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
-    for (const k of ['maxSeqLen', 'maxBatch', 'blockSize'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
+    for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
     const w = (n: string) => weights.get(n);
     const f32 = (n: string) => weights.get(n).t;
@@ -270,7 +272,7 @@ export class Decoder {
         blockTable: createTensor(ctx, [B, this.maxBlocks], 'i32', 'blockTable'),
         seqlens: createTensor(ctx, [B], 'i32', 'seqlens'),
       };
-      plan = new StepPlan(ctx, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }));
+      plan = new StepPlan(ctx, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
       // Planning MLA reads the block table back once (its checks): the inputs go first.
       write(inputs);
       try {
@@ -444,7 +446,7 @@ export interface StepTiming {
   wallMs: number;
   /** Input writes, encoding and submit (the plan is replayed; on a shape's first forward this includes planning). */
   encodeMs: number;
-  /** Begin to end of the step's compute pass on the GPU; undefined without 'timestamp-query'. */
+  /** The step's compute passes on the GPU, begin to end, summed; undefined without 'timestamp-query'. */
   gpuMs?: number;
   /** The batch shape's plan key. */
   plan: string;
@@ -461,8 +463,8 @@ interface StepInputs {
 
 /**
  * A forward recorded for one batch shape: launches (prebuilt bind groups) over tensors made once,
- * replayed each step: one compute pass, one submit, and one read-back of the logits (with the
- * pass's timestamps where the device has them).
+ * replayed each step: a few passes and submits (see submit()), and one read-back of the logits
+ * (with the passes' timestamps where the device has them).
  */
 class StepPlan {
   readonly launches: Launch[] = [];
@@ -480,11 +482,12 @@ class StepPlan {
     readonly perEntry: number,
     readonly inputs: StepInputs,
     readonly meta: MlaSchedMeta,
+    private readonly submits: number,
   ) {
     if (ctx.has('timestamp-query')) {
       this.stamps = {
-        query: ctx.device.createQuerySet({ type: 'timestamp', count: 2 }),
-        resolved: ctx.device.createBuffer({ size: 16, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+        query: ctx.device.createQuerySet({ type: 'timestamp', count: 2 * this.submits }),
+        resolved: ctx.device.createBuffer({ size: 16 * this.submits, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
       };
     }
   }
@@ -504,34 +507,45 @@ class StepPlan {
 
   setLogits(logits: Tensor): void {
     this.logits = logits;
-    this.staging = this.ctx.device.createBuffer({ size: logits.byteLength + 16, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    this.staging = this.ctx.device.createBuffer({ size: logits.byteLength + 16 * this.submits, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   }
 
-  /** Encodes the recorded launches into one pass, copies the logits out, submits; resolves with them once the GPU is done. */
+  /**
+   * Encodes the recorded launches and submits them in `submits` passes, so the GPU starts on the first
+   * while the host encodes the rest (encoding ~700 launches costs milliseconds); the last copies the
+   * logits out. Resolves with them, and the passes' summed GPU time, once the GPU is done.
+   */
   async submit(): Promise<{ logits: Float32Array; gpuMs?: number }> {
     const { device } = this.ctx;
     const logits = this.logits!;
-    const enc = device.createCommandEncoder({ label: 'decode step' });
-    const pass = enc.beginComputePass({
-      label: 'decode step',
-      ...(this.stamps && { timestampWrites: { querySet: this.stamps.query, beginningOfPassWriteIndex: 0, endOfPassWriteIndex: 1 } }),
-    });
-    for (const l of this.launches) l.encode(pass);
-    pass.end();
-    enc.copyBufferToBuffer(logits.buffer, logits.byteOffset, this.staging!, 0, logits.byteLength);
-    if (this.stamps) {
-      enc.resolveQuerySet(this.stamps.query, 0, 2, this.stamps.resolved, 0);
-      enc.copyBufferToBuffer(this.stamps.resolved, 0, this.staging!, logits.byteLength, 16);
+    const per = Math.ceil(this.launches.length / this.submits);
+    for (let i = 0; i < this.submits; i++) {
+      const enc = device.createCommandEncoder({ label: 'decode step' });
+      const pass = enc.beginComputePass({
+        label: 'decode step',
+        ...(this.stamps && { timestampWrites: { querySet: this.stamps.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } }),
+      });
+      for (const l of this.launches.slice(i * per, (i + 1) * per)) l.encode(pass);
+      pass.end();
+      if (i === this.submits - 1) {
+        enc.copyBufferToBuffer(logits.buffer, logits.byteOffset, this.staging!, 0, logits.byteLength);
+        if (this.stamps) {
+          enc.resolveQuerySet(this.stamps.query, 0, 2 * this.submits, this.stamps.resolved, 0);
+          enc.copyBufferToBuffer(this.stamps.resolved, 0, this.staging!, logits.byteLength, 16 * this.submits);
+        }
+      }
+      device.queue.submit([enc.finish()]);
     }
-    device.queue.submit([enc.finish()]);
     await this.staging!.mapAsync(GPUMapMode.READ);
     try {
       this.ctx.throwIfFailed();
       const bytes = this.staging!.getMappedRange();
       const out = new Float32Array(bytes.slice(0, logits.byteLength));
       if (!this.stamps) return { logits: out };
-      const [begin, end] = new BigInt64Array(bytes.slice(logits.byteLength, logits.byteLength + 16));
-      return { logits: out, gpuMs: Number(end - begin) / 1e6 };
+      const ts = new BigInt64Array(bytes.slice(logits.byteLength, logits.byteLength + 16 * this.submits));
+      let ns = 0n;
+      for (let i = 0; i < this.submits; i++) ns += ts[2 * i + 1] - ts[2 * i];
+      return { logits: out, gpuMs: Number(ns) / 1e6 };
     } finally {
       this.staging!.unmap();
     }

@@ -400,6 +400,10 @@ export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeig
   return { launch, out };
 }
 
+// W_UV: a workgroup of lanes splitting the latent channels per ABSORB_O_ROWS outputs (a GEMV per head, coalesced).
+const ABSORB_O_WG = 64;
+const ABSORB_O_ROWS = 8;
+
 /** o [tokens, heads, kvLoraRank] f32 (attention over the latent cache) -> out [tokens, heads * vHeadDim] f32 through W_UV. */
 export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
   const where = 'mlaAbsorbO';
@@ -412,11 +416,11 @@ export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeig
     file: 'mla_absorb_o.wgsl',
     code: absorbOTemplate,
     helpers: weightHelpers,
-    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    consts: { WG: ABSORB_O_WG, R: ABSORB_O_ROWS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
     params: AbsorbParams,
     values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
     bindings: [ot.binding(where, 'o'), ...w.bindings, out.binding(where, 'out')],
-    workgroups: Math.ceil((tokens * m.heads * m.vHeadDim) / ELEMENTWISE_WG),
+    workgroups: tokens * m.heads * Math.ceil(m.vHeadDim / ABSORB_O_ROWS),
     bytes: kvB.t.byteLength / 2 + ot.byteLength + out.byteLength,
     flops: 2 * tokens * m.heads * m.vHeadDim * m.kvLoraRank,
   });
