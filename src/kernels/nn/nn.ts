@@ -371,6 +371,10 @@ function checkKvB(ctx: GpuContext, where: string, kvB: StoredWeight, m: MlaDims)
   return storedWeight(ctx, where, 'kvB', kvB, [m.heads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
 }
 
+// W_UK: a workgroup per ABSORB_Q_COLS output columns of a (token, head), ABSORB_Q_GROUPS lane groups splitting the rows.
+const ABSORB_Q_COLS = 64;
+const ABSORB_Q_GROUPS = 4;
+
 /**
  * Absorbed MLA query: q [tokens, heads, nope + rope] f32 and kv_b_proj's weight (as stored) ->
  * out [tokens, heads, kvLoraRank + rope] f32 = [W_UK^T q_nope, q_rope], the query flashMlaWithKvcache
@@ -389,11 +393,11 @@ export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeig
     file: 'mla_absorb_q.wgsl',
     code: absorbQTemplate,
     helpers: weightHelpers,
-    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    consts: { WG: ABSORB_Q_COLS * ABSORB_Q_GROUPS, COLS: ABSORB_Q_COLS, JG: ABSORB_Q_GROUPS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
     params: AbsorbParams,
     values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
     bindings: [qt.binding(where, 'q'), ...w.bindings, out.binding(where, 'out')],
-    workgroups: Math.ceil((tokens * m.heads * d) / ELEMENTWISE_WG),
+    workgroups: tokens * m.heads * Math.ceil(d / ABSORB_Q_COLS),
     bytes: kvB.t.byteLength / 2 + qt.byteLength + out.byteLength,
     flops: 2 * tokens * m.heads * m.qkNopeHeadDim * m.kvLoraRank,
   });
