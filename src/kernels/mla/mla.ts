@@ -19,7 +19,7 @@ import decodeTiledWgsl from '../../../shaders/mla/decode_tiled.wgsl';
 import rowsWgsl from '../../../shaders/mla/rows.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
-import { scheduleSplits, type MlaSchedule } from './schedule.ts';
+import { maxScheduleItems, scheduleSplits, type MlaSchedule } from './schedule.ts';
 
 const WHERE = 'flashMlaWithKvcache';
 export type MlaActDtype = 'bf16' | 'f16' | 'f32';
@@ -99,10 +99,7 @@ export class MlaSchedMeta {
   /** Sizes the buffers (first use): replayable for any seqlens up to maxSeqlen, else for this schedule. */
   init(ctx: GpuContext, key: SchedKey, seqlens: Int32Array, parts: number, rowsPerBatch: number, dv: number, combineAll: boolean): void {
     const b = seqlens.length;
-    const fixed = (p: number) =>
-      // A schedule has at most parts + b pieces (only a part's last piece can stop short of its
-      // sequence's end) and at most one piece per block (one per empty sequence).
-      this.replayable ? Math.min(p + b, b * Math.max(1, Math.ceil(this.maxSeqlen! / key.blockSize))) : undefined;
+    const fixed = (p: number) => (this.replayable ? maxScheduleItems(b, this.maxSeqlen!, key.blockSize, p) : undefined);
     let schedule = scheduleSplits(seqlens, key.blockSize, parts, { combineAll });
     let slots = fixed(parts) ?? schedule.numSlots;
     // Fewer parts where the partial outputs would not fit one binding.
