@@ -9,7 +9,7 @@
 // the token ids, positions, cache slots, block table, seqlens and MLA's split schedule.
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
-import { createTensor, Tensor, uploadTensor } from '../gpu/tensor.ts';
+import { createTensor, Tensor } from '../gpu/tensor.ts';
 import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
@@ -120,7 +120,6 @@ export class Decoder {
   readonly kcache: Tensor[];
   readonly ropeTable: Tensor;
   readonly maxSeqLen: number;
-  private readonly ones = new Map<string, Tensor>();
   private readonly owned: Tensor[] = [];
 
   private constructor(
@@ -140,7 +139,7 @@ export class Decoder {
     this.owned.push(...this.kcache, this.ropeTable);
   }
 
-  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer, in f32). */
+  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer: FP8 stays FP8, where the block scales allow; else f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
     const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
@@ -171,7 +170,7 @@ export class Decoder {
         const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
         const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
           // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
-          const fp8 = o.activations === 'fp8' && [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
+          const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
           const r = fp8
             ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
             : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
@@ -389,6 +388,7 @@ export class Decoder {
           route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
           // Decode: few tokens, each expert's rows in a masked slab; a prompt: the contiguous layout.
           layout: T > 1 ? 'contiguous' : 'masked',
+          activations: this.opts.activations,
           out: mlpOut,
           shareWith: firstMoe,
         });
@@ -406,8 +406,6 @@ export class Decoder {
   /** out = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM (weights stay FP8), others through the half GEMM. */
   private async planLinear(plan: StepPlan, x: Tensor, w: StoredWeight, out: Tensor, label: string): Promise<Tensor> {
     const [mRows, k] = x.shape;
-    const n = w.t.shape[0];
-    if (w.t.shape[1] !== k) fail('linear', `${label} weight`, `[${n}, ${k}]`, w.t.shape);
     const kb = Math.ceil(k / 128);
     let problem: GemmProblem;
     if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
@@ -415,11 +413,8 @@ export class Decoder {
       plan.push(cast.launch, `${label}.cast`);
       problem = denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out);
     } else if (w.t.dtype === 'e4m3') {
-      const key = `${mRows}x${kb}`;
-      let ones = this.ones.get(key);
-      if (!ones) this.ones.set(key, (ones = uploadTensor(this.ctx, new Float32Array(mRows * kb).fill(1), [mRows, kb], 'f32', 'unit scales')));
-      // An FP8 GEMM whose A is f32: the kernels decode A by its dtype, and 1.0 scales leave it exact.
-      problem = { layout: 'dense', fp8: true, a: x, sa: ones, b: w.t, sb: w.scale, out, m: mRows, n, k, groups: 1, regions: 1, expectedM: mRows };
+      // W8A32: the FP8 GEMM reads f32 activations as they are (no scales: 1.0).
+      problem = denseProblem(label, true, { a: x, b: w.t, sb: w.scale }, out);
     } else problem = denseProblem(label, false, { a: x, b: w.t }, out);
     plan.push(await planGemm(this.ctx, label, problem), label);
     return out;
@@ -432,7 +427,7 @@ export class Decoder {
   destroy(): void {
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
-    for (const t of [...this.owned, ...this.ones.values()]) t.destroy();
+    for (const t of this.owned) t.destroy();
   }
 }
 

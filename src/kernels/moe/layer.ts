@@ -2,8 +2,9 @@
 // -> grouped GEMM gate/up -> SiLU(gate) * up -> grouped GEMM down -> combine, plus the shared
 // experts (dense GEMMs, their down projection adding onto the combined output).
 // Two weight formats: bf16/f16/f32 tensors (activations stay f32), or FP8 e4m3 with 128x128 scales
-// (activations are cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the
-// per-token cast elsewhere). The router stays in f32 either way, as DeepSeek's gate does.
+// (activations cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the per-token
+// cast elsewhere; or, with `activations: 'f32'`, kept as they are: W8A32). The router stays in f32
+// either way, as DeepSeek's gate does.
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, Tensor } from '../../gpu/tensor.ts';
@@ -41,6 +42,8 @@ export interface MoeLayerOptions {
   layout?: DispatchLayoutKind;
   counters?: ExpertLoadCounters;
   layer?: number;
+  /** With FP8 weights: cast activations to FP8 ('fp8', default) or keep them f32 for the FP8 GEMMs ('f32', W8A32). */
+  activations?: 'fp8' | 'f32';
   /** Where the layer's output goes ([tokens, hidden] f32); made by the plan when absent. */
   out?: Tensor;
   /**
@@ -115,13 +118,13 @@ async function operand(ctx: GpuContext, p: Planned, a: Tensor, fp8: boolean, lab
 }
 
 /** Gate/up, SiLU * up and down (adding `c`) through `gemm`, from activations `x` already in the weights' format. */
-async function mlp(ctx: GpuContext, p: Planned, name: string, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, out: Tensor, c?: Tensor): Promise<void> {
+async function mlp(ctx: GpuContext, p: Planned, name: string, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, cast: boolean, out: Tensor, c?: Tensor): Promise<void> {
   const inter = values(w.down).shape[values(w.down).shape.length - 1];
   const h = p.tensor([...lead, 2 * inter], 'f32', 'gateUp');
   p.add(await gemm(x, w.gateUp, h), `${name}.gateUp`);
   const silu = await planSiluMulFused(ctx, h, { out: p.tensor([...lead, inter], 'f32', 'silu_mul') });
   p.add(silu.launch, `${name}.siluMul`);
-  const aOp = await operand(ctx, p, silu.out, isFp8(w.down), `${name}.down`);
+  const aOp = await operand(ctx, p, silu.out, cast && isFp8(w.down), `${name}.down`);
   p.add(await gemm(aOp, w.down, out, c), `${name}.down`);
 }
 
@@ -166,7 +169,9 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
   checkMlp(where, 'experts', weights.experts, hidden, E);
   if (weights.shared) checkMlp(where, 'shared', weights.shared, hidden, undefined);
   if (opts.out !== undefined) expectTensor(where, 'out', opts.out, { dtype: 'f32', shape: [tokens, hidden] });
-  const fp8 = isFp8(weights.experts.gateUp);
+  if (opts.activations !== undefined && opts.activations !== 'fp8' && opts.activations !== 'f32') fail(where, 'activations', "'fp8' or 'f32'", opts.activations);
+  const cast = opts.activations !== 'f32';
+  const fp8 = cast && isFp8(weights.experts.gateUp);
   const kind = opts.layout ?? 'contiguous';
   let layout: DispatchLayout | undefined;
   try {
@@ -184,12 +189,13 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     p.add(dispatched.launch, 'dispatch');
     const xs: MoeWeight = fp8 ? [dispatched.x, dispatched.scales!] : dispatched.x;
 
-    // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back).
+    // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back). FP8 weights
+    // take FP8 or unquantised activations alike.
     const expectedM = Math.ceil((tokens * opts.route.topk) / E);
     const l = layout;
     const groupedGemm: Gemm = async (a, b, out) => {
-      const f = isFp8(a) && isFp8(b);
-      const raw = { a: values(a), sa: f ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined };
+      const f = isFp8(b);
+      const raw = { a: values(a), sa: isFp8(a) ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined };
       const problem =
         kind === 'contiguous'
           ? await contiguousProblem(ctx, where, f, raw, out, l.mIndices!, false)
@@ -197,18 +203,18 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
       return planGemm(ctx, where, problem);
     };
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
-    await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, y);
+    await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, cast, y);
     const out = opts.out ?? p.tensor([tokens, hidden], 'f32', 'moeOut', true);
     const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out });
     p.add(combined.launch, 'combine');
     if (weights.shared) {
       // The shared experts' down projection adds onto the routed sum: D = C + A @ B.T.
       const dense: Gemm = (a, b, o, c) => {
-        const f = isFp8(a) && isFp8(b);
-        return planGemm(ctx, where, denseProblem(where, f, { a: values(a), sa: f ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined }, o, c));
+        const f = isFp8(b);
+        return planGemm(ctx, where, denseProblem(where, f, { a: values(a), sa: isFp8(a) ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined }, o, c));
       };
-      const xsh = await operand(ctx, p, x, isFp8(weights.shared.gateUp), 'shared.gateUp');
-      await mlp(ctx, p, 'shared', xsh, weights.shared, [tokens], dense, out, combined.out);
+      const xsh = await operand(ctx, p, x, cast && isFp8(weights.shared.gateUp), 'shared.gateUp');
+      await mlp(ctx, p, 'shared', xsh, weights.shared, [tokens], dense, cast, out, combined.out);
     }
     return { out, layout, topkIdx: routed.topkIdx, topkWeights: routed.topkWeights };
   } catch (e) {
