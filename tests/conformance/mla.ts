@@ -253,7 +253,8 @@ export const mlaChecks: Check[] = [
   {
     name: 'mla replayable schedMeta: one plan, seqlens updated between runs (splits change), each run vs the reference; update errors',
     async run(ctx) {
-      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 8, seqlens: [60, 33] };
+      // Blocks of 32: a replayable schedule splits 16 positions apart, inside blocks.
+      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 32, seqlens: [60, 33] };
       const meta = getMlaMetadata({ maxSeqlen: 64, parts: 8 });
       const built = buildMlaCase(ctx, c, meta);
       const lens = built.args.cacheSeqlens!;
@@ -277,7 +278,7 @@ export const mlaChecks: Check[] = [
         errors += await throwsLike(() => meta.update([1]), /MlaSchedMeta.update: seqlens.length must be b \(2\), got 1/);
         errors += await throwsLike(() => getMlaMetadata().update([1, 1]), /only a replayable schedMeta/);
         errors += await throwsLike(() => getMlaMetadata({ maxSeqlen: 8 }).update([1, 1]), /plan a flashMlaWithKvcache call with this schedMeta first/);
-        errors += await throwsLike(() => planFlashMla(ctx, { ...built.args, schedMeta: getMlaMetadata({ maxSeqlen: 1000 }) }), /schedMeta.maxSeqlen must be at most what blockTable holds \(9 blocks of 8\), got 1000/);
+        errors += await throwsLike(() => planFlashMla(ctx, { ...built.args, schedMeta: getMlaMetadata({ maxSeqlen: 1000 }) }), /schedMeta.maxSeqlen must be at most what blockTable holds \(3 blocks of 32\), got 1000/);
         // The splits must have changed between runs, or this check would not test the rewrite.
         const varied = new Set(notes.map((n) => n.split(': ')[1])).size > 1;
         return { err: errors || !varied ? Infinity : worst, tol: 1, note: notes.join('; ') };

@@ -57,6 +57,8 @@ interface SchedKey {
   sink: boolean;
 }
 
+const REPLAY_SPLIT_UNIT = 16;
+
 /**
  * Scheduling state, filled on the first flashMlaWithKvcache call that uses it (reading cacheSeqlens
  * and blockTable back once, to schedule and to check them), then reused while the shapes and
@@ -99,14 +101,15 @@ export class MlaSchedMeta {
   /** Sizes the buffers (first use): replayable for any seqlens up to maxSeqlen, else for this schedule. */
   init(ctx: GpuContext, key: SchedKey, seqlens: Int32Array, parts: number, rowsPerBatch: number, dv: number, combineAll: boolean): void {
     const b = seqlens.length;
-    const fixed = (p: number) => (this.replayable ? maxScheduleItems(b, this.maxSeqlen!, key.blockSize, p) : undefined);
-    let schedule = scheduleSplits(seqlens, key.blockSize, parts, { combineAll });
+    const unit = this.splitUnit(key);
+    const fixed = (p: number) => (this.replayable ? maxScheduleItems(b, this.maxSeqlen!, unit, p) : undefined);
+    let schedule = scheduleSplits(seqlens, unit, parts, { combineAll });
     let slots = fixed(parts) ?? schedule.numSlots;
     // Fewer parts where the partial outputs would not fit one binding.
     const scratchBytes = (n: number) => 4 * n * rowsPerBatch * (dv + 1);
     while (scratchBytes(slots) > ctx.limits.maxStorageBufferBindingSize && parts > 1) {
       parts = Math.ceil(parts / 2);
-      schedule = scheduleSplits(seqlens, key.blockSize, parts, { combineAll });
+      schedule = scheduleSplits(seqlens, unit, parts, { combineAll });
       slots = fixed(parts) ?? schedule.numSlots;
     }
     if (scratchBytes(slots) > ctx.limits.maxStorageBufferBindingSize) {
@@ -133,7 +136,16 @@ export class MlaSchedMeta {
     const lens = Int32Array.from(seqlens);
     const bad = lens.findIndex((v) => !(v >= 0 && v <= this.maxSeqlen!));
     if (bad >= 0) fail(where, `seqlens[${bad}]`, `in 0..${this.maxSeqlen} (the maxSeqlen this schedule was planned for)`, lens[bad]);
-    this.write(lens, scheduleSplits(lens, this.key!.blockSize, this.parts!, { combineAll: this.combineAll }));
+    this.write(lens, scheduleSplits(lens, this.splitUnit(this.key!), this.parts!, { combineAll: this.combineAll }));
+  }
+
+  /**
+   * Positions per unit of split work: cache blocks, as upstream; a replayable schedule (a decoder's,
+   * short sequences at small batch) splits at most REPLAY_SPLIT_UNIT positions apart, so a sequence
+   * shorter than a block still spreads over several workgroups. Items need not align to blocks.
+   */
+  private splitUnit(key: SchedKey): number {
+    return this.replayable ? Math.min(key.blockSize, REPLAY_SPLIT_UNIT) : key.blockSize;
   }
 
   private write(seqlens: Int32Array, schedule: MlaSchedule): void {
