@@ -79,16 +79,18 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
   }
 }
 
-/** Per-token times of a generate phase: wall, GPU (timestamps) and host (the rest: writes, encoding, submit, waits, read-back). */
+/** Per-token times of a generate phase: wall, GPU (timestamps) and host (the rest: writes, encoding, submit, waits, read-back), planning apart (once per batch shape). */
 function perToken(t: PhaseTiming) {
   const per = (ms: number) => (t.tokens ? ms / t.tokens : 0);
+  const replayed = t.wallMs - t.planMs;
   return {
     forwards: t.forwards,
     tokens: t.tokens,
-    tokensPerS: t.wallMs ? (t.tokens * 1e3) / t.wallMs : 0,
-    wallMsPerToken: per(t.wallMs),
+    planMs: t.planMs,
+    tokensPerS: replayed > 0 ? (t.tokens * 1e3) / replayed : 0,
+    wallMsPerToken: per(replayed),
     gpuMsPerToken: t.gpuMs === undefined ? undefined : per(t.gpuMs),
-    hostMsPerToken: t.gpuMs === undefined ? undefined : per(t.wallMs - t.gpuMs),
+    hostMsPerToken: t.gpuMs === undefined ? undefined : per(replayed - t.gpuMs),
   };
 }
 
@@ -128,7 +130,7 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
     for (const [phase, t] of Object.entries(timing)) {
       if (!t.tokens) continue;
       const gpu = t.gpuMsPerToken === undefined ? 'GPU time unknown (no timestamp queries)' : `GPU ${t.gpuMsPerToken.toFixed(3)} ms/token, host ${t.hostMsPerToken!.toFixed(3)} ms/token`;
-      out(`${phase}: ${t.tokens} tokens in ${t.forwards} forwards, ${t.tokensPerS.toFixed(1)} tokens/s, wall ${t.wallMsPerToken.toFixed(3)} ms/token; ${gpu}`);
+      out(`${phase}: ${t.tokens} tokens in ${t.forwards} forwards, ${t.tokensPerS.toFixed(1)} tokens/s, wall ${t.wallMsPerToken.toFixed(3)} ms/token; ${gpu} (planning apart: ${t.planMs.toFixed(0)} ms)`);
     }
   } finally {
     dec.destroy();

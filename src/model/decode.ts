@@ -263,6 +263,7 @@ export class Decoder {
     };
     const key = `${B}x${T}`;
     let plan = this.plans.get(key);
+    let planMs = 0;
     if (!plan) {
       const inputs = {
         ids: createTensor(ctx, [B * T], 'i32', 'ids'),
@@ -274,6 +275,7 @@ export class Decoder {
       plan = new StepPlan(ctx, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
       // Planning MLA reads the block table back once (its checks): the inputs go first.
       write(inputs);
+      const p0 = performance.now();
       try {
         await this.planForward(plan, table.seqlens);
       } catch (e) {
@@ -281,6 +283,7 @@ export class Decoder {
         throw e;
       }
       this.plans.set(key, plan);
+      planMs = performance.now() - p0;
       // Prefill shapes come and go with prompt lengths: keep the few most recent.
       while (this.plans.size > MAX_PLANS) {
         const [oldKey, old] = this.plans.entries().next().value!;
@@ -298,7 +301,7 @@ export class Decoder {
     const encodeMs = performance.now() - t0;
     const { logits, gpuMs } = await submitted;
     const wallMs = performance.now() - t0;
-    this.lastTiming = { tokens: B * T, wallMs, encodeMs, gpuMs, plan: key };
+    this.lastTiming = { tokens: B * T, wallMs, encodeMs, planMs, gpuMs, plan: key };
     const V = c.vocabSize;
     return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
   }
@@ -441,6 +444,8 @@ export interface StepTiming {
   wallMs: number;
   /** Input writes, encoding and submit (the plan is replayed; on a shape's first forward this includes planning). */
   encodeMs: number;
+  /** Planning this batch shape (compiling, binding, allocating): a shape's first forward only, else 0. */
+  planMs: number;
   /** The step's compute passes on the GPU, begin to end, summed; undefined without 'timestamp-query'. */
   gpuMs?: number;
   /** The batch shape's plan key. */

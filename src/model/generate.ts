@@ -16,11 +16,12 @@ export interface GenerateOptions extends SamplingOptions {
   shouldStop?(): boolean;
 }
 
-/** Forwards of one kind summed: tokens processed, wall time, and GPU time (timestamps; undefined without them). */
+/** Forwards of one kind summed: tokens processed, wall time, of it planning (each shape's first forward), and GPU time (timestamps; undefined without them). */
 export interface PhaseTiming {
   forwards: number;
   tokens: number;
   wallMs: number;
+  planMs: number;
   gpuMs?: number;
 }
 
@@ -41,6 +42,7 @@ function addTiming(p: PhaseTiming, dec: Decoder): void {
   p.forwards++;
   p.tokens += t.tokens;
   p.wallMs += t.wallMs;
+  p.planMs += t.planMs;
   // Timestamps are there for every forward of a device or for none.
   if (t.gpuMs !== undefined) p.gpuMs = (p.gpuMs ?? 0) + t.gpuMs;
 }
@@ -54,8 +56,8 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   const ids = prompts.map(() => [] as number[]);
   const next = prompts.map(() => -1);
   const done = prompts.map(() => false);
-  const prefill: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0 };
-  const decode: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0 };
+  const prefill: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0, planMs: 0 };
+  const decode: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0, planMs: 0 };
   // Sequence ids of this call: fresh ones, released at the end.
   const base = 1 << 20;
   const take = (i: number, logits: Float32Array) => {
