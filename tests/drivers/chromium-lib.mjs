@@ -32,6 +32,9 @@ export function launchChromium() {
   return puppeteer.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
+    // waitForFunction is one protocol call lasting the whole wait: puppeteer's default 180 s protocol
+    // timeout would cut the drivers' own (longer) waits short on a loaded machine.
+    protocolTimeout: 20 * 60 * 1000,
     args: [
       '--no-sandbox',
       '--enable-unsafe-webgpu',
