@@ -204,10 +204,12 @@ function rowsPerGroup(s: Shapes): number {
 
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number }): MlaConfig {
   const mt = Math.min(32, nextPow2(s.mRows));
-  // The tiled kernel: enough invocations that 4 vec4 columns each cover dv, at least 64.
-  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(64, (mt * nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4))) / 4));
-  for (const [dk, bnv] of [[32, 8], [16, 4]]) {
-    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (8 * wg) / mt, dk, bnv };
+  // The tiled kernel: enough score columns (wg / (mt / 4)) that 4 vec4 output columns each cover dv.
+  const mq = Math.max(1, mt / 4);
+  const cols = Math.max(nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4)), 32 / Math.min(4, mq));
+  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(32, mq * cols));
+  for (const [dk, bnv] of [[32, 8], [16, 8], [16, 4], [8, 4]]) {
+    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (16 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
     if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
   }
@@ -259,27 +261,35 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   const { wg, mt, bn } = c;
   const dk = c.dk ?? 32;
   const bnv = c.bnv ?? 8;
-  // Scores: 2 x 4 register tiles over an mt x bn tile; output: 4 rows x 4 vec4 columns per invocation.
-  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0) return 'mt a multiple of 4 dividing wg';
-  if (bn !== (8 * wg) / mt) return `bn = 8 * wg / mt (${(8 * wg) / mt})`;
-  if (dk % 2 !== 0 || dk < 2 || bn % bnv !== 0) return 'dk even and bnv dividing bn';
+  // 4 x 4 register tiles of scores over an mt x bn tile, then 4 rows x 4 vec4 columns of the output.
+  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0 || wg % 32 !== 0) return 'mt a multiple of 4 dividing wg, wg a multiple of 32';
+  if (bn !== (16 * wg) / mt) return `bn = 16 * wg / mt (${(16 * wg) / mt})`;
+  const mq = mt / 4;
+  const gaN = bn / 4;
+  // Lanes of each 32 invocations: LM rows x LN columns.
+  const lm = Math.min(4, mq);
+  const ln = 32 / lm;
+  if (gaN % ln !== 0) return `wg / (mt / 4) a multiple of ${ln}`;
+  if (dk % 4 !== 0 || dk < 4 || bn % bnv !== 0) return 'dk a multiple of 4 and bnv dividing bn';
   const dv4 = Math.ceil(s.dv / 4);
-  const gcN = (4 * wg) / mt;
-  if (4 * gcN < dv4) return `4 * (4 * wg / mt) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
-  const vs = 4 * gcN;
-  const stage4 = Math.max((dk * bn) / 4, bnv * vs);
+  if (4 * gaN < dv4) return `4 * (wg / (mt / 4)) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
+  const ks4 = dk / 4 + 1;
+  const vs = 4 * gaN;
+  const stage4 = Math.max(bn * ks4, bnv * vs);
   return {
-    consts: 0,
-    GA_N: bn / 4,
+    MQ: mq,
+    GA_N: gaN,
+    LM: lm,
+    LN: ln,
     TPR: wg / mt,
     CPT: bn / (wg / mt),
-    GC_N: gcN,
     VS: vs,
     DV4: dv4,
+    KS4: ks4,
     STAGE4: stage4,
     DK: dk,
     BNV: bnv,
-    bytes: 4 * dk * mt + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
+    bytes: 16 * mt * ks4 + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
   };
 }
 
@@ -307,10 +317,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     ...ioConsts(s, out),
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
-  if (tiled) {
-    delete tiled.bytes;
-    delete tiled.consts;
-  }
+  if (tiled) delete tiled.bytes;
   const all = tiled ? { ...consts, ...tiled } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
@@ -498,9 +505,9 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const rows = nextPow2(rowsPerGroup(s));
   const out: MlaConfig[] = [];
   for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
-    for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
-      for (const bn of [(8 * wg) / mt]) {
-        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4]]) {
+    for (const wg of [32, 64, 128, 256, 512].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
+      for (const bn of [(16 * wg) / mt]) {
+        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4], [16, 4]]) {
           const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
           const shape = tiledShape(s, c);
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
