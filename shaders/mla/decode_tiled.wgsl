@@ -18,7 +18,7 @@
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
-@group(0) @binding(2) var<storage, read> kcache: array<u32>;
+// binding 2: the cache (kcache_one.wgsl or kcache_split.wgsl)
 @group(0) @binding(3) var<storage, read> rows_a: array<i32>;
 @group(0) @binding(4) var<storage, read> rows_b: array<i32>;
 @group(0) @binding(5) var<storage, read> work: array<vec4<i32>>;

@@ -215,6 +215,8 @@ export const mlaChecks: Check[] = [
   caseCheck('row kernel: odd d=81 dv=63, f32 q, h_kv=3, split', { b: 2, sQ: 2, hQ: 6, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], qDtype: 'f32', parts: 5, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8 } }),
   caseCheck('tiled kernel variants: wg=64 mt=8 bn=128 dk=16 bnv=4, causal, odd d=81 dv=63', { b: 2, sQ: 2, hQ: 6, d: 81, dv: 63, blockSize: 16, seqlens: [75, 12], causal: true, config: { kernel: 'tiled', wg: 64, mt: 8, bn: 128, dk: 16, bnv: 4 } }),
   caseCheck('tiled kernel variants: wg=128 mt=32 bn=64, h_q=20 (a partial row tile)', { b: 2, sQ: 1, hQ: 20, ...tiny, blockSize: 16, seqlens: [130, 3], config: { kernel: 'tiled', wg: 128, mt: 32, bn: 64, dk: 16, bnv: 8 } }),
+  caseCheck('cache split over 3 storage windows (rows straddle them), tiled, causal', { b: 2, sQ: 2, hQ: 8, ...tiny, blockSize: 16, seqlens: [100, 60], causal: true, config: { cacheWindow: 12288 } }),
+  caseCheck('cache split over 4 storage windows, row kernel, fp8 DeepSeek shape, split', { b: 2, sQ: 1, hQ: 4, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 4, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8, cacheWindow: 65536 } }),
   {
     name: `mla sweep shaped like upstream's (${envVar('DEEPWGSL_SWEEP') === 'full' ? 'full' : 'small; DEEPWGSL_SWEEP=full for all'})`,
     async run(ctx) {
@@ -312,6 +314,8 @@ export const mlaChecks: Check[] = [
       await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { mt: 3 } }), /config\.mt must be a power of two/);
       await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { kernel: 'tiled', wg: 64, mt: 4, bn: 6 } }), /config must be a tiled config with bn = 16 \* wg \/ mt \(256\)/);
       await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { kernel: 'rows', wg: 64, mt: 4, bn: 100000 } }), /config\.bn must be an integer in 1\.\.\d+ \(maxComputeWorkgroupStorageSize/);
+      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { cacheWindow: 256 } }), /kcache must be at most 4 storage bindings of 256 bytes/);
+      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { cacheWindow: 1000 } }), /config\.cacheWindow must be a multiple of \d+ in/);
       const kv = uploadTensor(ctx, new Array(2 * 1 * 80).fill(0.5), [2, 1, 80], 'f32');
       await expectErr(() => planAppendKvcache(ctx, { kcache: base.kcache, kv, slots: Int32Array.from([0, 10 ** 6]) }), /slots\[1\] must be a cache slot in 0\.\.\d+, got 1000000/);
       await expectErr(() => planAppendKvcache(ctx, { kcache: base.kcache, kv, slots: Int32Array.from([0, 1]), kvFormat: 'fp8' }), /headDimV must be given for kvFormat 'fp8'/);

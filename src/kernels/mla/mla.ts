@@ -17,6 +17,8 @@ import storeWgsl from '../../../shaders/mla/store_out.wgsl';
 import decodeWgsl from '../../../shaders/mla/decode.wgsl';
 import decodeTiledWgsl from '../../../shaders/mla/decode_tiled.wgsl';
 import rowsWgsl from '../../../shaders/mla/rows.wgsl';
+import kcacheOneWgsl from '../../../shaders/mla/kcache_one.wgsl';
+import kcacheSplitWgsl from '../../../shaders/mla/kcache_split.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
 import { scheduleSplits, type MlaSchedule } from './schedule.ts';
@@ -42,6 +44,11 @@ export interface MlaConfig {
   bn: number;
   dk?: number;
   bnv?: number;
+  /**
+   * Bytes per storage binding of the cache: a cache over one binding is bound as up to 4 windows of
+   * this size. Default: the device's maxStorageBufferBindingSize (rounded down to the offset alignment).
+   */
+  cacheWindow?: number;
 }
 
 /** What a schedule was made for: a later call with other values is refused (upstream's rule). */
@@ -293,7 +300,47 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   };
 }
 
-function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
+/** The cache in one binding (split: 0), or in `split` windows of `bytes` (bindings 2, 9, 10, 11). */
+interface CacheWindows {
+  bytes: number;
+  split: number;
+}
+
+const MAX_WINDOWS = 4;
+const WINDOW_BINDINGS = [2, 9, 10, 11];
+
+function cacheWindows(ctx: GpuContext, k: Tensor, given?: number): CacheWindows {
+  const align = ctx.limits.minStorageBufferOffsetAlignment;
+  const max = ctx.limits.maxStorageBufferBindingSize;
+  const bytes = given ?? Math.floor(max / align) * align;
+  if (!Number.isInteger(bytes) || bytes < align || bytes % align !== 0 || bytes > max) fail(WHERE, 'config.cacheWindow', `a multiple of ${align} in ${align}..${max}`, bytes);
+  if (given === undefined && k.byteLength <= max) return { bytes, split: 0 };
+  const split = Math.ceil(k.byteLength / bytes);
+  if (split > MAX_WINDOWS) fail(WHERE, 'kcache', `at most ${MAX_WINDOWS} storage bindings of ${bytes} bytes (maxStorageBufferBindingSize ${max})`, `${k.byteLength} bytes`);
+  // The decode kernels' other storage buffers: q, rows_a, rows_b, work, out, lse, scratch.
+  const need = 7 + MAX_WINDOWS;
+  if (ctx.limits.maxStorageBuffersPerShaderStage < need) {
+    fail(WHERE, 'kcache', `within one storage binding (${max} bytes): a split cache needs ${need} storage buffers per stage, this device allows ${ctx.limits.maxStorageBuffersPerShaderStage}`, `${k.byteLength} bytes`);
+  }
+  if (k.byteOffset % align !== 0) fail(WHERE, 'kcache byte offset', `a multiple of ${align} (minStorageBufferOffsetAlignment) for a split cache`, k.byteOffset);
+  return { bytes, split };
+}
+
+/** The cache's bindings: index = binding number (holes undefined). */
+function cacheBindings(k: Tensor, w: CacheWindows): (GPUBufferBinding | GPUBuffer | undefined)[] {
+  const res: (GPUBufferBinding | GPUBuffer | undefined)[] = [];
+  if (w.split === 0) {
+    res[2] = k.binding(WHERE, 'kcache');
+    return res;
+  }
+  WINDOW_BINDINGS.forEach((binding, i) => {
+    const off = i * w.bytes;
+    res[binding] = off < k.byteLength ? { buffer: k.buffer, offset: k.byteOffset + off, size: Math.min(w.bytes, k.byteLength - off) } : { buffer: k.buffer, offset: k.byteOffset, size: 4 };
+  });
+  return res;
+}
+
+function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
   const P = c.wg / c.mt;
   const DW = Math.ceil(s.d / 2);
   const consts = {
@@ -314,6 +361,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     FP8_TILE,
     FP8_TILES: s.layout.tiles,
     SPARSE: s.topk !== null,
+    KWIN: win.split ? win.bytes / 4 : 0,
     ...ioConsts(s, out),
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
@@ -326,6 +374,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     helpers: [
       { file: 'common/fp8.wgsl', code: fp8Wgsl },
       { file: 'mla/pack.wgsl', code: packWgsl },
+      win.split ? { file: 'mla/kcache_split.wgsl', code: kcacheSplitWgsl } : { file: 'mla/kcache_one.wgsl', code: kcacheOneWgsl },
       { file: 'mla/load.wgsl', code: loadWgsl },
       { file: 'mla/store_out.wgsl', code: storeWgsl },
       { file: 'mla/rows.wgsl', code: rowsWgsl },
@@ -384,6 +433,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   if (!(a.schedMeta instanceof MlaSchedMeta)) fail(WHERE, 'schedMeta', 'the object getMlaMetadata() returns', typeof a.schedMeta);
   const meta = a.schedMeta;
   const config = resolveConfig(ctx, s, a.config);
+  const win = cacheWindows(ctx, a.kcache, config.cacheWindow);
   const mRows = rowsPerGroup(s);
   const mtiles = Math.ceil(mRows / config.mt);
   const groupsPerItem = s.hKv * mtiles * (s.topk === null ? 1 : s.sQ);
@@ -433,7 +483,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const rowsA = s.topk !== null ? a.indices! : a.blockTable!;
   const rowsB = s.topk !== null ? (a.topkLength ?? dummy(s.b)) : a.cacheSeqlens!;
 
-  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out));
+  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out, win));
   const params = paramsBuffer(ctx, DecodeParams, {
     s_q: s.sQ,
     h_q: s.hQ,
@@ -453,20 +503,22 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
     scale: a.softmaxScale ?? 1 / Math.sqrt(s.d),
   });
   const bind = (t: Tensor, name: string) => t.binding(WHERE, name);
+  const resources = cacheBindings(a.kcache, win);
+  [
+    params,
+    bind(a.q, 'q'),
+    resources[2],
+    bind(rowsA, s.topk !== null ? 'indices' : 'blockTable'),
+    bind(rowsB, s.topk !== null ? 'topkLength' : 'cacheSeqlens'),
+    bind(meta.work!, 'work'),
+    bind(out, 'out'),
+    bind(lse, 'lse'),
+    bind(meta.scratch!, 'scratch'),
+  ].forEach((r, i) => (resources[i] = r));
   const dispatches: Dispatch[] = [
     {
       pipeline: decode,
-      bindGroup: bindGroup(ctx, decode, [
-        params,
-        bind(a.q, 'q'),
-        bind(a.kcache, 'kcache'),
-        bind(rowsA, s.topk !== null ? 'indices' : 'blockTable'),
-        bind(rowsB, s.topk !== null ? 'topkLength' : 'cacheSeqlens'),
-        bind(meta.work!, 'work'),
-        bind(out, 'out'),
-        bind(lse, 'lse'),
-        bind(meta.scratch!, 'scratch'),
-      ]),
+      bindGroup: bindGroup(ctx, decode, resources),
       workgroups: [schedule.items.length, groupsPerItem, 1],
     },
   ];
