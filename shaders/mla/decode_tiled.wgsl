@@ -7,13 +7,16 @@
 //   B. online softmax per row, TPR invocations per row, probabilities written over the scores;
 //   C. out[MT, DV] += P . V, V staged BNV cache rows at a time (rows padded to VS vec4s with zeros);
 //      each invocation keeps 4 rows x 4 vec4 columns of the output.
+// Staging goes through registers; with PREFETCH the next chunk's global loads are issued before
+// this chunk's FMAs (software pipelining), without it after them (fewer live registers: the FP8
+// cache's decoding made the pipelined kernel spill, 2.5x slower on an H100).
 // Invocation tiles (both GEMMs): rows am + MQ * i, score columns an + GA_N * j (output vec4 columns
 // the same), i, j < 4, where MQ = MT / 4. Within each 32 invocations, LM rows x LN columns: every
 // vec4 read of workgroup memory in the inner loops is a broadcast or touches each bank once.
 // Register tiles are named variables, not arrays: a private array indexed in a loop may live in
 // local memory, which cost the first kernels most of their speed.
 // Every cache row is read once per workgroup for its scores and once for its values (an L2 hit).
-// Holes: WG, MT, MQ, BN, DK, KS4, BNV, GA_N, LM, LN, TPR, CPT, VS, STAGE4, D, DV, DW, DVW, DV4
+// Holes: WG, MT, MQ, BN, DK, KS4, BNV, QPT, KPT, VPT (staging items per invocation), PREFETCH, GA_N, LM, LN, TPR, CPT, VS, STAGE4, D, DV, DW, DVW, DV4
 // plus the io consts of load.wgsl / store_out.wgsl (prelude), Params (typegpu struct, as decode.wgsl).
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -93,33 +96,22 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
+    var pq: array<vec4<f32>, QPT>;
+    var pk: array<vec4<f32>, KPT>;
+    fetch_a(&pq, &pk, lid, 0u, b, g, tg, row0);
     for (var k0 = 0u; k0 < D; k0 = k0 + DK) {
-      for (var w = lid; w < MT * (DK / 4u); w = w + WG) {
-        let m = w / (DK / 4u);
-        let c4 = w % (DK / 4u);
-        let e = k0 / 2u + 2u * c4;
-        var v = vec4<f32>(0.0);
-        if (row0 + m < params.m_rows && e < DW) {
-          let th = row_token_head(row0 + m, g, tg);
-          let qrow = (b * params.s_q + th.x) * params.h_q + th.y;
-          v = vec4<f32>(load_q(qrow, e), select(vec2<f32>(0.0), load_q(qrow, min(e + 1u, DW - 1u)), e + 1u < DW));
-        }
-        qs[m * KS4 + c4] = v;
+      // @unroll
+      for (var i = 0u; i < QPT; i++) {
+        let w = lid + i * WG;
+        if (w < MT * (DK / 4u)) { qs[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pq[i]; }
       }
-      for (var w = lid; w < BN * (DK / 4u); w = w + WG) {
-        let n = w / (DK / 4u);
-        let c4 = w % (DK / 4u);
-        let e = k0 / 2u + 2u * c4;
-        let kr = krow[n];
-        var v = vec4<f32>(0.0);
-        if (kr >= 0 && e < DW) {
-          let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
-          let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, DW - 1u)), K_TILE_KIND), e + 1u < DW);
-          v = vec4<f32>(lo, hi);
-        }
-        stage[n * KS4 + c4] = v;
+      // @unroll
+      for (var i = 0u; i < KPT; i++) {
+        let w = lid + i * WG;
+        if (w < BN * (DK / 4u)) { stage[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pk[i]; }
       }
       workgroupBarrier();
+      if (PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
       for (var c4 = 0u; c4 < DK / 4u; c4 = c4 + 1u) {
         let k0v = stage[an * KS4 + c4];
         let k1v = stage[(an + GA_N) * KS4 + c4];
@@ -139,10 +131,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         a3 = fma(vec4<f32>(q3v.x), kx, a3); a3 = fma(vec4<f32>(q3v.y), ky, a3); a3 = fma(vec4<f32>(q3v.z), kz, a3); a3 = fma(vec4<f32>(q3v.w), kw, a3);
       }
       workgroupBarrier();
+      if (!PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
       ps[(an + GA_N * j) * MQ + am] = vec4<f32>(a0[j], a1[j], a2[j], a3[j]) * params.scale;
     }
+    // The first V rows' loads fly during the softmax.
+    var pv: array<vec4<f32>, VPT>;
+    fetch_c(&pv, lid, 0u, g);
     workgroupBarrier();
     // B: online softmax of row bm over its columns bq, bq + TPR, ...
     var lmax = MASKED;
@@ -182,19 +178,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     o20 = o20 * al.z; o21 = o21 * al.z; o22 = o22 * al.z; o23 = o23 * al.z;
     o30 = o30 * al.w; o31 = o31 * al.w; o32 = o32 * al.w; o33 = o33 * al.w;
     for (var v0 = 0u; v0 < BN; v0 = v0 + BNV) {
-      for (var w = lid; w < BNV * VS; w = w + WG) {
-        let c4 = w % VS;
-        let kr = krow[v0 + w / VS];
-        let e = 2u * c4;
-        var v = vec4<f32>(0.0);
-        if (kr >= 0 && c4 < DV4) {
-          let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
-          let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, DW - 1u)), K_TILE_KIND), e + 1u < DVW);
-          v = vec4<f32>(lo, hi);
-        }
-        stage[w] = v;
+      // @unroll
+      for (var i = 0u; i < VPT; i++) {
+        let w = lid + i * WG;
+        if (w < BNV * VS) { stage[w] = pv[i]; }
       }
       workgroupBarrier();
+      if (PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
       for (var nn = 0u; nn < BNV; nn = nn + 1u) {
         let p = ps[(v0 + nn) * MQ + am];
         let vb = nn * VS + an;
@@ -208,6 +198,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         o30 = fma(vec4<f32>(p.w), v0c, o30); o31 = fma(vec4<f32>(p.w), v1c, o31); o32 = fma(vec4<f32>(p.w), v2c, o32); o33 = fma(vec4<f32>(p.w), v3c, o33);
       }
       workgroupBarrier();
+      if (!PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
     }
   }
   workgroupBarrier();
@@ -217,6 +208,59 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   emit_row(ctx, row0, am + MQ, an, o10, o11, o12, o13);
   emit_row(ctx, row0, am + 2u * MQ, an, o20, o21, o22, o23);
   emit_row(ctx, row0, am + 3u * MQ, an, o30, o31, o32, o33);
+}
+
+// This invocation's items of the q and K chunk at channel k0 (register staging).
+fn fetch_a(pq: ptr<function, array<vec4<f32>, QPT>>, pk: ptr<function, array<vec4<f32>, KPT>>, lid: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) {
+  // @unroll
+  for (var i = 0u; i < QPT; i++) {
+    (*pq)[i] = fetch_q(lid + i * WG, k0, b, g, tg, row0);
+  }
+  // @unroll
+  for (var i = 0u; i < KPT; i++) {
+    (*pk)[i] = fetch_k(lid + i * WG, k0, g);
+  }
+}
+
+// This invocation's items of the V round starting at tile position v0.
+fn fetch_c(pv: ptr<function, array<vec4<f32>, VPT>>, lid: u32, v0: u32, g: u32) {
+  // @unroll
+  for (var i = 0u; i < VPT; i++) {
+    (*pv)[i] = fetch_v(lid + i * WG, v0, g);
+  }
+}
+
+// Staging loads. Item w of a q chunk: row w / (DK / 4), channels k0 + 4 (w % (DK / 4)) .. + 3 (zeros past the rows or d).
+fn fetch_q(w: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) -> vec4<f32> {
+  let m = w / (DK / 4u);
+  let e = k0 / 2u + 2u * (w % (DK / 4u));
+  if (m >= MT || row0 + m >= params.m_rows || e >= DW) { return vec4<f32>(0.0); }
+  let th = row_token_head(row0 + m, g, tg);
+  let qrow = (b * params.s_q + th.x) * params.h_q + th.y;
+  return vec4<f32>(load_q(qrow, e), select(vec2<f32>(0.0), load_q(qrow, min(e + 1u, DW - 1u)), e + 1u < DW));
+}
+
+// Item w of a K chunk: tile position w / (DK / 4), the same channels (zeros for masked rows).
+fn fetch_k(w: u32, k0: u32, g: u32) -> vec4<f32> {
+  let n = w / (DK / 4u);
+  let e = k0 / 2u + 2u * (w % (DK / 4u));
+  if (n >= BN) { return vec4<f32>(0.0); }
+  return k_quad(krow[n], g, e, DW);
+}
+
+// Item w of a V round starting at tile position v0: position v0 + w / VS, value channels 4 (w % VS) .. + 3.
+fn fetch_v(w: u32, v0: u32, g: u32) -> vec4<f32> {
+  let c4 = w % VS;
+  if (w >= BNV * VS || c4 >= DV4) { return vec4<f32>(0.0); }
+  return k_quad(krow[v0 + w / VS], g, 2u * c4, DVW);
+}
+
+// Channels 2e .. 2e + 3 of cache row kr (words e, e + 1 below `words`), zeros for kr < 0.
+fn k_quad(kr: i32, g: u32, e: u32, words: u32) -> vec4<f32> {
+  if (kr < 0 || e >= words) { return vec4<f32>(0.0); }
+  let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
+  let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, words - 1u)), K_TILE_KIND), e + 1u < words);
+  return vec4<f32>(lo, hi);
 }
 
 // ctx = (batch, kv head, token group, slot bits). Writes row m of the tile (its 4 vec4 columns cgn + GA_N * j): out and lse, or the split's scratch.

@@ -49,6 +49,8 @@ export interface MlaConfig {
    * this size. Default: the device's maxStorageBufferBindingSize (rounded down to the offset alignment).
    */
   cacheWindow?: number;
+  /** Tiled kernel: issue the next staging chunk's loads before this chunk's FMAs (default: except for the FP8 cache). */
+  prefetch?: boolean;
 }
 
 /** What a schedule was made for: a later call with other values is refused (upstream's rule). */
@@ -294,6 +296,9 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
     DV4: dv4,
     KS4: ks4,
     STAGE4: stage4,
+    QPT: Math.ceil((mt * dk) / 4 / wg),
+    KPT: Math.ceil((bn * dk) / 4 / wg),
+    VPT: Math.ceil((bnv * vs) / wg),
     DK: dk,
     BNV: bnv,
     bytes: 16 * mt * ks4 + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
@@ -366,7 +371,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
   if (tiled) delete tiled.bytes;
-  const all = tiled ? { ...consts, ...tiled } : consts;
+  const all = tiled ? { ...consts, ...tiled, PREFETCH: c.prefetch ?? s.layout.format !== 'fp8' } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
     config: all,
