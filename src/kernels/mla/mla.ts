@@ -217,7 +217,7 @@ export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mR
   const mq = Math.max(1, mt / 4);
   const cols = Math.max(nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4)), 32 / Math.min(4, mq));
   const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(32, mq * cols));
-  for (const [dk, bnv] of [[32, 8], [16, 8], [16, 4], [8, 4]]) {
+  for (const [dk, bnv] of [[32, 8], [16, 8], [16, 4], [8, 4], [8, 2], [4, 1]]) {
     const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (16 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
     if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
@@ -284,6 +284,11 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   if (4 * gaN < dv4) return `4 * (wg / (mt / 4)) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
   const ks4 = dk / 4 + 1;
   const vs = 4 * gaN;
+  const qpt = Math.ceil((mt * dk) / 4 / wg);
+  const kpt = Math.ceil((bn * dk) / 4 / wg);
+  const vpt = Math.ceil((bnv * vs) / wg);
+  // Staged vec4s per invocation are unrolled register copies: more would spill (and bloat the code).
+  if (Math.max(qpt, kpt, vpt) > 8) return `at most 8 staged vec4s per invocation (dk * 4 / mt and bnv * 16 / mt <= 8; this one: ${Math.max(kpt, vpt)})`;
   const stage4 = Math.max(bn * ks4, bnv * vs);
   return {
     MQ: mq,
@@ -296,9 +301,9 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
     DV4: dv4,
     KS4: ks4,
     STAGE4: stage4,
-    QPT: Math.ceil((mt * dk) / 4 / wg),
-    KPT: Math.ceil((bn * dk) / 4 / wg),
-    VPT: Math.ceil((bnv * vs) / wg),
+    QPT: qpt,
+    KPT: kpt,
+    VPT: vpt,
     DK: dk,
     BNV: bnv,
     bytes: 16 * mt * ks4 + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
@@ -564,7 +569,7 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
     for (const wg of [32, 64, 128, 256, 512].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
       for (const bn of [(16 * wg) / mt]) {
-        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4], [16, 4]]) {
+        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4], [16, 4], [8, 2], [4, 1]]) {
           const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
           const shape = tiledShape(s, c);
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
