@@ -29,7 +29,7 @@ export * from './eplb/index.ts';
 export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
 export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
-export { SUITES, runBench, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
+export { SUITES, runBench, BENCH_COLUMNS, CEILING_COLUMNS, markdownHeader, markdownRow, type TableColumn, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
 export * from './kernels/mla/index.ts';
 export * from './kernels/nn/index.ts';
 export * from './model/index.ts';

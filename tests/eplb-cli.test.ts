@@ -10,8 +10,8 @@ const readme = [
 describe('deepwgsl eplb', () => {
   it('reads the load counters format and refuses anything else clearly', () => {
     expect(parseLoads('{"layers": [[1, 2], [3, 4]]}')).toEqual([[1, 2], [3, 4]]);
-    expect(() => parseLoads('{"layers": [[1, 2], [3, "x"]]}', 'c.json')).toThrow(/c.json: expected \{ "layers": \[\[tokens per logical expert\], \.\.\.\] \}/);
-    expect(() => parseLoads('[[1, 2]]')).toThrow(/expected \{ "layers"/);
+    expect(() => parseLoads('{"layers": [[1, 2], [3, "x"]]}', 'c.json')).toThrow(/c.json: parseExpertLoad: layers\[1\]\[1\] must be a finite non-negative number, got 'x'/);
+    expect(() => parseLoads('[[1, 2]]')).toThrow(/layers must be a non-empty array/);
     expect(() => parseLoads('{layers', 'c.json')).toThrow(/c.json: not JSON/);
   });
 

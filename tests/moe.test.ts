@@ -109,7 +109,7 @@ describe('parseExpertLoad', () => {
     expect(parseExpertLoad({ layers: [[1, 2], [3, 0]] })).toEqual({ layers: [[1, 2], [3, 0]] });
     expect(() => parseExpertLoad({ layers: [[1, 2], [3]] })).toThrow(/layers\[1\] length must be 2 \(one count per expert\), got 1/);
     expect(() => parseExpertLoad({ layers: [[1, 2]] }, 3)).toThrow(/layers\[0\] length must be 3/);
-    expect(() => parseExpertLoad({ layers: [[1, -2]] })).toThrow(/layers\[0\]\[1\] must be a non-negative integer, got -2/);
+    expect(() => parseExpertLoad({ layers: [[1, -2]] })).toThrow(/layers\[0\]\[1\] must be a finite non-negative number, got -2/);
     expect(() => parseExpertLoad({ counts: [] })).toThrow(/layers must be a non-empty array/);
   });
 });

@@ -1,24 +1,11 @@
 // The bench page: the CLI's `deepwgsl bench`, in a tab, with a roofline and downloads.
-import { Profiler, SUITES, runBench, type BenchReport, type BenchRow, type BenchSuite, type Ceiling } from '../../src/index.ts';
+import { BENCH_COLUMNS, CEILING_COLUMNS, Profiler, SUITES, runBench, type BenchReport, type BenchRow, type BenchSuite, type Ceiling, type TableColumn } from '../../src/index.ts';
 import { adapterPanel, download, el, openGpu } from '../common/ui.ts';
 import { roofline } from './roofline.ts';
 
 const $ = (id: string) => document.getElementById(id)!;
-const fmt = (v: number | undefined) => (v === undefined ? '' : v.toPrecision(4));
-
-function ceilingTable(cs: Ceiling[]): HTMLTableElement {
-  return el(
-    'table',
-    {},
-    el('tr', {}, ...['ceiling', 'value', 'median time', 'problem', 'timing'].map((h) => el('th', {}, h))),
-    ...cs.map((c) => el('tr', {}, el('td', {}, c.name), el('td', { className: 'num' }, `${c.value.toPrecision(4)} ${c.unit}`), el('td', { className: 'num' }, `${c.medianMs.toFixed(3)} ms`), el('td', {}, c.problem), el('td', {}, c.method))),
-  );
-}
-
-function rowLine(r: BenchRow): HTMLTableRowElement {
-  const pct = r.pct === undefined ? '' : `${r.pct.toFixed(1)}% of ${r.ceiling}`;
-  return el('tr', {}, el('td', {}, r.name), el('td', { className: 'num' }, `${r.ms.toFixed(4)} ms`), el('td', { className: 'num' }, fmt(r.gbs)), el('td', { className: 'num' }, fmt(r.tflops)), el('td', {}, pct), el('td', { className: 'muted' }, r.note ?? ''));
-}
+const headRow = <T>(cols: TableColumn<T>[]) => el('tr', {}, ...cols.map((c) => el('th', {}, c.title)));
+const bodyRow = <T>(cols: TableColumn<T>[], r: T) => el('tr', {}, ...cols.map((c) => el('td', c.numeric ? { className: 'num' } : {}, c.cell(r))));
 
 const ctx = await openGpu();
 $('device').replaceChildren(el('h2', {}, 'Your GPU'), ctx ? adapterPanel(ctx) : el('p', { className: 'muted' }, 'No WebGPU: see above.'));
@@ -52,17 +39,17 @@ if (ctx) {
         profiler: (trace = new Profiler(ctx)),
         onCeilings: (c) => {
           ceilings = c;
-          $('ceilings').replaceChildren(el('h2', {}, 'Ceilings'), ceilingTable(c));
+          $('ceilings').replaceChildren(el('h2', {}, 'Ceilings'), el('table', {}, headRow(CEILING_COLUMNS), ...c.map((x) => bodyRow(CEILING_COLUMNS, x))));
           $('plot').replaceChildren(roofline(c, rows));
         },
         onSuite: (s) => {
           step(`running ${s.describe}…`);
-          tbody = el('table', {}, el('tr', {}, ...['case', 'time', 'GB/s', 'TFLOP/s', '% of ceiling', 'note'].map((h) => el('th', {}, h))));
+          tbody = el('table', {}, headRow(BENCH_COLUMNS));
           $('suites').append(el('section', {}, el('h2', {}, s.describe), tbody));
         },
         onRow: (r) => {
           rows.push(r);
-          tbody!.append(rowLine(r));
+          tbody!.append(bodyRow(BENCH_COLUMNS, r));
           $('plot').replaceChildren(roofline(ceilings, rows));
         },
       });

@@ -2,6 +2,7 @@
 // One workgroup per token; invocation lid owns experts lid, lid + WG, ... Semantics and
 // tie-breaking: src/kernels/moe/reference.ts. Every argmax prefers the lower index on equal values,
 // so ties go to the lower expert (and group) index.
+// Reductions: common/wg_reduce.wgsl, common/wg_argmax.wgsl.
 // Holes: WG (a power of two), E, K, N_GROUP, TOPK_GROUP, SIGMOID, METHOD (0 greedy, 1 group max,
 // 2 group top-2 sum), HAS_BIAS, NORM (prelude), Params (typegpu struct).
 
@@ -16,8 +17,6 @@ const GROUP_SIZE: u32 = E / N_GROUP;
 const EPT: u32 = (E + WG - 1u) / WG;
 
 var<workgroup> score: array<f32, E>;
-var<workgroup> red_v: array<f32, WG>;
-var<workgroup> red_i: array<u32, WG>;
 var<workgroup> kept: u32;
 var<workgroup> gscore: array<f32, N_GROUP>;
 var<workgroup> picked: array<u32, K>;
@@ -25,41 +24,6 @@ var<workgroup> picked: array<u32, K>;
 fn choice(e: u32) -> f32 {
   if (HAS_BIAS) { return score[e] + bias[e]; }
   return score[e];
-}
-
-// (v, i) beats (bv, bi): a real candidate (i < E), better value, or equal value and lower index.
-fn beats(v: f32, i: u32, bv: f32, bi: u32) -> bool {
-  return i < E && (bi >= E || v > bv || (v == bv && i < bi));
-}
-
-// Workgroup argmax of (v, i) pairs; every invocation gets the winning index (E if none).
-fn argmax_all(v: f32, i: u32, lid: u32) -> u32 {
-  red_v[lid] = v;
-  red_i[lid] = i;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s && beats(red_v[lid + s], red_i[lid + s], red_v[lid], red_i[lid])) {
-      red_v[lid] = red_v[lid + s];
-      red_i[lid] = red_i[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let win = workgroupUniformLoad(&red_i[0]);
-  workgroupBarrier();   // everyone has read it before the next reduction overwrites it
-  return win;
-}
-
-// Workgroup max (op 0) or sum (op 1), fixed tree order: the same bits every run.
-fn reduce_all(v: f32, op: u32, lid: u32) -> f32 {
-  red_v[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s >> 1u) {
-    if (lid < s) { red_v[lid] = select(red_v[lid] + red_v[lid + s], max(red_v[lid], red_v[lid + s]), op == 0u); }
-    workgroupBarrier();
-  }
-  let r = workgroupUniformLoad(&red_v[0]);
-  workgroupBarrier();
-  return r;
 }
 
 @compute @workgroup_size(WG)
@@ -79,7 +43,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let e = lid + j * WG;
       if (e < E) { m = max(m, logits[row + e]); }
     }
-    m = reduce_all(m, 0u, lid);
+    m = wg_max(m, lid);
     var sum = 0.0;
     for (var j = 0u; j < EPT; j = j + 1u) {
       let e = lid + j * WG;
@@ -88,7 +52,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         sum = sum + score[e];
       }
     }
-    sum = reduce_all(sum, 1u, lid);
+    sum = wg_sum(sum, lid);
     for (var j = 0u; j < EPT; j = j + 1u) {
       let e = lid + j * WG;
       if (e < E) { score[e] = score[e] / sum; }
@@ -132,7 +96,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var taken = 0u;   // bit j: this invocation's expert lid + j * WG is taken (EPT <= 32)
   for (var r = 0u; r < K; r = r + 1u) {
     var bv = 0.0;
-    var bi = E;
+    var bi = NONE;
     for (var j = 0u; j < EPT; j = j + 1u) {
       let e = lid + j * WG;
       if (e < E && (keep & (1u << (e / GROUP_SIZE))) != 0u && (taken & (1u << j)) == 0u && beats(choice(e), e, bv, bi)) {
@@ -140,8 +104,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         bi = e;
       }
     }
-    let win = argmax_all(bv, bi, lid);
-    if (win % WG == lid) { taken = taken | (1u << (win / WG)); }
+    let win = wg_argmax(bv, bi, lid);
+    if (win != NONE && win % WG == lid) { taken = taken | (1u << (win / WG)); }
     if (lid == 0u) { picked[r] = win; }
   }
 

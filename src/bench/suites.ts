@@ -36,13 +36,35 @@ export interface BenchSuite {
 
 export const SUITES: BenchSuite[] = [mlaSuite, gemmSuite, moeSuite, decodeSuite];
 
-export const BENCH_HEADER = '| case | time | GB/s | TFLOP/s | % of ceiling | note |\n|---|---|---|---|---|---|';
-
-export function benchRowLine(r: BenchRow): string {
-  const f = (v: number | undefined) => (v === undefined ? '' : v.toPrecision(4));
-  const pct = r.pct === undefined ? '' : `${r.pct.toFixed(1)}% of ${r.ceiling}`;
-  return `| ${r.name} | ${r.ms.toFixed(4)} ms | ${f(r.gbs)} | ${f(r.tflops)} | ${pct} | ${r.note ?? ''} |`;
+// The two tables a bench run shows, as columns and cells: the CLI prints them as markdown, the page as HTML.
+export interface TableColumn<T> {
+  title: string;
+  /** Numbers are right-aligned on the page. */
+  numeric?: boolean;
+  cell(r: T): string;
 }
+
+const num4 = (v: number | undefined) => (v === undefined ? '' : v.toPrecision(4));
+
+export const CEILING_COLUMNS: TableColumn<Ceiling>[] = [
+  { title: 'ceiling', cell: (c) => c.name },
+  { title: 'value', numeric: true, cell: (c) => `${c.value.toPrecision(4)} ${c.unit}` },
+  { title: 'median time', numeric: true, cell: (c) => `${c.medianMs.toFixed(3)} ms` },
+  { title: 'problem', cell: (c) => c.problem },
+  { title: 'timing', cell: (c) => c.method },
+];
+
+export const BENCH_COLUMNS: TableColumn<BenchRow>[] = [
+  { title: 'case', cell: (r) => r.name },
+  { title: 'time', numeric: true, cell: (r) => `${r.ms.toFixed(4)} ms` },
+  { title: 'GB/s', numeric: true, cell: (r) => num4(r.gbs) },
+  { title: 'TFLOP/s', numeric: true, cell: (r) => num4(r.tflops) },
+  { title: '% of ceiling', cell: (r) => (r.pct === undefined ? '' : `${r.pct.toFixed(1)}% of ${r.ceiling}`) },
+  { title: 'note', cell: (r) => r.note ?? '' },
+];
+
+export const markdownHeader = <T>(cols: TableColumn<T>[]): string => `| ${cols.map((c) => c.title).join(' | ')} |\n|${cols.map(() => '---|').join('')}`;
+export const markdownRow = <T>(cols: TableColumn<T>[], r: T): string => `| ${cols.map((c) => c.cell(r)).join(' | ')} |`;
 
 export interface BenchReport {
   device: string;

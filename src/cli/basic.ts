@@ -1,6 +1,5 @@
 // device, bench, cast, demo.
-import type { Ceiling } from '../bench/ceilings.ts';
-import { BENCH_HEADER, SUITES, benchRowLine, runBench } from '../bench/suites.ts';
+import { BENCH_COLUMNS, CEILING_COLUMNS, SUITES, markdownHeader, markdownRow, runBench } from '../bench/suites.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
@@ -9,14 +8,6 @@ import { timeLaunch } from '../jit/timing.ts';
 import { Profiler } from '../jit/profiler.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
 import { num, out, type Command, type Values } from './command.ts';
-
-function ceilingTable(rows: Ceiling[]): string {
-  const lines = ['| ceiling | value | median time | problem | timing |', '|---|---|---|---|---|'];
-  for (const c of rows) {
-    lines.push(`| ${c.name} | ${c.value.toPrecision(4)} ${c.unit} | ${c.medianMs.toFixed(3)} ms | ${c.problem} | ${c.method} |`);
-  }
-  return lines.join('\n');
-}
 
 async function bench(ctx: GpuContext, values: Values): Promise<void> {
   const suites = SUITES.filter((s) => values[s.flag] === true);
@@ -32,9 +23,9 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
     tune: values.tune === true,
     suites,
     profiler,
-    onCeilings: (c) => text && out(ceilingTable(c)),
-    onSuite: (s) => text && out(`\n## ${s.describe}\n\n${BENCH_HEADER}`),
-    onRow: (r) => text && out(benchRowLine(r)),
+    onCeilings: (cs) => text && out([markdownHeader(CEILING_COLUMNS), ...cs.map((c) => markdownRow(CEILING_COLUMNS, c))].join('\n')),
+    onSuite: (s) => text && out(`\n## ${s.describe}\n\n${markdownHeader(BENCH_COLUMNS)}`),
+    onRow: (r) => text && out(markdownRow(BENCH_COLUMNS, r)),
   });
   if (values.json) out(JSON.stringify(report, null, 1));
   if (profiler) {

@@ -1,9 +1,10 @@
 // `deepwgsl eplb`: an expert placement plan from saved load counters. Pure CPU, no GPU needed.
 import { readFile } from 'node:fs/promises';
-import { imbalance, naiveGpuLoads, planGpuLoads, rebalanceExperts } from '../eplb/eplb.ts';
+import { eplbPolicy, imbalance, naiveGpuLoads, planGpuLoads, rebalanceExperts } from '../eplb/eplb.ts';
+import { parseExpertLoad } from '../kernels/moe/counters.ts';
 import { num, out, type Command, type Values } from './command.ts';
 
-/** Parses the load counters file: `{ "layers": [[tokens per logical expert], ...] }`. */
+/** Parses the load counters file (`{ "layers": [[tokens per logical expert], ...] }`, as ExpertLoadCounters writes it). */
 export function parseLoads(text: string, where = 'load file'): number[][] {
   let data: unknown;
   try {
@@ -11,11 +12,11 @@ export function parseLoads(text: string, where = 'load file'): number[][] {
   } catch (e) {
     throw new Error(`${where}: not JSON (${(e as Error).message})`);
   }
-  const layers = (data as { layers?: unknown } | null)?.layers;
-  if (!Array.isArray(layers) || !layers.every((l) => Array.isArray(l) && l.every((v) => typeof v === 'number'))) {
-    throw new Error(`${where}: expected { "layers": [[tokens per logical expert], ...] } (numbers), got ${JSON.stringify(data)?.slice(0, 80)}`);
+  try {
+    return parseExpertLoad(data).layers;
+  } catch (e) {
+    throw new Error(`${where}: ${(e as Error).message}`);
   }
-  return layers as number[][];
 }
 
 export interface EplbReport {
@@ -40,7 +41,7 @@ export function eplbReport(weight: number[][], replicas: number, groups: number,
   const after = planGpuLoads(weight, plan, gpus);
   return {
     replicas, groups, nodes, gpus,
-    policy: groups % nodes === 0 ? 'hierarchical' : 'global',
+    policy: eplbPolicy(groups, nodes),
     ...plan,
     before,
     after,

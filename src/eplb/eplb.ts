@@ -138,6 +138,11 @@ function checkCount(name: string, v: number): void {
  * numGroups; otherwise the global policy (numGroups and numNodes ignored, as upstream).
  * @param weight [layers][logicalExperts] load of each expert (e.g. tokens routed to it), >= 0.
  */
+/** As upstream: hierarchical balancing where expert groups divide evenly over nodes, global otherwise. */
+export function eplbPolicy(numGroups: number, numNodes: number): 'hierarchical' | 'global' {
+  return numGroups % numNodes === 0 ? 'hierarchical' : 'global';
+}
+
 export function rebalanceExperts(weight: number[][], numReplicas: number, numGroups: number, numNodes: number, numGpus: number): EplbPlan {
   checkCount('numReplicas', numReplicas);
   checkCount('numGroups', numGroups);
@@ -156,7 +161,7 @@ export function rebalanceExperts(weight: number[][], numReplicas: number, numGro
   });
   if (numReplicas % numGpus) fail(WHERE, 'numReplicas', `a multiple of numGpus (${numGpus})`, numReplicas);
   if (numReplicas < numLog) fail(WHERE, 'numReplicas', `at least the number of logical experts (${numLog})`, numReplicas);
-  const hierarchical = numGroups % numNodes === 0;
+  const hierarchical = eplbPolicy(numGroups, numNodes) === 'hierarchical';
   if (hierarchical) {
     if (numLog % numGroups) fail(WHERE, 'numGroups', `a divisor of the number of logical experts (${numLog})`, numGroups);
     if (numGpus % numNodes) fail(WHERE, 'numGpus', `a multiple of numNodes (${numNodes})`, numGpus);

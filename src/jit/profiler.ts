@@ -6,7 +6,7 @@
 // It lives in src/jit (not src/gpu) because it speaks in Launches.
 import type { GpuContext } from '../gpu/context.ts';
 import type { Launch, LaunchInfo } from './launch.ts';
-import { attachTimingSink, PassTimestamps, type Interval, type TimingMethod, type TimingSink } from './timing.ts';
+import { attachTimingSink, intervalMs, PassTimestamps, type Interval, type TimingMethod, type TimingSink } from './timing.ts';
 
 export interface ProfileEvent {
   name: string;
@@ -75,7 +75,7 @@ export class Profiler implements TimingSink {
     const start = t.method === 'timestamp' ? t.startNs : t.startMs;
     this.base ??= start;
     const sinceBase = t.method === 'timestamp' ? Number(t.startNs - (this.base as bigint)) / 1e3 : (t.startMs - (this.base as number)) * 1e3;
-    const durUs = t.method === 'timestamp' ? Number(t.endNs - t.startNs) / 1e3 : (t.endMs - t.startMs) * 1e3;
+    const durUs = intervalMs(t) * 1e3;
     const e = { name: info.kernel, category, startUs: sinceBase, durUs, bytes: info.bytes, flops: info.flops, config: info.config };
     this.events.push(e);
     return e;

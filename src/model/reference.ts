@@ -4,7 +4,9 @@
 // the absorbed form (W_UK folded into the query, W_UV applied after attention, as the GPU decode
 // does); both must give the same logits. It pins every architectural detail the GPU path copies:
 // rope pairing and YaRN frequencies/mscale, the softmax scale, routing, shared experts.
-import { mlpRef, routeTopkRef, type RouteConfig } from '../kernels/moe/reference.ts';
+import { perTokenCastToFp8 } from '../formats/casts.ts';
+import { decodeE4M3 } from '../formats/fp8.ts';
+import { routeTopkRef, type RouteConfig } from '../kernels/moe/reference.ts';
 import { argmaxRef, rmsNormRef } from '../kernels/nn/reference.ts';
 import { isMoeLayer, ropeAttentionFactor, ropeInvFreq, type ModelConfig } from './config.ts';
 import { readWeightF64, type Checkpoint } from './checkpoint.ts';
@@ -69,6 +71,17 @@ export function routeConfigOf(c: ModelConfig): RouteConfig {
 export interface RefOptions {
   /** Absorbed MLA (the decode form) instead of decompressing keys and values. */
   absorbed?: boolean;
+  /**
+   * FP8 activations: the input of each linear whose weight name this accepts goes through the 1x128
+   * e4m3 cast first (perTokenCastToFp8, then dequantised), as the GPU's `activations: 'fp8'` does.
+   */
+  fp8Input?: (weight: string) => boolean;
+}
+
+/** x as the FP8 GEMMs see it after the 1x128 cast: e4m3(x / scale) * scale per group of 128. */
+export function fp8RoundTrip(x: ArrayLike<number>): Float64Array {
+  const { q, scales } = perTokenCastToFp8(Float32Array.from(x), 1, x.length);
+  return Float64Array.from(q, (b, i) => decodeE4M3(b) * scales[i >> 7]);
 }
 
 /** One sequence's state: per layer the cached latent kv [t, kvLora] and roped key part [t, rope]. */
@@ -93,6 +106,11 @@ export class ReferenceModel {
     return this.ckv[0].length;
   }
 
+  /** y = W x for the weight `name` [n, k], with the FP8 input cast where opts.fp8Input asks for it. */
+  private linear(name: string, x: Float64Array, n: number, k: number): Float64Array {
+    return linear(this.w(name), this.opts.fp8Input?.(name) ? fp8RoundTrip(x) : x, n, k);
+  }
+
   private w(name: string): Float64Array {
     const v = this.weights.get(name);
     if (!v) throw new Error(`ReferenceModel: no weight '${name}'`);
@@ -115,11 +133,14 @@ export class ReferenceModel {
       x = x.map((v, i) => v + m[i]);
     }
     const xn = rmsNormRef(x, this.w('model.norm.weight'), c.rmsNormEps);
-    return linear(this.w(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight'), xn, c.vocabSize, H);
+    return this.linear(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight', xn, c.vocabSize, H);
   }
 
   private mlp(p: string, x: Float64Array, inter: number): Float64Array {
-    return mlpRef(x, this.w(`${p}.gate_proj.weight`), this.w(`${p}.up_proj.weight`), this.w(`${p}.down_proj.weight`), this.config.hiddenSize, inter);
+    const H = this.config.hiddenSize;
+    const g = this.linear(`${p}.gate_proj.weight`, x, inter, H);
+    const u = this.linear(`${p}.up_proj.weight`, x, inter, H);
+    return this.linear(`${p}.down_proj.weight`, g.map((v, i) => (v / (1 + Math.exp(-v))) * u[i]), H, inter);
   }
 
   private moe(p: string, x: Float64Array): Float64Array {
@@ -142,10 +163,10 @@ export class ReferenceModel {
     const dq = dn + dr;
     const q =
       c.qLoraRank === null
-        ? linear(this.w(`${p}.q_proj.weight`), x, nh * dq, H)
-        : linear(this.w(`${p}.q_b_proj.weight`), rmsNormRef(linear(this.w(`${p}.q_a_proj.weight`), x, c.qLoraRank, H), this.w(`${p}.q_a_layernorm.weight`), c.rmsNormEps), nh * dq, c.qLoraRank);
+        ? this.linear(`${p}.q_proj.weight`, x, nh * dq, H)
+        : this.linear(`${p}.q_b_proj.weight`, rmsNormRef(this.linear(`${p}.q_a_proj.weight`, x, c.qLoraRank, H), this.w(`${p}.q_a_layernorm.weight`), c.rmsNormEps), nh * dq, c.qLoraRank);
     for (let h = 0; h < nh; h++) ropeTransformers(q, h * dq + dn, dr, cs, c.ropeInterleave);
-    const kv = linear(this.w(`${p}.kv_a_proj_with_mqa.weight`), x, kvr + dr, H);
+    const kv = this.linear(`${p}.kv_a_proj_with_mqa.weight`, x, kvr + dr, H);
     ropeTransformers(kv, kvr, dr, cs, c.ropeInterleave);
     this.ckv[l].push(Array.from(rmsNormRef(kv.subarray(0, kvr), this.w(`${p}.kv_a_layernorm.weight`), c.rmsNormEps)));
     this.kpe[l].push(Array.from(kv.subarray(kvr)));
@@ -185,7 +206,7 @@ export class ReferenceModel {
         }
       }
     }
-    return linear(this.w(`${p}.o_proj.weight`), o, H, nh * dv);
+    return this.linear(`${p}.o_proj.weight`, o, H, nh * dv);
   }
 }
 

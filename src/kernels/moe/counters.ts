@@ -47,7 +47,7 @@ export class ExpertLoadCounters {
   }
 }
 
-/** Validates a parsed counts file: `{ layers: number[][] }`, rows of equal length, counts >= 0. */
+/** Validates a parsed counts file: `{ layers: number[][] }`, rows of equal length, loads >= 0 (averaged loads need not be integers). */
 export function parseExpertLoad(json: unknown, numExperts?: number): ExpertLoadJson {
   const where = 'parseExpertLoad';
   const layers = (json as ExpertLoadJson | null)?.layers;
@@ -56,7 +56,7 @@ export function parseExpertLoad(json: unknown, numExperts?: number): ExpertLoadJ
   layers.forEach((row, l) => {
     if (!Array.isArray(row) || row.length !== width) fail(where, `layers[${l}] length`, `${width} (one count per expert)`, Array.isArray(row) ? row.length : typeof row);
     row.forEach((v, e) => {
-      if (!Number.isInteger(v) || v < 0) fail(where, `layers[${l}][${e}]`, 'a non-negative integer', v);
+      if (typeof v !== 'number' || !Number.isFinite(v) || v < 0) fail(where, `layers[${l}][${e}]`, 'a finite non-negative number', v);
     });
   });
   return { layers };

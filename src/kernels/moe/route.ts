@@ -6,6 +6,8 @@ import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
+import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
+import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
 import routeTemplate from '../../../shaders/moe/route_topk.wgsl';
 import { checkRouteConfig, type RouteConfig } from './reference.ts';
 
@@ -80,6 +82,10 @@ export async function planRouteTopk(
     kernel: 'moe.routeTopk',
     config: consts,
     template: { file: 'moe/route_topk.wgsl', code: routeTemplate },
+    helpers: [
+      { file: 'common/wg_reduce.wgsl', code: wgReduce },
+      { file: 'common/wg_argmax.wgsl', code: wgArgmax },
+    ],
     consts,
     structs: { Params: RouteParams },
   };

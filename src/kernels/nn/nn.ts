@@ -9,7 +9,8 @@ import { createTensor, expectTensor, uploadTensor, type Tensor } from '../../gpu
 import type { WgslConst, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
-import wgSum from '../../../shaders/common/wg_sum.wgsl';
+import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
+import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
 import addTemplate from '../../../shaders/nn/add.wgsl';
 import argmaxTemplate from '../../../shaders/nn/argmax.wgsl';
 import embeddingTemplate from '../../../shaders/nn/embedding.wgsl';
@@ -136,7 +137,7 @@ export async function planRmsNorm(ctx: GpuContext, x: Tensor, w: Tensor, opts: R
     file: 'rms_norm.wgsl',
     code: rmsNormTemplate,
     helpers: [
-      { file: 'common/wg_sum.wgsl', code: wgSum },
+      { file: 'common/wg_reduce.wgsl', code: wgReduce },
       opts.inPlace ? { file: 'nn/rms_store_inplace.wgsl', code: rmsStoreInplace } : { file: 'nn/rms_store_out.wgsl', code: rmsStoreOut },
     ],
     consts: { WG: ROW_WG, IN_PLACE: opts.inPlace === true },
@@ -312,6 +313,7 @@ export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tenso
     name: 'argmax',
     file: 'argmax.wgsl',
     code: argmaxTemplate,
+    helpers: [{ file: 'common/wg_argmax.wgsl', code: wgArgmax }],
     consts: { WG: ROW_WG },
     params: ArgmaxParams,
     values: { rows, n },
