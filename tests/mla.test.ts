@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { BlockAllocator, INVALID_BLOCK } from '../src/kernels/mla/allocator.ts';
 import { decodeKvRow, encodeKvRow, fp8TileScale, kvLayout } from '../src/kernels/mla/kvformat.ts';
 import { mlaReference } from '../src/kernels/mla/reference.ts';
-import { scheduleSplits } from '../src/kernels/mla/schedule.ts';
+import { maxScheduleItems, scheduleSplits } from '../src/kernels/mla/schedule.ts';
 
 describe('scheduleSplits', () => {
   const lengths = [4096, 0, 100, 32768, 1, 640, 0, 9000];
@@ -38,6 +38,25 @@ describe('scheduleSplits', () => {
     // A long sequence is split, short ones are not.
     expect(s.items.filter((w) => w.batch === 3).length).toBeGreaterThan(10);
     expect(s.items.filter((w) => w.batch === 4).length).toBe(1);
+  });
+
+  it('maxScheduleItems bounds the pieces of any seqlens up to the maximum (what a replayable schedule sizes its grid by)', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    let tight = 0;
+    for (let trial = 0; trial < 2000; trial++) {
+      const b = 1 + Math.floor(rnd() * 12);
+      const blockSize = [1, 4, 16, 64][Math.floor(rnd() * 4)];
+      const maxLen = Math.floor(rnd() * 3000);
+      const parts = 1 + Math.floor(rnd() * 200);
+      const lens = Array.from({ length: b }, () => (rnd() < 0.2 ? maxLen : Math.floor(rnd() * (maxLen + 1))));
+      const n = scheduleSplits(lens, blockSize, parts).items.length;
+      const bound = maxScheduleItems(b, maxLen, blockSize, parts);
+      expect(n).toBeLessThanOrEqual(bound);
+      if (n === bound) tight++;
+    }
+    // The bound is reached, not just safe.
+    expect(tight).toBeGreaterThan(0);
   });
 
   it('one part keeps every sequence whole; combineAll sends all through scratch', () => {

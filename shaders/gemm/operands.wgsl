@@ -4,7 +4,7 @@
 // e4m3 takes a cheap route: each byte's bits, moved into an f16 (sign to bit 15, the 7 magnitude
 // bits to bits 7..13), are the same number times 2^-8, subnormals included (they land on f16
 // subnormals); two bytes convert per unpack2x16float. The 2^-8 of each operand is given back
-// through the scales (scales_fp8.wgsl multiplies each by 256). Values come out in the order
+// through the scales (scale_a.wgsl and scale_b.wgsl multiply each by 256). Values come out in the order
 // (b0, b2, b1, b3): when A and B are both e4m3 they share that order, so dot products and sums over
 // k are unchanged (E4M3_PAIRED); an e4m3 operand beside a 16/32-bit one is put back in k order.
 
@@ -14,19 +14,37 @@ fn e4m3x4_nan_path(w: u32) -> vec4<f32> {
   return vec4<f32>(d.x, d.z, d.y, d.w);
 }
 
+// True when any byte of any word is a NaN code (0x7f or 0xff): a zero byte of ~w & 0x7f7f7f7f.
+fn e4m3_has_nan(w: vec4<u32>) -> bool {
+  let t = ~w & vec4<u32>(0x7f7f7f7fu);
+  return any(((t - vec4<u32>(0x01010101u)) & ~t & vec4<u32>(0x80808080u)) != vec4<u32>(0u));
+}
+
+// The f16 route without the NaN check. Each 16-bit half of x holds a byte shifted left by 7: its
+// magnitude lands on bits 7..13 and its sign on bit 14; adding bit 14 to itself carries it to 15.
+fn e4m3x4_fast(w: u32) -> vec4<f32> {
+  let x = (w & 0x00ff00ffu) << 7u;
+  let y = (w >> 1u) & 0x7f807f80u;
+  return vec4<f32>(unpack2x16float(x + (x & 0x40004000u)), unpack2x16float(y + (y & 0x40004000u)));
+}
+
 fn e4m3x4_scaled(w: u32) -> vec4<f32> {
-  let t = (w & 0x7f7f7f7fu) ^ 0x7f7f7f7fu;
-  if (((t - 0x01010101u) & ~t & 0x80808080u) != 0u) { return e4m3x4_nan_path(w); }
-  let lo = w & 0x00ff00ffu;
-  let hi = (w >> 8u) & 0x00ff00ffu;
-  let h_lo = ((lo & 0x007f007fu) << 7u) | ((lo & 0x00800080u) << 8u);
-  let h_hi = ((hi & 0x007f007fu) << 7u) | ((hi & 0x00800080u) << 8u);
-  return vec4<f32>(unpack2x16float(h_lo), unpack2x16float(h_hi));
+  if (e4m3_has_nan(vec4<u32>(w))) { return e4m3x4_nan_path(w); }
+  return e4m3x4_fast(w);
 }
 
 // One e4m3 word in the order the other operand uses (see above).
 fn e4m3x4_paired(w: u32) -> vec4<f32> {
   let v = e4m3x4_scaled(w);
+  if (E4M3_PAIRED) { return v; }
+  return v.xzyw;
+}
+
+// One e4m3 word in the order the other operand uses, `nan` saying whether its 16-byte load held a
+// NaN code (e4m3_has_nan, checked once for four words).
+fn e4m3x4_checked(w: u32, nan: bool) -> vec4<f32> {
+  if (nan) { return e4m3x4_paired(w); }
+  let v = e4m3x4_fast(w);
   if (E4M3_PAIRED) { return v; }
   return v.xzyw;
 }

@@ -1,19 +1,23 @@
 // `deepwgsl bench --decode`: decode tokens/s of a DeepSeek-V2-Lite-shaped model (synthetic FP8
 // checkpoint, or DEEPWGSL_DECODE_MODEL=DIR) at batch 1 and 8, each beside its floor: the weight
 // bytes one step must read (everything but unused routed experts, at their GPU dtypes) over the
-// measured stream-read bandwidth. Node and Deno only (the checkpoint is written to disk): in a
+// measured stream-read bandwidth. Steps are replayed plans; each row splits the wall time into GPU
+// (the step pass's timestamps) and host, and the top kernels of a profiled step follow it. Node and Deno only (the checkpoint is written to disk): in a
 // browser it reports that and returns.
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
-import { Decoder } from '../model/decode.ts';
+import { Decoder, type StepTiming } from '../model/decode.ts';
+import { Profiler } from '../jit/profiler.ts';
 import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
 import { activeShare } from '../model/describe.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
 import { envVar, runtime } from '../gpu/env.ts';
-import type { BenchRow, BenchSuite } from './suites.ts';
+import type { BenchSuite } from './suites.ts';
 
 const BATCHES = [1, 8];
+/** Rows of the per-kernel breakdown per batch size. */
+const TOP_KERNELS = 10;
 const PROMPT = 16;
 
 /** Bytes a decode step of `batch` tokens reads: routed experts by the expected number of distinct ones picked. */
@@ -56,29 +60,33 @@ export const decodeSuite: BenchSuite = {
     const weights = await loadWeights(ctx, ck);
     const loadS = (performance.now() - t0) / 1e3;
     const steps = Math.max(3, Math.min(opts.iters, 32));
-    const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...BATCHES) });
+    // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
+    const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
+    const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...BATCHES), ...(submits && { submits: Number(submits) }) });
+    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
     try {
       for (const batch of BATCHES) {
         const seqs = Array.from({ length: batch }, (_, i) => i);
         const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;
-        // The prompt, then one untimed step (pipelines compiled), then the timed steps.
-        for (let t = 0; t <= PROMPT; t++) await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, t) })));
-        const times: number[] = [];
+        // Each prompt in one forward, then one untimed step (the batch shape planned), then the timed steps (replayed).
+        for (const seq of seqs) await dec.prefill(seq, Array.from({ length: PROMPT }, (_, t) => tok(seq, t)));
+        await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT) })));
+        const timings: StepTiming[] = [];
         let logits: Float32Array[] = [];
         for (let t = 0; t < steps; t++) {
-          const s0 = performance.now();
           logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT + 1 + t) })));
-          times.push(performance.now() - s0);
+          timings.push(dec.lastTiming!);
         }
         // Random weights drawn like a trained model's keep logits finite and of order 1 over all layers.
         const rms = Math.sqrt(logits[0].reduce((a, v) => a + v * v, 0) / logits[0].length);
         if (!Number.isFinite(rms)) throw new Error(`bench --decode: ${name} gave non-finite logits`);
-        for (const seq of seqs) dec.release(seq);
-        times.sort((a, b) => a - b);
-        const ms = times[times.length >> 1];
+        const ms = median(timings.map((t) => t.wallMs));
+        const gpuMs = timings.every((t) => t.gpuMs !== undefined) ? median(timings.map((t) => t.gpuMs!)) : undefined;
+        const encodeMs = median(timings.map((t) => t.encodeMs));
         const bytes = activeWeightBytes(ck, batch);
         const floorMs = bw ? (bytes / (bw * 1e9)) * 1e3 : undefined;
-        const row: BenchRow = {
+        const perTok = (v: number) => `${(v / batch).toFixed(3)} ms/token`;
+        emit({
           suite: 'decode',
           name: `${name} decode, batch ${batch}`,
           ms,
@@ -88,9 +96,33 @@ export const decodeSuite: BenchSuite = {
           note:
             `${((batch * 1e3) / ms).toFixed(1)} tokens/s` +
             (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
-            `; median of ${steps} steps, wall time with logits read back; logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
-        };
-        emit(row);
+            (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
+            `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits); median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
+        });
+        // Per kernel: the step's launches again, each in its own timed pass, summed by what they do.
+        const planned = dec.launchesOf(batch)!;
+        const events = await new Profiler(ctx).profile([...planned.launches], `decode batch ${batch}`);
+        const byLabel = new Map<string, { us: number; bytes: number; n: number }>();
+        events.forEach((e, i) => {
+          const k = planned.labels[i];
+          const v = byLabel.get(k) ?? { us: 0, bytes: 0, n: 0 };
+          byLabel.set(k, { us: v.us + e.durUs, bytes: v.bytes + e.bytes, n: v.n + 1 });
+        });
+        const total = events.reduce((a, e) => a + e.durUs, 0);
+        const top = [...byLabel.entries()].sort((x, y) => y[1].us - x[1].us).slice(0, TOP_KERNELS);
+        for (const [label, v] of top) {
+          const gbs = v.bytes / v.us / 1e3;
+          emit({
+            suite: 'decode',
+            name: `batch ${batch}: ${label} (x${v.n})`,
+            ms: v.us / 1e3,
+            gbs: v.bytes ? gbs : undefined,
+            pct: v.bytes && bw ? (100 * gbs) / bw : undefined,
+            ceiling: 'stream-read',
+            note: `${((100 * v.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (one pass per launch, ${events.length} launches per step)`,
+          });
+        }
+        for (const seq of seqs) dec.release(seq);
       }
     } finally {
       dec.destroy();

@@ -3,7 +3,7 @@ import { openCheckpoint } from '../model/checkpoint.ts';
 import { activeParams, describeArch } from '../model/describe.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
-import { generate, parseTokenIds } from '../model/generate.ts';
+import { generate, parseTokenIds, type PhaseTiming } from '../model/generate.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource, readText } from '../model/source.ts';
@@ -79,6 +79,21 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
   }
 }
 
+/** Per-token times of a generate phase: wall, GPU (timestamps) and host (the rest: writes, encoding, submit, waits, read-back), planning apart (once per batch shape). */
+function perToken(t: PhaseTiming) {
+  const per = (ms: number) => (t.tokens ? ms / t.tokens : 0);
+  const replayed = t.wallMs - t.planMs;
+  return {
+    forwards: t.forwards,
+    tokens: t.tokens,
+    planMs: t.planMs,
+    tokensPerS: replayed > 0 ? (t.tokens * 1e3) / replayed : 0,
+    wallMsPerToken: per(replayed),
+    gpuMsPerToken: t.gpuMs === undefined ? undefined : per(t.gpuMs),
+    hostMsPerToken: t.gpuMs === undefined ? undefined : per(replayed - t.gpuMs),
+  };
+}
+
 async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
   if (values.prompt !== undefined && values.tokens !== undefined) throw new Error('deepwgsl generate: give --prompt TEXT or --tokens IDS, not both');
   const src = dirSource(modelDir(values, 'generate'));
@@ -108,9 +123,15 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
       ...sampling,
     });
     const texts = tokenizer && r.ids.map((ids) => tokenizer.decode(ids));
-    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids, ...(texts && { text: prompts.length === 1 ? texts[0] : texts }) }));
+    const timing = { prefill: perToken(r.prefill), decode: perToken(r.decode) };
+    if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids, ...(texts && { text: prompts.length === 1 ? texts[0] : texts }), timing }));
     r.ids.forEach((ids, i) => out(`${prompts.length > 1 ? `[${i}] ` : ''}${ids.join(' ')}${texts ? `\n${JSON.stringify(texts[i])}` : ''}`));
-    out(`${r.tokens} tokens in ${r.steps} steps, ${(r.ms / 1e3).toFixed(2)} s: ${((r.steps * 1e3) / r.ms).toFixed(1)} steps/s, ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s (steps planned as they run: no replay yet)`);
+    out(`${r.tokens} tokens in ${r.steps} forwards, ${(r.ms / 1e3).toFixed(2)} s: ${((r.tokens * 1e3) / r.ms).toFixed(1)} tokens/s`);
+    for (const [phase, t] of Object.entries(timing)) {
+      if (!t.tokens) continue;
+      const gpu = t.gpuMsPerToken === undefined ? 'GPU time unknown (no timestamp queries)' : `GPU ${t.gpuMsPerToken.toFixed(3)} ms/token, host ${t.hostMsPerToken!.toFixed(3)} ms/token`;
+      out(`${phase}: ${t.tokens} tokens in ${t.forwards} forwards, ${t.tokensPerS.toFixed(1)} tokens/s, wall ${t.wallMsPerToken.toFixed(3)} ms/token; ${gpu} (planning apart: ${t.planMs.toFixed(0)} ms)`);
+    }
   } finally {
     dec.destroy();
     weights.destroy();

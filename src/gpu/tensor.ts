@@ -208,3 +208,15 @@ export function expectTensor(where: string, arg: string, t: unknown, spec: Tenso
   }
   return t;
 }
+
+// One-word buffers for bindings a kernel variant never touches (the layout wants every binding).
+// Several per context: two writable bindings of one pass may not alias.
+const UNUSED = new WeakMap<object, Tensor[]>();
+
+/** The `index`-th per-context placeholder word (i32, contents unspecified): bind it where nothing is read or written. */
+export function unusedTensor(ctx: GpuContext, index = 0): Tensor {
+  let list = UNUSED.get(ctx);
+  if (!list) UNUSED.set(ctx, (list = []));
+  while (list.length <= index) list.push(createTensor(ctx, [1], 'i32', 'unused'));
+  return list[index];
+}

@@ -4,6 +4,7 @@
 import type { AnyWgslData } from 'typegpu/data';
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError } from '../gpu/errors.ts';
+import type { KernelModule } from './compose.ts';
 
 export interface Dispatch {
   pipeline: GPUComputePipeline;
@@ -25,7 +26,14 @@ export class Launch {
     readonly ctx: GpuContext,
     readonly dispatches: readonly Dispatch[],
     readonly info: LaunchInfo,
+    /** Buffers made for this launch alone (its uniforms): freed by destroy(). */
+    private readonly owned: GPUBuffer[] = [],
   ) {}
+
+  /** Frees the buffers this launch owns; the tensors it binds belong to its caller. */
+  destroy(): void {
+    for (const b of this.owned) b.destroy();
+  }
 
   /** Records the dispatches into a pass; dispatches in one pass see each other's writes in order. */
   encode(pass: GPUComputePassEncoder): void {
@@ -49,6 +57,15 @@ export class Launch {
     this.submit();
     await this.ctx.sync();
   }
+}
+
+/** Encodes the launches in order into one compute pass and submits it (one submit for a whole step). */
+export function encodeLaunches(ctx: GpuContext, launches: readonly Launch[], label: string): void {
+  const enc = ctx.device.createCommandEncoder({ label });
+  const pass = enc.beginComputePass({ label });
+  for (const l of launches) l.encode(pass);
+  pass.end();
+  ctx.device.queue.submit([enc.finish()]);
 }
 
 /** Splits a workgroup count over x and y when it exceeds the per-dimension limit; kernels rebuild the flat id. */
@@ -90,4 +107,27 @@ export function bindGroup(
     if (r) entries.push({ binding, resource: 'buffer' in r ? r : { buffer: r } });
   });
   return ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+}
+
+/** One kernel call to plan: its module, uniform struct and values, storage bindings, workgroup count, cost. */
+export interface KernelSpec {
+  module: KernelModule;
+  /** The uniform struct at binding 0; a `grid_x` field gets the grid's x size (kernels rebuild flat ids from it). */
+  params: AnyWgslData;
+  values: Record<string, number>;
+  /** Bindings after the params uniform, in binding order (holes: bindings the module does not declare). */
+  bindings: readonly (GPUBufferBinding | undefined)[];
+  /** Workgroups in all, split over x and y past the per-dimension limit. */
+  workgroups: number;
+  bytes: number;
+  flops: number;
+}
+
+/** Compiles (cached), sizes the grid, writes the uniform and binds: the Launch owns its uniform buffer. */
+export async function planKernel(ctx: GpuContext, k: KernelSpec): Promise<Launch> {
+  const pipeline = await ctx.pipelines.get(k.module);
+  const g = grid(ctx, k.workgroups);
+  const params = paramsBuffer(ctx, k.params, { ...k.values, grid_x: g[0] });
+  const bg = bindGroup(ctx, pipeline, [params, ...k.bindings]);
+  return new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: k.module.kernel, config: k.module.config, bytes: k.bytes, flops: k.flops }, [params]);
 }

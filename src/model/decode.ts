@@ -4,17 +4,19 @@
 //   kv_a_proj_with_mqa -> rope on k's rope part, kv_a_layernorm in place -> appendKvcache
 //   W_UK absorbed into q -> flashMlaWithKvcache (d = kv_lora_rank + rope, dv = kv_lora_rank) -> W_UV -> o_proj
 //   residual add, RMSNorm, dense MLP or moeLayer, residual add
-// then the final norm and lm_head. This first version plans each step as it runs (no replay yet).
+// then the final norm and lm_head. A forward of one batch shape (entries x tokens per entry) is
+// planned once into Launches over tensors made once (StepPlan) and replayed: each step writes only
+// the token ids, positions, cache slots, block table, seqlens and MLA's split schedule.
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
-import { createTensor, readTensor, Tensor, uploadTensor } from '../gpu/tensor.ts';
-import type { Launch } from '../jit/launch.ts';
+import { createTensor, Tensor } from '../gpu/tensor.ts';
+import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
 import { planAppendKvcache } from '../kernels/mla/append.ts';
-import { getMlaMetadata, planFlashMla } from '../kernels/mla/mla.ts';
-import { moeLayer, type MlpWeights, type MoeLayerWeights } from '../kernels/moe/layer.ts';
+import { getMlaMetadata, planFlashMla, type MlaSchedMeta } from '../kernels/mla/mla.ts';
+import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights } from '../kernels/moe/layer.ts';
 import {
   planAddInto,
   planDequant,
@@ -48,6 +50,8 @@ export interface DecoderOptions {
    * DeepSeek's inference does (routed experts too, where their intermediate size is a multiple of 128).
    */
   activations?: 'f32' | 'fp8';
+  /** Submits per step (default 8): the GPU runs the first part of a step while the host encodes the rest. */
+  submits?: number;
 }
 
 
@@ -116,7 +120,6 @@ export class Decoder {
   readonly kcache: Tensor[];
   readonly ropeTable: Tensor;
   readonly maxSeqLen: number;
-  private readonly ones = new Map<string, Tensor>();
   private readonly owned: Tensor[] = [];
 
   private constructor(
@@ -136,12 +139,12 @@ export class Decoder {
     this.owned.push(...this.kcache, this.ropeTable);
   }
 
-  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer, in f32). */
+  /** Prepares per-layer weights (routed and shared experts stacked for moeLayer: FP8 stays FP8, where the block scales allow; else f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
-    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', ...opts };
+    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
-    for (const k of ['maxSeqLen', 'maxBatch', 'blockSize'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
+    for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
     const w = (n: string) => weights.get(n);
     const f32 = (n: string) => weights.get(n).t;
@@ -167,7 +170,7 @@ export class Decoder {
         const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
         const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
           // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
-          const fp8 = o.activations === 'fp8' && [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
+          const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
           const r = fp8
             ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
             : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
@@ -188,164 +191,236 @@ export class Decoder {
     return dec;
   }
 
-  // Launches of the step so far, encoded into one compute pass at the next flush (one submit, not one per kernel).
-  private pending: Launch[] = [];
-
-  private flush(): void {
-    if (!this.pending.length) return;
-    const enc = this.ctx.device.createCommandEncoder({ label: 'decode step' });
-    const pass = enc.beginComputePass();
-    for (const l of this.pending) l.encode(pass);
-    pass.end();
-    this.ctx.device.queue.submit([enc.finish()]);
-    this.pending = [];
-  }
-
-  /** y = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM with unit activation scales (weights stay FP8), others through the half GEMM. */
-  private async linear(x: Tensor, w: StoredWeight, temps: Tensor[], label: string): Promise<Tensor> {
-    const [m, k] = x.shape;
-    const n = w.t.shape[0];
-    const out = createTensor(this.ctx, [m, n], 'f32', label);
-    temps.push(out);
-    let launch: Launch;
-    if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
-      const cast = await planCast(this.ctx, 'perToken', x);
-      this.pending.push(cast.launch);
-      temps.push(cast.q, cast.scales);
-      launch = await planGemm(this.ctx, label, denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out));
-    } else if (w.t.dtype === 'e4m3') {
-      const kb = Math.ceil(k / 128);
-      const key = `${m}x${kb}`;
-      let ones = this.ones.get(key);
-      if (!ones) this.ones.set(key, (ones = uploadTensor(this.ctx, new Float32Array(m * kb).fill(1), [m, kb], 'f32', 'unit scales')));
-      // An FP8 GEMM whose A is f32: the kernels decode A by its dtype, and 1.0 scales leave it exact.
-      const p: GemmProblem = { layout: 'dense', fp8: true, a: x, sa: ones, b: w.t, sb: w.scale, out, m, n, k, groups: 1, regions: 1, expectedM: m };
-      if (w.t.shape[1] !== k) fail('linear', `${label} weight`, `[${n}, ${k}]`, w.t.shape);
-      launch = await planGemm(this.ctx, label, p);
-    } else launch = await planGemm(this.ctx, label, denseProblem(label, false, { a: x, b: w.t }, out));
-    this.pending.push(launch);
-    return out;
-  }
-
-  private async norm(x: Tensor, w: Tensor, temps: Tensor[]): Promise<Tensor> {
-    const { launch, out } = await planRmsNorm(this.ctx, x, w, { eps: this.config.rmsNormEps });
-    this.pending.push(launch);
-    temps.push(out);
-    return out;
-  }
+  /** Plans per batch shape (`${entries}x${tokensPerEntry}`), oldest first; freed with the decoder. */
+  private readonly plans = new Map<string, StepPlan>();
+  /** Host and GPU time of the last forward (see StepTiming). */
+  lastTiming?: StepTiming;
+  private busy = false;
 
   /**
    * One token for each entry: appends it to its sequence (position = the sequence's length) and
    * returns the logits [vocab] after it, per entry.
    */
   async step(batch: readonly { seq: number; token: number }[]): Promise<Float32Array[]> {
-    if (this.busy) throw new DeepwgslError('Decoder.step: another step of this decoder is still running; await it first');
+    if (!Array.isArray(batch)) fail('Decoder.step', 'batch', 'an array of { seq, token }', typeof batch);
+    return (await this.forward(batch.map((b) => ({ seq: b.seq, tokens: [b.token] })))).map((r) => r[0]);
+  }
+
+  /** A prompt through one forward (s_q = its length): appended to `seq`, logits [vocab] at every position. */
+  async prefill(seq: number, tokens: readonly number[]): Promise<Float32Array[]> {
+    return (await this.forward([{ seq, tokens }]))[0];
+  }
+
+  /**
+   * Several tokens for each entry, the same number for all (one per entry: a decode step; a whole
+   * prompt: a prefill): appended to their sequences, logits [vocab] at every new position per entry.
+   * The first forward of a batch shape plans it; later ones replay that plan.
+   */
+  async forward(entries: readonly { seq: number; tokens: readonly number[] }[]): Promise<Float32Array[][]> {
+    if (this.busy) throw new DeepwgslError('Decoder.forward: another step of this decoder is still running; await it first');
     this.busy = true;
     try {
-      return await this.stepNow(batch);
+      return await this.forwardNow(entries);
     } finally {
       this.busy = false;
     }
   }
 
-  private busy = false;
-
-  private async stepNow(batch: readonly { seq: number; token: number }[]): Promise<Float32Array[]> {
+  private async forwardNow(entries: readonly { seq: number; tokens: readonly number[] }[]): Promise<Float32Array[][]> {
+    const where = 'Decoder.forward';
+    const t0 = performance.now();
     const { ctx, config: c } = this;
-    const B = batch.length;
-    if (B < 1 || B > this.opts.maxBatch) fail('Decoder.step', 'batch length', `1..maxBatch (${this.opts.maxBatch})`, B);
-    if (new Set(batch.map((b) => b.seq)).size !== B) fail('Decoder.step', 'batch', 'one entry per sequence', batch.map((b) => b.seq));
-    for (const { token } of batch) if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) fail('Decoder.step', 'token', `an id in 0..${c.vocabSize - 1}`, token);
-    const positions = Int32Array.from(batch, (b) => this.allocator.length(b.seq));
-    const full = batch.findIndex((_, i) => positions[i] >= this.maxSeqLen);
-    if (full >= 0) throw new DeepwgslError(`Decoder.step: sequence ${batch[full].seq} is at maxSeqLen (${this.maxSeqLen})`);
-    const slots = new Int32Array(B);
-    batch.forEach((b, i) => slots.set(this.allocator.append(b.seq, 1), i));
-    const table = this.allocator.table(batch.map((b) => b.seq), Math.ceil(this.maxSeqLen / this.opts.blockSize));
-    const temps: Tensor[] = [];
-    const up = (data: Int32Array, shape: number[], label: string) => {
-      const t = uploadTensor(ctx, data, shape, 'i32', label);
-      temps.push(t);
-      return t;
+    const B = entries.length;
+    if (B < 1 || B > this.opts.maxBatch) fail(where, 'batch length', `1..maxBatch (${this.opts.maxBatch})`, B);
+    if (new Set(entries.map((b) => b.seq)).size !== B) fail(where, 'batch', 'one entry per sequence', entries.map((b) => b.seq));
+    const T = entries[0].tokens.length;
+    if (T < 1 || entries.some((e) => e.tokens.length !== T)) fail(where, 'tokens', 'the same non-zero number of tokens for every entry', entries.map((e) => e.tokens.length));
+    for (const e of entries) {
+      for (const token of e.tokens) if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) fail(where, 'token', `an id in 0..${c.vocabSize - 1}`, token);
+      const len = this.allocator.length(e.seq);
+      if (len + T > this.maxSeqLen) throw new DeepwgslError(`${where}: sequence ${e.seq} (length ${len}) cannot take ${T} more tokens: maxSeqLen is ${this.maxSeqLen}`);
+    }
+    // The per-step inputs: token ids, positions, cache slots (appended now), block table, seqlens.
+    const ids = new Int32Array(B * T);
+    const positions = new Int32Array(B * T);
+    const slots = new Int32Array(B * T);
+    entries.forEach((e, i) => {
+      const len = this.allocator.length(e.seq);
+      for (let j = 0; j < T; j++) positions[i * T + j] = len + j;
+      ids.set(e.tokens, i * T);
+      slots.set(this.allocator.append(e.seq, T), i * T);
+    });
+    const table = this.allocator.table(entries.map((e) => e.seq), this.maxBlocks);
+    const data: Record<keyof StepInputs, Int32Array<ArrayBuffer>> = {
+      ids,
+      pos: positions,
+      slots,
+      blockTable: table.blockTable as Int32Array<ArrayBuffer>,
+      seqlens: table.seqlens as Int32Array<ArrayBuffer>,
     };
-    const ids = up(Int32Array.from(batch, (b) => b.token), [B], 'ids');
-    const pos = up(positions, [B], 'positions');
-    const blockTable = up(table.blockTable, [B, table.maxBlocks], 'blockTable');
-    const seqlens = up(table.seqlens, [B], 'seqlens');
-    const schedMeta = getMlaMetadata();
-    const m: MlaDims = { heads: c.numHeads, qkNopeHeadDim: c.qkNopeHeadDim, qkRopeHeadDim: c.qkRopeHeadDim, vHeadDim: c.vHeadDim, kvLoraRank: c.kvLoraRank };
+    const write = (inputs: StepInputs) => {
+      for (const k of Object.keys(data) as (keyof StepInputs)[]) ctx.device.queue.writeBuffer(inputs[k].buffer, inputs[k].byteOffset, data[k]);
+    };
+    const key = `${B}x${T}`;
+    let plan = this.plans.get(key);
+    let planMs = 0;
+    if (!plan) {
+      const inputs = {
+        ids: createTensor(ctx, [B * T], 'i32', 'ids'),
+        pos: createTensor(ctx, [B * T], 'i32', 'positions'),
+        slots: createTensor(ctx, [B * T], 'i32', 'slots'),
+        blockTable: createTensor(ctx, [B, this.maxBlocks], 'i32', 'blockTable'),
+        seqlens: createTensor(ctx, [B], 'i32', 'seqlens'),
+      };
+      plan = new StepPlan(ctx, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
+      // Planning MLA reads the block table back once (its checks): the inputs go first.
+      write(inputs);
+      const p0 = performance.now();
+      try {
+        await this.planForward(plan, table.seqlens);
+      } catch (e) {
+        plan.destroy();
+        throw e;
+      }
+      this.plans.set(key, plan);
+      planMs = performance.now() - p0;
+      // Prefill shapes come and go with prompt lengths: keep the few most recent.
+      while (this.plans.size > MAX_PLANS) {
+        const [oldKey, old] = this.plans.entries().next().value!;
+        this.plans.delete(oldKey);
+        old.destroy();
+      }
+    } else {
+      // Most recently used last.
+      this.plans.delete(key);
+      this.plans.set(key, plan);
+    }
+    write(plan.inputs);
+    plan.meta.update(table.seqlens);
+    const submitted = plan.submit();
+    const encodeMs = performance.now() - t0;
+    const { logits, gpuMs } = await submitted;
+    const wallMs = performance.now() - t0;
+    this.lastTiming = { tokens: B * T, wallMs, encodeMs, planMs, gpuMs, plan: key };
+    const V = c.vocabSize;
+    return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
+  }
+
+  /**
+   * The launches of the plan of this batch shape (entries x tokens per entry) with what each does,
+   * for a profiler: encoding them again repeats the last forward of that shape (same inputs, same
+   * cache rows). Undefined before that shape's first forward.
+   */
+  launchesOf(entries: number, tokensPerEntry = 1): { launches: readonly Launch[]; labels: readonly string[] } | undefined {
+    const p = this.plans.get(`${entries}x${tokensPerEntry}`);
+    return p && { launches: p.launches, labels: p.labels };
+  }
+
+  /** Batch shapes planned so far (`${entries}x${tokensPerEntry}`). */
+  get plannedShapes(): string[] {
+    return [...this.plans.keys()];
+  }
+
+  private get maxBlocks(): number {
+    return Math.ceil(this.maxSeqLen / this.opts.blockSize);
+  }
+
+  /** Records the whole forward of `plan`'s shape over tensors made once (shared by all layers). */
+  private async planForward(plan: StepPlan, seqlens: Int32Array): Promise<void> {
+    const { ctx, config: c } = this;
+    const { entries: B, perEntry: T } = plan;
+    const M = B * T;
+    const H = c.numHeads;
     const dq = c.qkNopeHeadDim + c.qkRopeHeadDim;
     const d = c.kvLoraRank + c.qkRopeHeadDim;
-    const run = async <T extends Launch | { launch: Launch }>(p: Promise<T>): Promise<T> => {
-      const r = await p;
-      this.pending.push('launch' in r ? r.launch : r);
+    const m: MlaDims = { heads: H, qkNopeHeadDim: c.qkNopeHeadDim, qkRopeHeadDim: c.qkRopeHeadDim, vHeadDim: c.vHeadDim, kvLoraRank: c.kvLoraRank };
+    const buf = (name: string, shape: number[], dtype: Tensor['dtype'] = 'f32') => plan.tensor(name, shape, dtype);
+    const add = <T extends Launch | { launch: Launch }>(r: T): T => {
+      const l: Launch = r instanceof Launch ? r : r.launch;
+      plan.push(l, l.info.kernel.replace(/^\w+\./, ''));
       return r;
     };
-    const emb = await run(planEmbedding(ctx, this.weights.get('model.embed_tokens.weight').t, ids));
-    const x = emb.out;
-    temps.push(x);
-    try {
-      for (let l = 0; l < c.numLayers; l++) {
-        const lw = this.layers[l];
-        const hn = await this.norm(x, lw.inputNorm, temps);
-        const q = lw.q ? await this.linear(hn, lw.q, temps, 'q_proj') : await this.linear(await this.norm(await this.linear(hn, lw.qA!, temps, 'q_a_proj'), lw.qANorm!, temps), lw.qB!, temps, 'q_b_proj');
-        const q3 = q.view([B, c.numHeads, dq]);
-        await run(planRope(ctx, q3, pos, this.ropeTable, { ropeOffset: c.qkNopeHeadDim, interleave: c.ropeInterleave }));
-        const kv = await this.linear(hn, lw.kvA, temps, 'kv_a_proj_with_mqa');
-        const kv3 = kv.view([B, 1, d]);
-        await run(planRope(ctx, kv3, pos, this.ropeTable, { ropeOffset: c.kvLoraRank, interleave: c.ropeInterleave }));
-        await run(planRmsNorm(ctx, kv, lw.kvANorm, { eps: c.rmsNormEps, inPlace: true }));
-        await run(planAppendKvcache(ctx, { kcache: this.kcache[l], kv: kv3, slots, kvFormat: this.opts.kvFormat }));
-        const qa = await run(planMlaAbsorbQ(ctx, q3, lw.kvB, m));
-        temps.push(qa.out);
-        const mla = await run(planFlashMla(ctx, {
-          q: qa.out.view([B, 1, c.numHeads, d]),
+    const { pos, slots, blockTable, seqlens: seqT } = plan.inputs;
+    const norm = async (x: Tensor, w: Tensor, out: Tensor) => add(await planRmsNorm(ctx, x, w, { eps: c.rmsNormEps, out })).out;
+    const linear = (x: Tensor, w: StoredWeight, label: string) => this.planLinear(plan, x, w, buf(label, [x.shape[0], w.t.shape[0]]), label);
+
+    const x = add(await planEmbedding(ctx, this.weights.get('model.embed_tokens.weight').t, plan.inputs.ids, { out: buf('x', [M, c.hiddenSize]) })).out;
+    let firstMoe: MoeLayerPlan | undefined;
+    for (let l = 0; l < c.numLayers; l++) {
+      const lw = this.layers[l];
+      const hn = await norm(x, lw.inputNorm, buf('hn', [M, c.hiddenSize]));
+      const q = lw.q
+        ? await linear(hn, lw.q, 'q_proj')
+        : await linear(await norm(await linear(hn, lw.qA!, 'q_a_proj'), lw.qANorm!, buf('q_a_normed', [M, c.qLoraRank!])), lw.qB!, 'q_b_proj');
+      const q3 = q.view([M, H, dq]);
+      add(await planRope(ctx, q3, pos, this.ropeTable, { ropeOffset: c.qkNopeHeadDim, interleave: c.ropeInterleave }));
+      const kv = await linear(hn, lw.kvA, 'kv_a_proj_with_mqa');
+      const kv3 = kv.view([M, 1, d]);
+      add(await planRope(ctx, kv3, pos, this.ropeTable, { ropeOffset: c.kvLoraRank, interleave: c.ropeInterleave }));
+      add(await planRmsNorm(ctx, kv, lw.kvANorm, { eps: c.rmsNormEps, inPlace: true }));
+      add(await planAppendKvcache(ctx, { kcache: this.kcache[l], kv: kv3, slots, kvFormat: this.opts.kvFormat }));
+      const qa = add(await planMlaAbsorbQ(ctx, q3, lw.kvB, m, { out: buf('q_absorbed', [M, H, d]) })).out;
+      const mla = add(
+        await planFlashMla(ctx, {
+          q: qa.view([B, T, H, d]),
           kcache: this.kcache[l],
           blockTable,
-          cacheSeqlens: seqlens,
-          hostSeqlens: table.seqlens,
+          cacheSeqlens: seqT,
+          hostSeqlens: seqlens,
           headDimV: c.kvLoraRank,
-          schedMeta,
+          schedMeta: plan.meta,
           softmaxScale: c.softmaxScale,
+          // A prompt's rows attend up to their own position.
+          causal: T > 1,
           kvFormat: this.opts.kvFormat,
-        }));
-        temps.push(mla.out, mla.lse);
-        const ov = await run(planMlaAbsorbO(ctx, mla.out.view([B, c.numHeads, c.kvLoraRank]), lw.kvB, m));
-        temps.push(ov.out);
-        await run(planAddInto(ctx, x, await this.linear(ov.out, lw.o, temps, 'o_proj')));
-        const hn2 = await this.norm(x, lw.postNorm, temps);
-        let mlpOut: Tensor;
-        if (lw.dense) {
-          const g = await this.linear(hn2, lw.dense.gate, temps, 'gate_proj');
-          const u = await this.linear(hn2, lw.dense.up, temps, 'up_proj');
-          const s = await run(planSiluMul(ctx, g, u));
-          temps.push(s.out);
-          mlpOut = await this.linear(s.out, lw.dense.down, temps, 'down_proj');
-        } else {
-          // moeLayer submits its own work: what came before goes first.
-          this.flush();
-          const r = await moeLayer(ctx, hn2, lw.moe!.weights, {
-            route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
-            layout: 'masked',
-            temps,
-          });
-          temps.push(r.out, r.topkIdx, r.topkWeights);
-          mlpOut = r.out;
-        }
-        await run(planAddInto(ctx, x, mlpOut));
+          out: buf('mla_out', [B, T, H, c.kvLoraRank]),
+          lse: buf('mla_lse', [B, H, T]),
+        }),
+      );
+      const ov = add(await planMlaAbsorbO(ctx, mla.out.view([M, H, c.kvLoraRank]), lw.kvB, m, { out: buf('o_values', [M, H * c.vHeadDim]) })).out;
+      add(await planAddInto(ctx, x, await linear(ov, lw.o, 'o_proj')));
+      const hn2 = await norm(x, lw.postNorm, buf('hn', [M, c.hiddenSize]));
+      const mlpOut = buf('mlp_out', [M, c.hiddenSize]);
+      if (lw.dense) {
+        const g = await linear(hn2, lw.dense.gate, 'gate_proj');
+        const u = await linear(hn2, lw.dense.up, 'up_proj');
+        const act = add(await planSiluMul(ctx, g, u, { out: buf('act', [...g.shape]) })).out;
+        await this.planLinear(plan, act, lw.dense.down, mlpOut, 'down_proj');
+      } else {
+        const moe = await planMoeLayer(ctx, hn2, lw.moe!.weights, {
+          route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
+          // Decode: few tokens, each expert's rows in a masked slab; a prompt: the contiguous layout.
+          layout: T > 1 ? 'contiguous' : 'masked',
+          activations: this.opts.activations,
+          out: mlpOut,
+          shareWith: firstMoe,
+        });
+        firstMoe ??= moe;
+        plan.moe.push(moe);
+        moe.launches.forEach((l, i) => plan.push(l, `moe.${moe.labels[i]}`));
       }
-      const xn = await this.norm(x, this.weights.get('model.norm.weight').t, temps);
-      const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-      const logits = await this.linear(xn, head, temps, 'lm_head');
-      this.flush();
-      const all = (await readTensor(logits)) as Float32Array;
-      return batch.map((_, i) => all.slice(i * c.vocabSize, (i + 1) * c.vocabSize));
-    } finally {
-      this.pending = [];
-      schedMeta.destroy();
-      await ctx.sync().catch(() => undefined);
-      for (const t of temps) t.destroy();
+      add(await planAddInto(ctx, x, mlpOut));
     }
+    const xn = await norm(x, this.weights.get('model.norm.weight').t, buf('hn', [M, c.hiddenSize]));
+    const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    plan.setLogits(await linear(xn, head, 'lm_head'));
+  }
+
+  /** out = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM (weights stay FP8), others through the half GEMM. */
+  private async planLinear(plan: StepPlan, x: Tensor, w: StoredWeight, out: Tensor, label: string): Promise<Tensor> {
+    const [mRows, k] = x.shape;
+    const kb = Math.ceil(k / 128);
+    let problem: GemmProblem;
+    if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
+      const cast = await planCast(this.ctx, 'perToken', x, { out: { q: plan.tensor('cast.q', [mRows, k], 'e4m3'), scales: plan.tensor('cast.scales', [mRows, kb], 'f32') } });
+      plan.push(cast.launch, `${label}.cast`);
+      problem = denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out);
+    } else if (w.t.dtype === 'e4m3') {
+      // W8A32: the FP8 GEMM reads f32 activations as they are (no scales: 1.0).
+      problem = denseProblem(label, true, { a: x, b: w.t, sb: w.scale }, out);
+    } else problem = denseProblem(label, false, { a: x, b: w.t }, out);
+    plan.push(await planGemm(this.ctx, label, problem), label);
+    return out;
   }
 
   release(seq: number): void {
@@ -353,13 +428,141 @@ export class Decoder {
   }
 
   destroy(): void {
-    for (const t of [...this.owned, ...this.ones.values()]) t.destroy();
+    for (const p of this.plans.values()) p.destroy();
+    this.plans.clear();
+    for (const t of this.owned) t.destroy();
   }
 }
 
-/** Logits at every position of `tokens` for a fresh sequence `seq`, feeding one token per step. */
+/** Plans kept per decoder: decode shapes (one per batch size) and the most recent prompt lengths. */
+const MAX_PLANS = 8;
+
+/** Time of one forward: wall (call to logits on the host), host side before the submit, GPU (timestamps, where the device has them). */
+export interface StepTiming {
+  /** Tokens the forward processed (entries x tokens per entry). */
+  tokens: number;
+  wallMs: number;
+  /** Input writes, encoding and submit (the plan is replayed; on a shape's first forward this includes planning). */
+  encodeMs: number;
+  /** Planning this batch shape (compiling, binding, allocating): a shape's first forward only, else 0. */
+  planMs: number;
+  /** The step's compute passes on the GPU, begin to end, summed; undefined without 'timestamp-query'. */
+  gpuMs?: number;
+  /** The batch shape's plan key. */
+  plan: string;
+}
+
+/** The per-step inputs a plan reads, written with queue.writeBuffer before each replay. */
+interface StepInputs {
+  ids: Tensor;
+  pos: Tensor;
+  slots: Tensor;
+  blockTable: Tensor;
+  seqlens: Tensor;
+}
+
+/**
+ * A forward recorded for one batch shape: launches (prebuilt bind groups) over tensors made once,
+ * replayed each step: a few passes and submits (see submit()), and one read-back of the logits
+ * (with the passes' timestamps where the device has them).
+ */
+class StepPlan {
+  readonly launches: Launch[] = [];
+  /** What each launch does ('q_proj', 'rmsNorm', 'moe.experts.gateUp', ...), for profiles. */
+  readonly labels: string[] = [];
+  readonly moe: MoeLayerPlan[] = [];
+  private readonly named = new Map<string, Tensor>();
+  private logits?: Tensor;
+  private staging?: GPUBuffer;
+  private readonly stamps?: { query: GPUQuerySet; resolved: GPUBuffer };
+
+  constructor(
+    readonly ctx: GpuContext,
+    readonly entries: number,
+    readonly perEntry: number,
+    readonly inputs: StepInputs,
+    readonly meta: MlaSchedMeta,
+    private readonly submits: number,
+  ) {
+    if (ctx.has('timestamp-query')) {
+      this.stamps = {
+        query: ctx.device.createQuerySet({ type: 'timestamp', count: 2 * this.submits }),
+        resolved: ctx.device.createBuffer({ size: 16 * this.submits, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC }),
+      };
+    }
+  }
+
+  push(l: Launch, label: string): void {
+    this.launches.push(l);
+    this.labels.push(label);
+  }
+
+  /** The plan's tensor `name` of this shape: one per name, shared by every layer (they run one after another). */
+  tensor(name: string, shape: number[], dtype: Tensor['dtype']): Tensor {
+    const key = `${name}:${shape.join('x')}:${dtype}`;
+    let t = this.named.get(key);
+    if (!t) this.named.set(key, (t = createTensor(this.ctx, shape, dtype, name)));
+    return t;
+  }
+
+  setLogits(logits: Tensor): void {
+    this.logits = logits;
+    this.staging = this.ctx.device.createBuffer({ size: logits.byteLength + 16 * this.submits, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+  }
+
+  /**
+   * Encodes the recorded launches and submits them in `submits` passes, so the GPU starts on the first
+   * while the host encodes the rest (encoding ~700 launches costs milliseconds); the last copies the
+   * logits out. Resolves with them, and the passes' summed GPU time, once the GPU is done.
+   */
+  async submit(): Promise<{ logits: Float32Array; gpuMs?: number }> {
+    const { device } = this.ctx;
+    const logits = this.logits!;
+    const per = Math.ceil(this.launches.length / this.submits);
+    for (let i = 0; i < this.submits; i++) {
+      const enc = device.createCommandEncoder({ label: 'decode step' });
+      const pass = enc.beginComputePass({
+        label: 'decode step',
+        ...(this.stamps && { timestampWrites: { querySet: this.stamps.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } }),
+      });
+      for (const l of this.launches.slice(i * per, (i + 1) * per)) l.encode(pass);
+      pass.end();
+      if (i === this.submits - 1) {
+        enc.copyBufferToBuffer(logits.buffer, logits.byteOffset, this.staging!, 0, logits.byteLength);
+        if (this.stamps) {
+          enc.resolveQuerySet(this.stamps.query, 0, 2 * this.submits, this.stamps.resolved, 0);
+          enc.copyBufferToBuffer(this.stamps.resolved, 0, this.staging!, logits.byteLength, 16 * this.submits);
+        }
+      }
+      device.queue.submit([enc.finish()]);
+    }
+    await this.staging!.mapAsync(GPUMapMode.READ);
+    try {
+      this.ctx.throwIfFailed();
+      const bytes = this.staging!.getMappedRange();
+      const out = new Float32Array(bytes.slice(0, logits.byteLength));
+      if (!this.stamps) return { logits: out };
+      const ts = new BigInt64Array(bytes.slice(logits.byteLength, logits.byteLength + 16 * this.submits));
+      let ns = 0n;
+      for (let i = 0; i < this.submits; i++) ns += ts[2 * i + 1] - ts[2 * i];
+      return { logits: out, gpuMs: Number(ns) / 1e6 };
+    } finally {
+      this.staging!.unmap();
+    }
+  }
+
+  destroy(): void {
+    for (const m of this.moe) m.destroy();
+    for (const l of this.launches) l.destroy();
+    for (const t of [...this.named.values(), ...Object.values(this.inputs)]) t.destroy();
+    this.meta.destroy();
+    this.staging?.destroy();
+    this.stamps?.query.destroy();
+    this.stamps?.resolved.destroy();
+  }
+}
+
+/** Logits at every position of `tokens` for a fresh sequence `seq`, in one forward (s_q = the prompt's length). */
 export async function prefillLogits(dec: Decoder, tokens: readonly number[], seq = 0): Promise<Float32Array[]> {
-  const out: Float32Array[] = [];
-  for (const token of tokens) out.push((await dec.step([{ seq, token }]))[0]);
-  return out;
+  return dec.prefill(seq, tokens);
 }

@@ -1,6 +1,6 @@
-// The decoding loop: several sequences of different lengths in one batch, prompts fed token by
-// token, then sampling (greedy, temperature, top-k, top-p with a seed) until a stop token or the
-// token limit.
+// The decoding loop: each prompt through one forward (a prefill, s_q = its length), then the
+// sequences, of different lengths, decoded together one token per step with sampling (greedy,
+// temperature, top-k, top-p with a seed) until a stop token or the token limit.
 import { DeepwgslError, fail } from '../gpu/errors.ts';
 import type { Decoder } from './decode.ts';
 import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
@@ -16,13 +16,35 @@ export interface GenerateOptions extends SamplingOptions {
   shouldStop?(): boolean;
 }
 
+/** Forwards of one kind summed: tokens processed, wall time, of it planning (each shape's first forward), and GPU time (timestamps; undefined without them). */
+export interface PhaseTiming {
+  forwards: number;
+  tokens: number;
+  wallMs: number;
+  planMs: number;
+  gpuMs?: number;
+}
+
 export interface GenerateResult {
   /** New tokens per prompt. */
   ids: number[][];
-  /** Decoder steps taken, tokens processed (prompt + generated, all sequences), wall time. */
+  /** Decoder forwards taken (prefills + decode steps), tokens processed (prompt + generated, all sequences), wall time. */
   steps: number;
   tokens: number;
   ms: number;
+  /** The prompts' forwards and the decode steps apart: host time is wall minus GPU. */
+  prefill: PhaseTiming;
+  decode: PhaseTiming;
+}
+
+function addTiming(p: PhaseTiming, dec: Decoder): void {
+  const t = dec.lastTiming!;
+  p.forwards++;
+  p.tokens += t.tokens;
+  p.wallMs += t.wallMs;
+  p.planMs += t.planMs;
+  // Timestamps are there for every forward of a device or for none.
+  if (t.gpuMs !== undefined) p.gpuMs = (p.gpuMs ?? 0) + t.gpuMs;
 }
 
 export async function generate(dec: Decoder, prompts: readonly (readonly number[])[], opts: GenerateOptions): Promise<GenerateResult> {
@@ -31,33 +53,38 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   checkSampling('generate', opts);
   const random = seededRandom(opts.seed ?? 0);
   const stop = new Set(opts.stopTokens ?? []);
-  const queue = prompts.map((p) => [...p]);
   const ids = prompts.map(() => [] as number[]);
+  const next = prompts.map(() => -1);
   const done = prompts.map(() => false);
+  const prefill: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0, planMs: 0 };
+  const decode: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0, planMs: 0 };
   // Sequence ids of this call: fresh ones, released at the end.
   const base = 1 << 20;
-  let steps = 0;
-  let tokens = 0;
+  const take = (i: number, logits: Float32Array) => {
+    const t = sampleToken(logits, opts, random);
+    ids[i].push(t);
+    opts.onToken?.(i, t);
+    if (stop.has(t) || ids[i].length >= opts.maxNewTokens) done[i] = true;
+    else next[i] = t;
+  };
   const t0 = performance.now();
   try {
+    for (let i = 0; i < prompts.length && !opts.shouldStop?.(); i++) {
+      const rows = await dec.prefill(base + i, prompts[i]);
+      addTiming(prefill, dec);
+      take(i, rows[rows.length - 1]);
+    }
     while (done.some((d) => !d) && !opts.shouldStop?.()) {
-      const live = prompts.map((_, i) => i).filter((i) => !done[i]);
-      const logits = await dec.step(live.map((i) => ({ seq: base + i, token: queue[i].shift()! })));
-      steps++;
-      tokens += live.length;
-      live.forEach((i, j) => {
-        if (queue[i].length) return; // still feeding the prompt
-        const t = sampleToken(logits[j], opts, random);
-        ids[i].push(t);
-        opts.onToken?.(i, t);
-        if (stop.has(t) || ids[i].length >= opts.maxNewTokens) done[i] = true;
-        else queue[i].push(t);
-      });
+      const live = prompts.map((_, i) => i).filter((i) => !done[i] && next[i] >= 0);
+      if (!live.length) break; // stopped before every prompt went through
+      const logits = await dec.step(live.map((i) => ({ seq: base + i, token: next[i] })));
+      addTiming(decode, dec);
+      live.forEach((i, j) => take(i, logits[j]));
     }
   } finally {
     prompts.forEach((_, i) => dec.allocator.length(base + i) && dec.release(base + i));
   }
-  return { ids, steps, tokens, ms: performance.now() - t0 };
+  return { ids, steps: prefill.forwards + decode.forwards, tokens: prefill.tokens + decode.tokens, ms: performance.now() - t0, prefill, decode };
 }
 
 /** Token ids written as text, split by `sep`, each checked against the vocabulary (`where` starts the error). */

@@ -31,7 +31,7 @@ type Layout = 'dense' | 'contiguous' | 'masked';
 
 interface Case {
   layout: Layout;
-  /** e4m3 operands with scales, or these dtypes for A and B. */
+  /** e4m3 operands with scales, or these dtypes for A and B (B e4m3 with A bf16/f16/f32: the FP8 GEMMs without A scales, W8A32). */
   ops: 'e4m3' | [DType, DType];
   /** Rows (dense), rows of each group before padding (contiguous), mMax (masked). */
   m: number;
@@ -46,8 +46,10 @@ interface Case {
 }
 
 const ceil = (a: number, b: number) => Math.ceil(a / b);
-const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 2, vec: 1, splits: 1, wide: false };
-const WIDE: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, nc: 4, vec: 2, splits: 3, wide: true };
+const SMALL: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, ks: 1, nc: 2, vec: 1, splits: 1, wide: false };
+const WIDE: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, ks: 2, nc: 4, vec: 2, splits: 3, wide: true };
+/** Four lane groups along k on two columns: the in-workgroup k split (a 128-lane tree per column). */
+const KSPLIT: SmallMConfig = { kernel: 'smallM', mr: 1, g: 4, ks: 4, nc: 2, vec: 1, splits: 1, wide: true };
 const TILED: TiledConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4, splits: 1 };
 
 /** Host operand: stored values (as the GPU decodes them) and scales spanning 1e-3..1e3 for FP8. */
@@ -81,8 +83,8 @@ interface Outcome {
 }
 
 async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<Outcome> {
-  const fp8 = cs.ops === 'e4m3';
-  const [aT, bT] = fp8 ? ['e4m3', 'e4m3'] as DType[] : (cs.ops as [DType, DType]);
+  const [aT, bT] = cs.ops === 'e4m3' ? ['e4m3', 'e4m3'] as DType[] : cs.ops;
+  const fp8 = bT === 'e4m3';
   const groups = cs.layout === 'dense' ? 1 : cs.layout === 'contiguous' ? cs.groupRows!.length : cs.maskedM!.length;
   const mIndices = cs.layout === 'contiguous' ? contiguousIndices(cs.groupRows!) : undefined;
   const rowsA = cs.layout === 'contiguous' ? mIndices!.length : cs.layout === 'masked' ? groups * cs.m : cs.m;
@@ -92,16 +94,17 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
   const A = operand(rowsA, k, aT, rowsA);
   const B = operand(groups * n, k, bT, groups * nb);
   if (fp8 && cs.out === 'f16') {
-    // f16 tops out at 65504: shrink A's scales so that no sum can overflow (bound: every term at its largest).
+    // f16 tops out at 65504: shrink the scales (A's, else B's) so that no sum can overflow (bound: every term at its largest).
     const peak = (xs: ArrayLike<number>) => Array.from(xs).reduce((p, v) => Math.max(p, Math.abs(v)), 0);
-    const f = 6e4 / Math.max(1e-30, peak(A.x) * peak(A.scales!) * peak(B.x) * peak(B.scales!) * k);
-    A.scales = A.scales!.map((v) => v * Math.min(1, f));
+    const f = Math.min(1, 6e4 / Math.max(1e-30, peak(A.x) * peak(A.scales ?? [1]) * peak(B.x) * peak(B.scales!) * k));
+    if (A.scales) A.scales = A.scales.map((v) => v * f);
+    else B.scales = B.scales!.map((v) => v * f);
   }
   const aLead = cs.layout === 'masked' ? [groups, cs.m] : [rowsA];
   const bLead = cs.layout === 'dense' ? [] : [groups];
   const a = uploadTensor(ctx, A.store, [...aLead, k], aT, 'a');
   const b = uploadTensor(ctx, B.store, [...bLead, n, k], bT, 'b');
-  const sa = fp8 ? uploadTensor(ctx, A.scales!, [...aLead, kb], 'f32', 'sa') : undefined;
+  const sa = A.scales ? uploadTensor(ctx, A.scales, [...aLead, kb], 'f32', 'sa') : undefined;
   const sb = fp8 ? uploadTensor(ctx, B.scales!, [...bLead, nb, kb], 'f32', 'sb') : undefined;
   const outShape = [...aLead, n];
   const out = createTensor(ctx, outShape, cs.out, 'out');
@@ -114,16 +117,17 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
     c = uploadTensor(ctx, co.store, outShape, cs.c, 'c');
   }
   const opts = { c, config: cs.config };
+  const lhs = sa ? ([a, sa] as [Tensor, Tensor]) : a;
   if (cs.layout === 'dense') {
-    if (fp8) await fp8GemmNT(ctx, [a, sa!], [b, sb!], out, opts);
+    if (fp8) await fp8GemmNT(ctx, lhs, [b, sb!], out, opts);
     else await bf16GemmNT(ctx, a, b, out, opts);
   } else if (cs.layout === 'contiguous') {
-    if (fp8) await mGroupedFp8GemmNTContiguous(ctx, [a, sa!], [b, sb!], out, mIndices!, opts);
+    if (fp8) await mGroupedFp8GemmNTContiguous(ctx, lhs, [b, sb!], out, mIndices!, opts);
     else await mGroupedBf16GemmNTContiguous(ctx, a, b, out, mIndices!, opts);
   } else {
     const mt = uploadTensor(ctx, cs.maskedM!, [groups], 'i32', 'maskedM');
     const em = cs.expectedM ?? Math.max(...cs.maskedM!);
-    if (fp8) await mGroupedFp8GemmNTMasked(ctx, [a, sa!], [b, sb!], out, mt, em, opts);
+    if (fp8) await mGroupedFp8GemmNTMasked(ctx, lhs, [b, sb!], out, mt, em, opts);
     else await mGroupedBf16GemmNTMasked(ctx, a, b, out, mt, em, opts);
   }
   const got = await readTensor(out);
@@ -191,23 +195,26 @@ function dense(shapes: [number, number, number][], config: GemmConfig | undefine
   return shapes.flatMap(([m, n, k], i) => ({ layout: 'dense' as const, ops, m, n, k, out: OUTS[i % 3], c: i === 1 ? 'f32' as DType : i === 2 ? 'bf16' as DType : undefined, config }));
 }
 
-function allCodesCheck(config: GemmConfig): Check['run'] {
-  // A column holds every e4m3 code, B is 1.0 and all scales are 1: out = decode(code) exactly (NaN code included).
+function allCodesCheck(config: GemmConfig, codesIn: 'a' | 'b' = 'a'): Check['run'] {
+  // Row i of one operand holds code i, the other is 1.0, all scales 1: out = decode(code) exactly (NaN code included).
+  // Codes in B take the 16-byte-load path's NaN check (k = 16, the rest of each row zero).
   return async (ctx) => {
-    const m = 256;
-    const a = uploadTensor(ctx, Uint8Array.from({ length: m }, (_, i) => i), [m, 1], 'e4m3');
+    const k = codesIn === 'b' ? 16 : 1;
+    const rows = (n: number, code: (i: number) => number) => Uint8Array.from({ length: n * k }, (_, j) => (j % k === 0 ? code(j / k) : 0));
     const one = (shape: number[]) => uploadTensor(ctx, new Float32Array(shape[0] * shape[1]).fill(1), shape, 'f32');
-    const b = uploadTensor(ctx, Uint8Array.of(encodeE4M3(1)), [1, 1], 'e4m3');
-    const out = createTensor(ctx, [m, 1], 'f32');
+    const codes = uploadTensor(ctx, rows(256, (i) => i), [256, k], 'e4m3');
+    const unit = uploadTensor(ctx, rows(1, () => encodeE4M3(1)), [1, k], 'e4m3');
+    const [a, b] = codesIn === 'a' ? [codes, unit] : [unit, codes];
+    const out = createTensor(ctx, [a.shape[0], b.shape[0]], 'f32');
     poisonTensor(out);
-    await fp8GemmNT(ctx, [a, one([m, 1])], [b, one([1, 1])], out, { config });
+    await fp8GemmNT(ctx, [a, one([a.shape[0], 1])], [b, one([Math.ceil(b.shape[0] / 128), 1])], out, { config });
     const got = await readTensor(out);
     let bad = 0;
     got.forEach((v, i) => {
       const want = decodeE4M3(i);
       if (!(Number.isNaN(want) ? Number.isNaN(v) : v === want)) bad++;
     });
-    return { err: bad, tol: 0, note: `${m} codes` };
+    return { err: bad, tol: 0, note: '256 codes' };
   };
 }
 
@@ -219,13 +226,16 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   const sb = t([2, 2], 'f32');
   const out = t([4, 130], 'bf16');
   let err = 0;
-  err += await throwsLike(() => fp8GemmNT(ctx, [t([4, 200], 'bf16'), sa], [b, sb], out), /fp8GemmNT: lhs.dtype must be 'e4m3', got 'bf16'/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [t([4, 200], 'i32'), sa], [b, sb], out), /fp8GemmNT: lhs.dtype must be 'e4m3' or 'bf16' or 'f16' or 'f32', got 'i32'/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [t([130, 200], 'bf16'), sb], out), /fp8GemmNT: rhs.dtype must be 'e4m3', got 'bf16'/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, t([2, 8, 200], 'f32'), [t([2, 130, 200], 'e4m3'), t([2, 2, 2], 'f32')], t([2, 8, 130], 'f32'), [1, 1], 1, { config: { ...SMALL, ks: 3 } }), /config must be ks in 1,2,4,8 dividing g/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, t([4, 1], 'f32')], [b, sb], out), /lhsScales.shape must be \[4, 2\], got \[4, 1\]/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, t([1, 2], 'f32')], out), /rhsScales.shape must be \[2, 2\], got \[1, 2\]/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [t([130, 100], 'e4m3'), sb], out), /rhs.shape must be \[\.\.\., n, 200\]/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], t([4, 129], 'bf16')), /out.shape must be \[4, 130\], got \[4, 129\]/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], t([4, 130], 'e4m3')), /out.dtype must be/);
-  err += await throwsLike(() => fp8GemmNT(ctx, a as never, [b, sb], out), /lhs must be a pair/);
+  err += await throwsLike(() => fp8GemmNT(ctx, a, [b, sb], out), /lhsScales must be a Tensor/);
+  err += await throwsLike(() => fp8GemmNT(ctx, [a] as never, [b, sb], out), /lhs must be a pair/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { c: t([4, 131], 'f32') }), /c.shape must be \[4, 130\]/);
   err += await throwsLike(() => bf16GemmNT(ctx, a, t([130, 200], 'bf16'), out), /bf16GemmNT: a.dtype must be 'bf16' or 'f16' or 'f32', got 'e4m3'/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: { kernel: 'tiled', bm: 48, bn: 64, bk: 16, tm: 4, tn: 4, splits: 1 } }), /config must be bm, bn in 32,64,128/);
@@ -252,7 +262,7 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { config: { ...SMALL, splits: 2 } }), /split-k only in the dense layout/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: WIDE }), /wide only with e4m3 B, k % 16 == 0/);
   err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
-  return { err, tol: 0, note: '24 bad calls' };
+  return { err, tol: 0, note: '27 bad calls' };
 }
 
 const full = envFlag('DEEPWGSL_GEMM_FULL');
@@ -260,6 +270,7 @@ const full = envFlag('DEEPWGSL_GEMM_FULL');
 export const gemmChecks: Check[] = [
   { name: 'gemm fp8 e4m3 decode: all 256 codes through the small-m kernel, exact', run: allCodesCheck(SMALL) },
   { name: 'gemm fp8 e4m3 decode: all 256 codes through the tiled kernel, exact', run: allCodesCheck(TILED) },
+  { name: 'gemm fp8 e4m3 decode: all 256 codes of B through the 16-byte loads, exact', run: allCodesCheck({ ...KSPLIT, splits: 1 }, 'b') },
   {
     name: 'gemm fp8GemmNT small-m kernel: m 1..16, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k, 16-byte loads',
     run: (ctx) =>
@@ -267,6 +278,7 @@ export const gemmChecks: Check[] = [
         ...dense(smallShapes, SMALL),
         ...dense(smallShapes.slice(1, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 }),
         ...dense([[1, 64, 512], [3, 130, 400]], WIDE),
+        ...dense([[1, 66, 400]], KSPLIT),
       ]),
   },
   {
@@ -303,6 +315,19 @@ export const gemmChecks: Check[] = [
         { layout: 'masked', ops: 'e4m3', m: 40, n: 66, k: 160, out: 'f32', maskedM: [0, 40, 17], config: TILED },
         { layout: 'masked', ops: 'e4m3', m: 24, n: 64, k: 130, out: 'f16', maskedM: [20, 5], expectedM: 4 },
         { layout: 'masked', ops: ['f16', 'bf16'], m: 36, n: 32, k: 64, out: 'bf16', maskedM: [36, 2, 0], expectedM: 30 },
+      ]),
+  },
+  {
+    name: 'gemm W8A32: FP8 weights with f32/bf16 activations (no A scales), dense and grouped, both kernels',
+    run: (ctx) =>
+      runCases(ctx, [
+        ...dense([[1, 64, 512], [4, 130, 400]], undefined, ['f32', 'e4m3']),
+        ...dense([[3, 130, 200]], SMALL, ['bf16', 'e4m3']),
+        ...dense([[2, 66, 256]], undefined, ['bf16', 'e4m3']),
+        ...dense([[17, 66, 200]], TILED, ['f32', 'e4m3']),
+        { layout: 'masked', ops: ['f32', 'e4m3'], m: 8, n: 130, k: 256, out: 'f32', maskedM: [1, 0, 3], expectedM: 1 },
+        { layout: 'masked', ops: ['f32', 'e4m3'], m: 8, n: 130, k: 200, out: 'f32', maskedM: [2, 8, 0], config: SMALL },
+        { layout: 'contiguous', ops: ['f32', 'e4m3'], m: 0, n: 64, k: 200, out: 'f32', groupRows: [2, 0, 1] },
       ]),
   },
   {

@@ -53,6 +53,8 @@ function lseErr(got: ArrayLike<number>, ref: ArrayLike<number>): number {
 export interface BuiltCase {
   args: FlashMlaArgs;
   ref: { out: Float64Array; lse: Float64Array };
+  /** The reference over the same cache with other (shorter) dense seqlens. */
+  refFor(seqlens: number[]): { out: Float64Array; lse: Float64Array };
   destroy(): void;
 }
 
@@ -150,7 +152,7 @@ export function buildMlaCase(ctx: GpuContext, c: MlaCase, meta: MlaSchedMeta = g
     args.attnSink = up(sink, [c.hQ], 'f32');
     refIn.attnSink = sink;
   }
-  return { args, ref: mlaReference(refIn), destroy: () => tensors.forEach((t) => t.destroy()) };
+  return { args, ref: mlaReference(refIn), refFor: (seqlens) => mlaReference({ ...refIn, cacheSeqlens: seqlens }), destroy: () => tensors.forEach((t) => t.destroy()) };
 }
 
 /** Output bound: the rounding of out to its dtype (unit roundoff: bf16 2^-8, f16 2^-11) plus f32 accumulation (1e-5). */
@@ -248,6 +250,46 @@ export const mlaChecks: Check[] = [
         /hostSeqlens differ/,
       );
       return { err, tol: 0 };
+    },
+  },
+  {
+    name: 'mla replayable schedMeta: one plan, seqlens updated between runs (splits change), each run vs the reference; update errors',
+    async run(ctx) {
+      // Blocks of 32: a replayable schedule splits 16 positions apart, inside blocks.
+      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 32, seqlens: [60, 33] };
+      const meta = getMlaMetadata({ maxSeqlen: 64, parts: 8 });
+      const built = buildMlaCase(ctx, c, meta);
+      const lens = built.args.cacheSeqlens!;
+      let worst = 0;
+      const notes: string[] = [];
+      let planned: Awaited<ReturnType<typeof planFlashMla>> | undefined;
+      try {
+        for (const step of [[20, 5], [45, 17], [0, 33], [60, 33]]) {
+          ctx.device.queue.writeBuffer(lens.buffer, lens.byteOffset, Int32Array.from(step));
+          if (!planned) planned = await planFlashMla(ctx, { ...built.args, hostSeqlens: Int32Array.from(step) });
+          else meta.update(step);
+          poisonTensor(planned.out);
+          poisonTensor(planned.lse);
+          await planned.launch.run();
+          const ref = built.refFor(step);
+          const e = Math.max(relErr(await readTensor(planned.out), ref.out) / mlaOutTol('bf16'), lseErr(await readTensor(planned.lse), ref.lse) / MLA_LSE_TOL);
+          worst = Math.max(worst, e);
+          notes.push(`[${step}]: ${meta.schedule!.items.length}/${meta.itemCap} items, ${meta.schedule!.numSlots} slots`);
+        }
+        let errors = await throwsLike(() => meta.update([65, 1]), /MlaSchedMeta.update: seqlens\[0\] must be in 0..64 \(the maxSeqlen this schedule was planned for\), got 65/);
+        errors += await throwsLike(() => meta.update([1]), /MlaSchedMeta.update: seqlens.length must be b \(2\), got 1/);
+        errors += await throwsLike(() => getMlaMetadata().update([1, 1]), /only a replayable schedMeta/);
+        errors += await throwsLike(() => getMlaMetadata({ maxSeqlen: 8 }).update([1, 1]), /plan a flashMlaWithKvcache call with this schedMeta first/);
+        errors += await throwsLike(() => planFlashMla(ctx, { ...built.args, schedMeta: getMlaMetadata({ maxSeqlen: 1000 }) }), /schedMeta.maxSeqlen must be at most what blockTable holds \(3 blocks of 32\), got 1000/);
+        // The splits must have changed between runs, or this check would not test the rewrite.
+        const varied = new Set(notes.map((n) => n.split(': ')[1])).size > 1;
+        return { err: errors || !varied ? Infinity : worst, tol: 1, note: notes.join('; ') };
+      } finally {
+        built.destroy();
+        planned?.out.destroy();
+        planned?.lse.destroy();
+        meta.destroy();
+      }
     },
   },
   ...(['bf16', 'f16', 'fp8'] as KvFormat[]).flatMap((format) =>

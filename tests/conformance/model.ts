@@ -3,6 +3,7 @@
 import type { GpuContext } from '../../src/gpu/context.ts';
 import { envVar, runtime } from '../../src/gpu/env.ts';
 import { argmaxRef } from '../../src/kernels/nn/reference.ts';
+import { readAllWeightsF64, ReferenceModel } from '../../src/model/reference.ts';
 import { openCheckpoint } from '../../src/model/checkpoint.ts';
 import { Decoder, prefillLogits } from '../../src/model/decode.ts';
 import { generate } from '../../src/model/generate.ts';
@@ -98,6 +99,67 @@ export const modelChecks: Check[] = [
         notes.push(`top-p ${JSON.stringify(s1.ids)}`);
         return { err: bad, tol: 0, note: notes.join(' ') };
       } finally {
+        dec.destroy();
+        weights.destroy();
+      }
+    },
+  },
+  {
+    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2) vs the float64 reference; plans reused, no buffers made per replayed step',
+    async run(ctx) {
+      const src = await fixture('tiny-v2-b');
+      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
+      const ck = await openCheckpoint(src);
+      const weights = await loadWeights(ctx, ck);
+      const f64 = await readAllWeightsF64(ck);
+      // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
+      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 12, maxBatch: 3, blockSize: 4 });
+      const { device } = ctx;
+      const createBuffer = device.createBuffer;
+      let made = 0;
+      try {
+        // Prompt lengths as the batch check's (4, 2) and 1: their plans' pipelines are compiled once for both.
+        const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6), ref.prompt_ids.slice(6, 7)];
+        const refs = prompts.map(() => new ReferenceModel(ck.config, f64, { absorbed: true }));
+        let err = 0;
+        const next: number[] = [];
+        for (let i = 0; i < prompts.length; i++) {
+          const rows = await dec.prefill(i, prompts[i]);
+          rows.forEach((r, t) => (err = Math.max(err, relErr(r, refs[i].step(prompts[i][t])))));
+          next.push(argmaxRef(rows[rows.length - 1]));
+        }
+        // Replayed steps must not make buffers (a leak per step would): counted from each shape's second step on.
+        device.createBuffer = (d: GPUBufferDescriptor) => {
+          made++;
+          return createBuffer.call(device, d);
+        };
+        // A shape's first step plans it and makes buffers: that the counter sees them shows it counts at all.
+        let planning = 0;
+        const steps = async (seqs: number[], n: number) => {
+          for (let s = 0; s < n; s++) {
+            const before = made;
+            const rows = await dec.step(seqs.map((seq) => ({ seq, token: next[seq] })));
+            if (s === 0) {
+              planning += made - before;
+              made = before;
+            }
+            rows.forEach((r, j) => {
+              err = Math.max(err, relErr(r, refs[seqs[j]].step(next[seqs[j]])));
+              next[seqs[j]] = argmaxRef(r);
+            });
+          }
+        };
+        await steps([0, 1, 2], 3);
+        await steps([2, 0], 2);
+        device.createBuffer = createBuffer;
+        const shapes = dec.plannedShapes.sort().join(' ');
+        const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1);
+        // Bad input: uneven tokens per entry, past maxSeqLen.
+        let errors = await throwsLike(() => dec.forward([{ seq: 0, tokens: [1] }, { seq: 1, tokens: [1, 2] }]), /Decoder.forward: tokens must be the same non-zero number of tokens for every entry, got \[1, 2\]/);
+        errors += await throwsLike(() => dec.prefill(7, [...ref.prompt_ids, 1]), /sequence 7 \(length 0\) cannot take 13 more tokens: maxSeqLen is 12/);
+        return { err: bad || errors ? Infinity : err, tol: 1e-3, note: `max rel err ${err.toExponential(2)}; plans ${shapes}; buffers made in replayed steps: ${made} (planning: ${planning})` };
+      } finally {
+        device.createBuffer = createBuffer;
         dec.destroy();
         weights.destroy();
       }

@@ -169,12 +169,13 @@ async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtyp
   return { err: differ ? Infinity : err, tol: 1e-6, note: `${differ} bits differ between two runs` };
 }
 
-type WeightFormat = 'f32' | 'bf16' | 'fp8';
+/** 'w8a32': FP8 weights with f32 activations (moeLayer's activations: 'f32'). */
+type WeightFormat = 'f32' | 'bf16' | 'fp8' | 'w8a32';
 
 /** A weight [groups * rows, k] as the GPU gets it and the values the reference uses (rounded, or FP8 dequantised per 128x128 block). */
 function weight(ctx: GpuContext, w: Float32Array, groups: number, rows: number, k: number, format: WeightFormat): { gpu: MoeWeight; ref: Float32Array } {
   const shape = groups > 1 ? [groups, rows, k] : [rows, k];
-  if (format !== 'fp8') {
+  if (format === 'f32' || format === 'bf16') {
     const ref = format === 'bf16' ? w.map((v) => bitsToF32(encodeBF16(v) << 16)) : w;
     return { gpu: uploadTensor(ctx, ref, shape, format), ref };
   }
@@ -207,7 +208,7 @@ function mlpWeights(ctx: GpuContext, groups: number, hidden: number, inter: numb
 }
 
 // FP8 activations (1x128 groups, 3 mantissa bits) against float64: a few percent of the largest output.
-const LAYER_TOL: Record<WeightFormat, number> = { f32: 1e-5, bf16: 1e-5, fp8: 0.08 };
+const LAYER_TOL: Record<WeightFormat, number> = { f32: 1e-5, bf16: 1e-5, fp8: 0.08, w8a32: 1e-5 };
 
 // One token count per layer check keeps them to seconds on software adapters; together they cover 1..33.
 async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', format: WeightFormat, tokenCounts: number[]): Promise<CheckResult> {
@@ -226,7 +227,7 @@ async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', for
   for (const tokens of tokenCounts) {
     const xs = activations(tokens * hidden, xDtype, 2);
     const x = uploadTensor(ctx, xs, [tokens, hidden], xDtype);
-    const r = await moeLayer(ctx, x, { router: routerT, experts: experts.gpu, shared: shared.gpu }, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind });
+    const r = await moeLayer(ctx, x, { router: routerT, experts: experts.gpu, shared: shared.gpu }, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind, activations: format === 'w8a32' ? 'f32' : 'fp8' });
     const got = await readTensor(r.out);
     const ref = moeRef(xs, tokens, hidden, { router, eScoreCorrectionBias: bias, experts: experts.refs, shared: shared.refs[0] }, V3);
     // Tokens whose routing is a near-tie in float64 may go to other experts in f32: not compared.
@@ -274,6 +275,7 @@ export const moeChecks: Check[] = [
   { name: 'moe layer bf16 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'bf16', [7]) },
   { name: 'moe layer FP8 weights and activations, contiguous layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'fp8', [1, 17]) },
   { name: 'moe layer FP8 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'fp8', [33]) },
+  { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3]) },
   {
     name: 'moe expert load counters accumulate across calls, per layer, and reset',
     async run(ctx) {

@@ -13,8 +13,6 @@ import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import halfWgsl from '../../../shaders/common/half.wgsl';
-import bWideWgsl from '../../../shaders/gemm/b_wide.wgsl';
-import bWideNoneWgsl from '../../../shaders/gemm/b_wide_none.wgsl';
 import cLoadWgsl from '../../../shaders/gemm/c_load.wgsl';
 import cNoneWgsl from '../../../shaders/gemm/c_none.wgsl';
 import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
@@ -23,23 +21,28 @@ import operandsWgsl from '../../../shaders/gemm/operands.wgsl';
 import rowsContiguousWgsl from '../../../shaders/gemm/rows_contiguous.wgsl';
 import rowsDenseWgsl from '../../../shaders/gemm/rows_dense.wgsl';
 import rowsMaskedWgsl from '../../../shaders/gemm/rows_masked.wgsl';
-import scalesFp8Wgsl from '../../../shaders/gemm/scales_fp8.wgsl';
-import scalesNoneWgsl from '../../../shaders/gemm/scales_none.wgsl';
+import scaleAWgsl from '../../../shaders/gemm/scale_a.wgsl';
+import scaleAUnitWgsl from '../../../shaders/gemm/scale_a_unit.wgsl';
+import scaleBWgsl from '../../../shaders/gemm/scale_b.wgsl';
+import scaleBUnitWgsl from '../../../shaders/gemm/scale_b_unit.wgsl';
 import smallMWgsl from '../../../shaders/gemm/small_m.wgsl';
 import splitkWgsl from '../../../shaders/gemm/splitk_reduce.wgsl';
 import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
+import wideWgsl from '../../../shaders/gemm/wide.wgsl';
+import wideNoneWgsl from '../../../shaders/gemm/wide_none.wgsl';
 
 export type GemmLayout = 'dense' | 'contiguous' | 'masked';
 
 /**
- * Small-m kernel: G groups of 32 lanes, NC columns per group, MR rows per pass, VEC loads of B per
- * lane per step (one u32 word each, or with `wide` a vec4<u32> of 16 e4m3 values), k split over
- * `splits` workgroups.
+ * Small-m kernel: G groups of 32 lanes, KS of them side by side along k on the same NC columns
+ * (so (g / ks) * nc columns per workgroup), MR rows per pass, VEC loads of B per lane per step (one
+ * u32 word each, or with `wide` a vec4<u32> of 16 e4m3 values), k split over `splits` workgroups.
  */
 export interface SmallMConfig {
   kernel: 'smallM';
   mr: number;
   g: number;
+  ks: number;
   nc: number;
   vec: number;
   splits: number;
@@ -128,6 +131,11 @@ function operandPair(where: string, name: string, x: unknown): [unknown, unknown
   return [x[0], x[1]];
 }
 
+/** lhs of the FP8 GEMMs: [e4m3, scales], or unquantised bf16/f16/f32 activations alone (W8A16/W8A32). */
+function lhsOperand(where: string, x: unknown): [unknown, unknown] {
+  return Array.isArray(x) ? operandPair(where, 'lhs', x) : [x, undefined];
+}
+
 function checkOut(where: string, out: unknown, shape: number[], c: unknown): { out: Tensor; c?: Tensor } {
   const o = expectTensor(where, 'out', out, { dtype: OUT_DTYPES });
   const big = o.shape.length === shape.length && o.shape.every((v, i) => v >= shape[i]);
@@ -151,7 +159,8 @@ interface RawOperands {
 function checkOperands(where: string, fp8: boolean, raw: RawOperands, aLead: number[], bGroups: number | undefined) {
   const opDtypes: DType[] = fp8 ? ['e4m3'] : HALF_DTYPES;
   const aRank = aLead.length + 1;
-  const a = expectTensor(where, fp8 ? 'lhs' : 'a', raw.a, { dtype: opDtypes });
+  // FP8 weights also take unquantised activations (scales optional then, 1.0 when left out).
+  const a = expectTensor(where, fp8 ? 'lhs' : 'a', raw.a, { dtype: fp8 ? ['e4m3', ...HALF_DTYPES] : opDtypes });
   if (a.shape.length !== aRank) fail(where, `${fp8 ? 'lhs' : 'a'}.shape`, `rank ${aRank}`, a.shape as number[]);
   const k = a.shape[aRank - 1];
   const bRank = bGroups === undefined ? 2 : 3;
@@ -165,7 +174,7 @@ function checkOperands(where: string, fp8: boolean, raw: RawOperands, aLead: num
   let sb: Tensor | undefined;
   if (fp8) {
     const lead = a.shape.slice(0, -1) as number[];
-    sa = expectTensor(where, 'lhsScales', raw.sa, { dtype: 'f32', shape: [...lead, kb] });
+    if (a.dtype === 'e4m3' || raw.sa !== undefined) sa = expectTensor(where, 'lhsScales', raw.sa, { dtype: 'f32', shape: [...lead, kb] });
     const bLead = bGroups === undefined ? [] : [groups];
     sb = expectTensor(where, 'rhsScales', raw.sb, { dtype: 'f32', shape: [...bLead, ceilDiv(n, 128), kb] });
   }
@@ -243,8 +252,9 @@ export async function maskedProblem(
 // ---- configs ----
 
 function smallMShared(c: SmallMConfig): number {
-  const staged = c.mr >= 8 ? 16 * c.mr * (c.wide ? 128 : 32) * c.vec + 4 * c.mr * c.vec : 0;
-  return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * c.g * c.nc + 16;
+  const step = (c.wide ? 128 : 32) * c.ks * c.vec;
+  const staged = c.mr >= 8 ? 16 * c.mr * step + 4 * c.mr * (step / 32) : 0;
+  return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * (c.g / c.ks) * c.nc + 16;
 }
 
 function tiledShared(c: TiledConfig): number {
@@ -258,9 +268,10 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (p.layout === 'contiguous') return 'the small-m kernel does not take the contiguous layout (groups are >= 128 rows)';
     if (![1, 2, 4, 8, 16].includes(c.mr) || ![1, 2, 4].includes(c.nc) || ![1, 2, 4].includes(c.vec)) return 'mr in 1,2,4,8,16; nc and vec in 1,2,4';
     if (c.g < 2 || 32 * c.g > lim.maxComputeInvocationsPerWorkgroup) return `g from 2 to ${lim.maxComputeInvocationsPerWorkgroup / 32}`;
+    if (![1, 2, 4, 8].includes(c.ks) || c.g % c.ks !== 0 || ((c.g / c.ks) * c.nc) % 2 !== 0) return 'ks in 1,2,4,8 dividing g, and an even column count (g / ks) * nc';
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
-    if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0 and mr <= 4';
+    if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands and mr <= 4';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
@@ -274,13 +285,15 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   return undefined;
 }
 
-/** 16-byte loads of B need 16-byte rows (and binding), and A read directly (mr <= 4). */
+/** 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0), and A read directly (mr <= 4). */
 function wideOk(p: GemmProblem, mr: number): boolean {
-  return p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && mr <= 4;
+  return p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && mr <= 4;
 }
 
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
 const TARGET_WORKGROUPS = 528;
+/** Lanes the small-m kernel wants in flight: an H100 or H200 holds ~270K (132 cores x 2048). */
+const TARGET_LANES = 1 << 18;
 
 /** Split k (dense only, whole 128-wide slices, >= 2 per split) until the grid has `target` workgroups. */
 function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUPS): number {
@@ -289,12 +302,22 @@ function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUP
 }
 
 /**
- * The small-m kernel streams: it wants every core full of lanes with loads in flight (an H100 or
- * H200 holds ~270K lanes). On an H200 the lm_head (16K workgroups) streamed at 62% while n = 7168
- * with 896 workgroups of 128 lanes reached 10%, so k is split until ~256K lanes run.
+ * The small-m kernel streams: it wants every core full of lanes with loads in flight. Few columns
+ * (n = 576..7168) get more lanes per column inside the workgroup first (ks: one pass), then split-k
+ * (dense, a second pass) only while each lane still has >= 2 iterations of work.
  */
-function smallMSplits(p: GemmProblem, g: number, nc: number): number {
-  return splitsFor(p, ceilDiv(p.n, g * nc), (1 << 18) / (32 * g));
+function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: number, wide: boolean, ksMax = 8): SmallMConfig {
+  // Masked: how many groups hold rows is not known when planning; count them all.
+  const cols = p.n * p.regions;
+  const chunksPerLane = (wide ? 4 : 1) * vec;
+  const maxLanesPerCol = Math.max(32, Math.floor(ceilDiv(p.k, 4) / chunksPerLane));
+  const wantPerCol = Math.min(maxLanesPerCol, Math.max(32, (TARGET_LANES * nc) / cols));
+  let ks = 1;
+  while (ks * 2 <= Math.min(ksMax, g) && 32 * ks * 2 <= wantPerCol) ks *= 2;
+  if (((g / ks) * nc) % 2 !== 0) ks = Math.max(1, ks >> 1);
+  const lanes = (cols / nc) * 32 * ks;
+  const splits = lanes >= TARGET_LANES || 32 * ks * 2 > maxLanesPerCol ? 1 : splitsFor(p, 1, Math.min(ceilDiv(TARGET_LANES, lanes), Math.floor(maxLanesPerCol / (32 * ks))));
+  return { kernel: 'smallM', mr, g, ks, nc, vec, splits, wide };
 }
 
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
@@ -305,10 +328,15 @@ function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, t
 export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
-    // Autotuned on an H200 (Deno): 4 lane groups and one word per lane per step won for m = 1 and 4.
-    const nc = rows <= 2 ? 2 : rows <= 4 ? 4 : 2;
     const mr = nextPow2(rows);
-    return { kernel: 'smallM', mr, g: 4, nc, vec: 1, splits: smallMSplits(p, 4, nc), wide: wideOk(p, mr) };
+    const wide = wideOk(p, mr);
+    // More columns per lane share the decoded A rows (its decode costs as much as B's per row).
+    const nc = rows <= 2 ? 2 : rows <= 4 ? 4 : 2;
+    const c = smallMConfig(p, mr, 8, nc, wide ? 2 : mr >= 8 ? 1 : 4, wide);
+    if (!configProblem(ctx, p, c)) return c;
+    // Small devices: a quarter of the staging and lanes.
+    const fallback = smallMConfig(p, mr, 4, nc, 1, wide, 1);
+    if (!configProblem(ctx, p, fallback)) return fallback;
   }
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
   let c = tiled(p, 128, 128, 16, 8, 8);
@@ -323,12 +351,13 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
-    for (const g of [4, 8]) {
+    for (const wide of wideOk(p, mr) ? [true, false] : [false]) {
       for (const nc of [1, 2, 4]) {
         for (const vec of [1, 2, 4]) {
-          const h = smallMSplits(p, g, nc);
-          for (const splits of new Set([1, h, Math.max(1, h >> 1)])) {
-            for (const wide of wideOk(p, mr) ? [true, false] : [false]) out.push({ kernel: 'smallM', mr, g, nc, vec, splits, wide });
+          for (const ksMax of [1, 2, 4, 8]) {
+            const h = smallMConfig(p, mr, 8, nc, vec, wide, ksMax);
+            out.push(h);
+            if (h.splits > 1) out.push({ ...h, splits: 1 });
           }
         }
       }
@@ -342,7 +371,8 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
       }
     }
   }
-  return out.filter((c) => !configProblem(ctx, p, c));
+  const seen = new Set<string>();
+  return out.filter((c) => !configProblem(ctx, p, c) && !seen.has(JSON.stringify(c)) && seen.add(JSON.stringify(c)));
 }
 
 // ---- modules and launch planning ----
@@ -359,12 +389,13 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     { file: 'common/half.wgsl', code: halfWgsl },
     { file: 'gemm/operands.wgsl', code: operandsWgsl },
     { file: 'gemm/load_ab.wgsl', code: loadAbWgsl },
-    p.fp8 ? { file: 'gemm/scales_fp8.wgsl', code: scalesFp8Wgsl } : { file: 'gemm/scales_none.wgsl', code: scalesNoneWgsl },
+    p.sa ? { file: 'gemm/scale_a.wgsl', code: scaleAWgsl } : { file: 'gemm/scale_a_unit.wgsl', code: scaleAUnitWgsl },
+    p.fp8 ? { file: 'gemm/scale_b.wgsl', code: scaleBWgsl } : { file: 'gemm/scale_b_unit.wgsl', code: scaleBUnitWgsl },
     withC ? { file: 'gemm/c_load.wgsl', code: cLoadWgsl } : { file: 'gemm/c_none.wgsl', code: cNoneWgsl },
     rows[p.layout],
     { file: 'gemm/epilogue.wgsl', code: epilogueWgsl },
   ];
-  const dtypes = { a: p.a.dtype, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout };
+  const dtypes = { a: p.a.dtype, sa: !!p.sa, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout };
   const consts = {
     A_KIND: KIND[p.a.dtype],
     B_KIND: KIND[p.b.dtype],
@@ -382,8 +413,8 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
       kernel: 'gemm.smallM',
       config: { ...c, ...dtypes },
       template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
-      helpers: [...helpers, c.wide ? { file: 'gemm/b_wide.wgsl', code: bWideWgsl } : { file: 'gemm/b_wide_none.wgsl', code: bWideNoneWgsl }],
-      consts: { ...consts, WG: 32 * c.g, G: c.g, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
+      helpers: [...helpers, c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl }],
+      consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
     };
   }
@@ -467,7 +498,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
   const wide = c.kernel === 'smallM' && c.wide;
   const dims =
     c.kernel === 'smallM'
-      ? [ceilDiv(p.n, c.g * c.nc), nSplits, p.regions]
+      ? [ceilDiv(p.n, (c.g / c.ks) * c.nc), nSplits, p.regions]
       : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
   const res = [
     paramsBuffer(ctx, GemmParams, values),
@@ -479,6 +510,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     split ? undefined : p.c?.binding(where, 'c'),
     p.aux?.binding(where, p.layout === 'masked' ? 'maskedM' : 'mIndices'),
     wide ? p.b.binding(where, 'rhs') : undefined,
+    wide ? p.a.binding(where, 'lhs') : undefined,
   ];
   const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
   if (ws) {
@@ -493,10 +525,16 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
 
 // ---- public API (names follow DeepGEMM, camelCase) ----
 
-/** D = C + A @ B.T with FP8 operands: lhs [m, k] e4m3 + [m, ceil(k/128)] f32, rhs [n, k] e4m3 + [ceil(n/128), ceil(k/128)] f32; out [m, n] bf16/f16/f32. */
-export async function fp8GemmNT(ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, opts: GemmOptions = {}): Promise<Launch> {
+/**
+ * lhs of the FP8 GEMMs: [e4m3 [..., k], f32 scales [..., ceil(k/128)]], or bf16/f16/f32 activations
+ * alone (FP8 weights with unquantised activations: W8A16/W8A32; each 128-slice is scaled by sb only).
+ */
+export type FP8Lhs = [Tensor, Tensor] | Tensor;
+
+/** D = C + A @ B.T with FP8 weights: lhs [m, k] e4m3 + [m, ceil(k/128)] f32 (or unquantised, see FP8Lhs), rhs [n, k] e4m3 + [ceil(n/128), ceil(k/128)] f32; out [m, n] bf16/f16/f32. */
+export async function fp8GemmNT(ctx: GpuContext, lhs: FP8Lhs, rhs: [Tensor, Tensor], out: Tensor, opts: GemmOptions = {}): Promise<Launch> {
   const where = 'fp8GemmNT';
-  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [a, sa] = lhsOperand(where, lhs);
   const [b, sb] = operandPair(where, 'rhs', rhs);
   const launch = await planGemm(ctx, where, denseProblem(where, true, { a, sa, b, sb }, out, opts.c), opts.config);
   launch.submit();
@@ -508,10 +546,10 @@ export async function fp8GemmNT(ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Te
  * mIndices [mSum] i32 (Tensor or host array) gives each row's group or -1 for padding; rhs [groups, n, k]. Padding rows of out are written as zeros.
  */
 export async function mGroupedFp8GemmNTContiguous(
-  ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, mIndices: Tensor | Int32Array | number[], opts: GroupedOptions = {},
+  ctx: GpuContext, lhs: FP8Lhs, rhs: [Tensor, Tensor], out: Tensor, mIndices: Tensor | Int32Array | number[], opts: GroupedOptions = {},
 ): Promise<Launch> {
   const where = 'mGroupedFp8GemmNTContiguous';
-  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [a, sa] = lhsOperand(where, lhs);
   const [b, sb] = operandPair(where, 'rhs', rhs);
   const p = await contiguousProblem(ctx, where, true, { a, sa, b, sb }, out, mIndices, opts.checkIndices ?? true);
   const launch = await planGemm(ctx, where, p, opts.config);
@@ -521,10 +559,10 @@ export async function mGroupedFp8GemmNTContiguous(
 
 /** MoE decode: lhs [groups, mMax, k]; maskedM [groups] i32 valid rows per group (rows past it are left untouched); expectedM tunes the launch. */
 export async function mGroupedFp8GemmNTMasked(
-  ctx: GpuContext, lhs: [Tensor, Tensor], rhs: [Tensor, Tensor], out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
+  ctx: GpuContext, lhs: FP8Lhs, rhs: [Tensor, Tensor], out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
 ): Promise<Launch> {
   const where = 'mGroupedFp8GemmNTMasked';
-  const [a, sa] = operandPair(where, 'lhs', lhs);
+  const [a, sa] = lhsOperand(where, lhs);
   const [b, sb] = operandPair(where, 'rhs', rhs);
   const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true);
   const launch = await planGemm(ctx, where, p, opts.config);

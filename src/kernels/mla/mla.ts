@@ -5,7 +5,7 @@
 import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { DeepwgslError, fail } from '../../gpu/errors.ts';
-import { createTensor, expectTensor, readTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
+import { createTensor, expectTensor, readTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
 import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
 import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
@@ -21,7 +21,7 @@ import kcacheOneWgsl from '../../../shaders/mla/kcache_one.wgsl';
 import kcacheSplitWgsl from '../../../shaders/mla/kcache_split.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
-import { scheduleSplits, type MlaSchedule } from './schedule.ts';
+import { maxScheduleItems, scheduleSplits, type MlaSchedule } from './schedule.ts';
 
 const WHERE = 'flashMlaWithKvcache';
 export type MlaActDtype = 'bf16' | 'f16' | 'f32';
@@ -66,10 +66,18 @@ interface SchedKey {
   sink: boolean;
 }
 
+const REPLAY_SPLIT_UNIT = 16;
+
 /**
  * Scheduling state, filled on the first flashMlaWithKvcache call that uses it (reading cacheSeqlens
  * and blockTable back once, to schedule and to check them), then reused while the shapes and
  * seqlens stay the same. Sequences that change length need a new one (or pass `hostSeqlens`).
+ *
+ * Replayable form (`getMlaMetadata({ maxSeqlen })`, what a recorded decode step uses): the buffers
+ * are sized for any seqlens up to maxSeqlen (a fixed number of work items and partial-output slots,
+ * the grid covering them all, items past the schedule's marked empty so their workgroups exit), and
+ * `update(seqlens)` reschedules on the CPU and rewrites the item list and splits with writeBuffer.
+ * Launches planned with it stay valid across updates.
  */
 export class MlaSchedMeta {
   key?: SchedKey;
@@ -77,23 +85,99 @@ export class MlaSchedMeta {
   schedule?: MlaSchedule;
   /** Workgroup parts the work is cut into (from the device unless given). */
   parts?: number;
+  /** Replayable only: the longest seqlen update() accepts. */
+  readonly maxSeqlen?: number;
+  /** Work items the decode grid covers and partial-output slots the scratch holds (replayable: upper bounds). */
+  itemCap = 0;
+  slotCap = 0;
   work?: Tensor;
   splits?: Tensor;
   scratch?: Tensor;
-  constructor(opts: { parts?: number } = {}) {
+  private combineAll = false;
+  constructor(opts: { parts?: number; maxSeqlen?: number } = {}) {
     if (opts.parts !== undefined && !(Number.isInteger(opts.parts) && opts.parts >= 1)) fail('getMlaMetadata', 'parts', 'a positive integer', opts.parts);
+    if (opts.maxSeqlen !== undefined && !(Number.isInteger(opts.maxSeqlen) && opts.maxSeqlen >= 0)) fail('getMlaMetadata', 'maxSeqlen', 'a non-negative integer', opts.maxSeqlen);
     this.parts = opts.parts;
+    this.maxSeqlen = opts.maxSeqlen;
   }
   get initialized(): boolean {
     return this.key !== undefined;
   }
+  get replayable(): boolean {
+    return this.maxSeqlen !== undefined;
+  }
+
+  /** Sizes the buffers (first use): replayable for any seqlens up to maxSeqlen, else for this schedule. */
+  init(ctx: GpuContext, key: SchedKey, seqlens: Int32Array, parts: number, rowsPerBatch: number, dv: number, combineAll: boolean): void {
+    const b = seqlens.length;
+    const unit = this.splitUnit(key);
+    const fixed = (p: number) => (this.replayable ? maxScheduleItems(b, this.maxSeqlen!, unit, p) : undefined);
+    let schedule = scheduleSplits(seqlens, unit, parts, { combineAll });
+    let slots = fixed(parts) ?? schedule.numSlots;
+    // Fewer parts where the partial outputs would not fit one binding.
+    const scratchBytes = (n: number) => 4 * n * rowsPerBatch * (dv + 1);
+    while (scratchBytes(slots) > ctx.limits.maxStorageBufferBindingSize && parts > 1) {
+      parts = Math.ceil(parts / 2);
+      schedule = scheduleSplits(seqlens, unit, parts, { combineAll });
+      slots = fixed(parts) ?? schedule.numSlots;
+    }
+    if (scratchBytes(slots) > ctx.limits.maxStorageBufferBindingSize) {
+      throw new DeepwgslError(`${WHERE}: the combine scratch for b=${b}, s_q*h_q=${rowsPerBatch}, dv=${dv} exceeds maxStorageBufferBindingSize; split the batch`);
+    }
+    this.destroy();
+    this.key = key;
+    this.parts = parts;
+    this.combineAll = combineAll;
+    this.itemCap = fixed(parts) ?? schedule.items.length;
+    this.slotCap = slots;
+    this.work = createTensor(ctx, [this.itemCap, 4], 'i32', 'mla-work');
+    this.splits = createTensor(ctx, [b, 2], 'i32', 'mla-splits');
+    this.scratch = createTensor(ctx, [Math.max(1, slots * rowsPerBatch * (dv + 1))], 'f32', 'mla-scratch');
+    this.write(seqlens, schedule);
+  }
+
+  /** Replayable: schedules these seqlens (the batch's, [b]) and rewrites the item list and splits for the next launches. */
+  update(seqlens: ArrayLike<number>): void {
+    const where = 'MlaSchedMeta.update';
+    if (!this.replayable) throw new DeepwgslError(`${where}: only a replayable schedMeta (getMlaMetadata({ maxSeqlen })) is updated; this one is reused only for the seqlens it was made for`);
+    if (!this.initialized) throw new DeepwgslError(`${where}: plan a flashMlaWithKvcache call with this schedMeta first (it sizes the buffers)`);
+    if (seqlens.length !== this.key!.b) fail(where, 'seqlens.length', `b (${this.key!.b})`, seqlens.length);
+    const lens = Int32Array.from(seqlens);
+    const bad = lens.findIndex((v) => !(v >= 0 && v <= this.maxSeqlen!));
+    if (bad >= 0) fail(where, `seqlens[${bad}]`, `in 0..${this.maxSeqlen} (the maxSeqlen this schedule was planned for)`, lens[bad]);
+    this.write(lens, scheduleSplits(lens, this.splitUnit(this.key!), this.parts!, { combineAll: this.combineAll }));
+  }
+
+  /**
+   * Positions per unit of split work: cache blocks, as upstream; a replayable schedule (a decoder's,
+   * short sequences at small batch) splits at most REPLAY_SPLIT_UNIT positions apart, so a sequence
+   * shorter than a block still spreads over several workgroups. Items need not align to blocks.
+   */
+  private splitUnit(key: SchedKey): number {
+    return this.replayable ? Math.min(key.blockSize, REPLAY_SPLIT_UNIT) : key.blockSize;
+  }
+
+  private write(seqlens: Int32Array, schedule: MlaSchedule): void {
+    // Items past the schedule's have batch -1: their workgroups exit at once.
+    const work = new Int32Array(4 * this.itemCap).fill(-1);
+    schedule.items.forEach((w, i) => work.set([w.batch, w.start, w.end, w.slot], 4 * i));
+    const queue = this.work!.ctx.device.queue;
+    queue.writeBuffer(this.work!.buffer, this.work!.byteOffset, work);
+    queue.writeBuffer(this.splits!.buffer, this.splits!.byteOffset, Int32Array.from(schedule.splits.flatMap((x) => [x.first, x.count])));
+    this.seqlens = seqlens;
+    this.schedule = schedule;
+  }
+
   destroy(): void {
     for (const t of [this.work, this.splits, this.scratch]) t?.destroy();
   }
 }
 
-/** An empty scheduling object; the schedule is made on first use (upstream's current behaviour). */
-export function getMlaMetadata(opts: { parts?: number } = {}): MlaSchedMeta {
+/**
+ * An empty scheduling object; the schedule is made on first use (upstream's current behaviour).
+ * With `maxSeqlen`, a replayable one: see MlaSchedMeta.
+ */
+export function getMlaMetadata(opts: { parts?: number; maxSeqlen?: number } = {}): MlaSchedMeta {
   return new MlaSchedMeta(opts);
 }
 
@@ -458,37 +542,24 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
 
   if (meta.initialized) {
     checkKey(meta, key);
-    if (a.hostSeqlens && !a.hostSeqlens.every((v, i) => v === meta.seqlens![i])) {
+    if (!meta.replayable && a.hostSeqlens && !a.hostSeqlens.every((v, i) => v === meta.seqlens![i])) {
       throw new DeepwgslError(`${WHERE}: hostSeqlens differ from those schedMeta was made for; call getMlaMetadata() for a new schedule`);
     }
   } else {
+    if (meta.replayable && s.topk !== null) fail(WHERE, 'schedMeta', 'a plain getMlaMetadata() with indices (a replayable one schedules dense seqlens)', 'a replayable schedMeta');
     const seqlens =
       s.topk !== null ? new Int32Array(s.b).fill(s.topk) : (a.hostSeqlens ?? ((await readTensor(a.cacheSeqlens!)) as Int32Array));
     if (s.topk === null) await checkDense(a, s, seqlens);
-    let parts = meta.parts ?? defaultMlaParts(ctx, groupsPerItem);
-    let schedule = scheduleSplits(seqlens, s.blockSize, parts, { combineAll: a.attnSink !== undefined });
-    // Fewer parts where the partial outputs would not fit one binding.
-    const scratchBytes = (sch: MlaSchedule) => 4 * sch.numSlots * rowsPerBatch * (s.dv + 1);
-    while (scratchBytes(schedule) > ctx.limits.maxStorageBufferBindingSize && parts > 1) {
-      parts = Math.ceil(parts / 2);
-      schedule = scheduleSplits(seqlens, s.blockSize, parts, { combineAll: a.attnSink !== undefined });
+    const over = meta.replayable ? seqlens.findIndex((v) => v > meta.maxSeqlen!) : -1;
+    if (over >= 0) fail(WHERE, `cacheSeqlens[${over}]`, `at most the schedMeta's maxSeqlen (${meta.maxSeqlen})`, seqlens[over]);
+    if (meta.replayable && meta.maxSeqlen! > s.maxBlocks * s.blockSize) {
+      fail(WHERE, 'schedMeta.maxSeqlen', `at most what blockTable holds (${s.maxBlocks} blocks of ${s.blockSize})`, meta.maxSeqlen);
     }
-    if (scratchBytes(schedule) > ctx.limits.maxStorageBufferBindingSize) {
-      throw new DeepwgslError(`${WHERE}: the combine scratch for b=${s.b}, s_q*h_q=${rowsPerBatch}, dv=${s.dv} exceeds maxStorageBufferBindingSize; split the batch`);
-    }
-    if (schedule.items.length > ctx.limits.maxComputeWorkgroupsPerDimension || groupsPerItem > ctx.limits.maxComputeWorkgroupsPerDimension) {
-      throw new DeepwgslError(`${WHERE}: ${schedule.items.length} work items x ${groupsPerItem} head groups exceed maxComputeWorkgroupsPerDimension; split the batch`);
-    }
-    meta.destroy();
-    meta.key = key;
-    meta.seqlens = Int32Array.from(seqlens);
-    meta.parts = parts;
-    meta.schedule = schedule;
-    meta.work = uploadTensor(ctx, schedule.items.flatMap((w) => [w.batch, w.start, w.end, w.slot]), [schedule.items.length, 4], 'i32', 'mla-work');
-    meta.splits = uploadTensor(ctx, schedule.splits.flatMap((x) => [x.first, x.count]), [s.b, 2], 'i32', 'mla-splits');
-    meta.scratch = createTensor(ctx, [Math.max(1, schedule.numSlots * rowsPerBatch * (s.dv + 1))], 'f32', 'mla-scratch');
+    meta.init(ctx, key, seqlens, meta.parts ?? defaultMlaParts(ctx, groupsPerItem), rowsPerBatch, s.dv, a.attnSink !== undefined);
   }
-  const schedule = meta.schedule!;
+  if (meta.itemCap > ctx.limits.maxComputeWorkgroupsPerDimension || groupsPerItem > ctx.limits.maxComputeWorkgroupsPerDimension) {
+    throw new DeepwgslError(`${WHERE}: ${meta.itemCap} work items x ${groupsPerItem} head groups exceed maxComputeWorkgroupsPerDimension; split the batch`);
+  }
   const out = a.out ?? createTensor(ctx, outShape, s.qDtype, 'mla-out');
   const lse = a.lse ?? createTensor(ctx, lseShape, 'f32', 'mla-lse');
   const dummy = (n: number) => uploadTensor(ctx, new Int32Array(Math.max(1, n)), [Math.max(1, n)], 'i32', 'mla-unused');
@@ -510,7 +581,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
     max_blocks: s.maxBlocks,
     block_size: s.blockSize,
     causal: a.causal ? 1 : 0,
-    num_slots: schedule.numSlots,
+    num_slots: meta.slotCap,
     inf_bits: 0x7f800000,
     scale: a.softmaxScale ?? 1 / Math.sqrt(s.d),
   });
@@ -531,14 +602,15 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
     {
       pipeline: decode,
       bindGroup: bindGroup(ctx, decode, resources),
-      workgroups: [schedule.items.length, groupsPerItem, 1],
+      workgroups: [meta.itemCap, groupsPerItem, 1],
     },
   ];
-  if (schedule.numSlots > 0) {
+  if (meta.slotCap > 0) {
     const combine = await ctx.pipelines.get(combineModule(s, out, a.attnSink !== undefined));
     const g = grid(ctx, s.b * rowsPerBatch);
-    const cparams = paramsBuffer(ctx, CombineParams, { b: s.b, s_q: s.sQ, h_q: s.hQ, num_slots: schedule.numSlots, grid_x: g[0], inf_bits: 0x7f800000 });
-    const sink = a.attnSink ?? uploadTensor(ctx, [0], [1], 'f32', 'mla-unused');
+    const cparams = paramsBuffer(ctx, CombineParams, { b: s.b, s_q: s.sQ, h_q: s.hQ, num_slots: meta.slotCap, grid_x: g[0], inf_bits: 0x7f800000 });
+    // Without a sink the combine never reads binding 3.
+    const sink = a.attnSink ?? unusedTensor(ctx);
     dispatches.push({
       pipeline: combine,
       bindGroup: bindGroup(ctx, combine, [cparams, bind(meta.scratch!, 'scratch'), bind(meta.splits!, 'splits'), bind(sink, 'attnSink'), bind(out, 'out'), bind(lse, 'lse')]),
@@ -552,7 +624,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const actBytes = s.qDtype === 'f32' ? 4 : 2;
   const bytes = s.b * (rowsPerBatch * s.d * actBytes + mean * s.hKv * rowBytes + rowsPerBatch * s.dv * actBytes);
   const flops = s.b * s.hQ * s.sQ * mean * 2 * (s.d + s.dv);
-  const launch = new Launch(ctx, dispatches, { kernel: 'mla.decode', config: { ...config, parts: meta.parts, items: schedule.items.length }, bytes, flops });
+  const launch = new Launch(ctx, dispatches, { kernel: 'mla.decode', config: { ...config, parts: meta.parts, items: meta.itemCap }, bytes, flops });
   return { launch, out, lse, config };
 }
 

@@ -65,3 +65,12 @@ export function scheduleSplits(lengths: ArrayLike<number>, blockSize: number, pa
   });
   return { items, splits, numSlots, capacity };
 }
+
+/**
+ * The most pieces scheduleSplits makes for b sequences of at most maxLen tokens: parts + b (only a
+ * part's last piece can stop short of its sequence's end, and each part that ends so holds at least
+ * total / parts of cost), and one piece per block (one per empty sequence).
+ */
+export function maxScheduleItems(b: number, maxLen: number, blockSize: number, parts: number): number {
+  return Math.min(parts + b, b * Math.max(1, Math.ceil(maxLen / blockSize)));
+}

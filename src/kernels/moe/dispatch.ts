@@ -11,9 +11,9 @@
 import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
-import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
+import { createTensor, expectTensor, unusedTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import { bindGroup, grid, Launch, paramsBuffer, planKernel, type Dispatch } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import combineTemplate from '../../../shaders/moe/combine.wgsl';
 import dispatchTemplate from '../../../shaders/moe/dispatch.wgsl';
@@ -44,6 +44,8 @@ export interface DispatchLayout {
   numExperts: number;
   /** Rows of the dispatched tensor: contiguous, an upper bound of the padded total; masked, numExperts * mMax. */
   rows: number;
+  /** Leading shape of the dispatched tensors (and the expert outputs combine reads): [rows] or [numExperts, mMax]. */
+  lead: number[];
   alignment: number;
   mMax: number;
   /** [numExperts] i32: tokens routed to each expert (the masked GEMM's maskedM). */
@@ -58,6 +60,8 @@ export interface DispatchLayout {
   starts: Tensor;
   /** Planned passes: `launch.submit()` recomputes the layout from the same topkIdx buffer (for replay; it counts into the load counters again). */
   launch: Launch;
+  /** Frees the layout's tensors and uniforms (once the GPU is done with them). */
+  destroy(): void;
 }
 
 const LayoutParams = d.struct({
@@ -76,21 +80,12 @@ export function contiguousRowsBound(entries: number, numExperts: number, alignme
   return Math.ceil((entries + Math.min(numExperts, entries) * (alignment - 1)) / alignment) * alignment;
 }
 
-// Bindings a layout never touches (the masked layout's row maps, load counters when not counting)
-// take a word of their own, one per context: two writable bindings of a pass may not alias.
-const PLACEHOLDERS = new WeakMap<GpuContext, [Tensor, Tensor]>();
-function placeholders(ctx: GpuContext): [Tensor, Tensor] {
-  let p = PLACEHOLDERS.get(ctx);
-  if (!p) PLACEHOLDERS.set(ctx, (p = [createTensor(ctx, [1], 'i32', 'unused'), createTensor(ctx, [1], 'i32', 'unused')]));
-  return p;
-}
-
 function module(kernel: string, file: string, code: string, consts: Record<string, number | boolean>, structs: object): KernelModule {
   return { kernel, config: consts, template: { file, code }, consts, structs: structs as KernelModule['structs'] };
 }
 
-/** Plans and runs the layout passes for topkIdx [tokens, topk] i32. */
-export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: DispatchLayoutOptions): Promise<DispatchLayout> {
+/** Plans the layout passes for topkIdx [tokens, topk] i32 (not run: `layout.launch` runs them). */
+export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: DispatchLayoutOptions): Promise<DispatchLayout> {
   const where = 'getDispatchLayout';
   expectTensor(where, 'topkIdx', topkIdx, { dtype: 'i32' });
   if (topkIdx.shape.length !== 2 || topkIdx.shape[0] < 1 || topkIdx.shape[1] < 1) fail(where, 'topkIdx.shape', '[tokens >= 1, topk >= 1]', topkIdx.shape);
@@ -136,7 +131,8 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
     ctx.pipelines.get(module('moe.layoutMap', 'moe/layout_map.wgsl', mapTemplate, { WG: MAP_WG, K: topk, CONTIGUOUS: contiguous }, { Params: LayoutParams })),
   ]);
   const b = (t: Tensor, name: string) => t.binding(where, name);
-  const [unused0, unused1] = placeholders(ctx).map((t) => b(t, 'unused'));
+  // Bindings a layout never touches (the masked layout's row maps, load counters when not counting).
+  const [unused0, unused1] = [0, 1].map((i) => b(unusedTensor(ctx, i), 'unused'));
   const dispatches: Dispatch[] = [
     { pipeline: count, bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert')]), workgroups: countGrid },
     {
@@ -160,9 +156,20 @@ export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: 
     },
   ];
   const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
-  const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 });
-  launch.submit();
-  return { kind: opts.layout, tokens, topk, numExperts: E, rows, alignment, mMax, numTokensPerExpert, srcToDst, mIndices, dstToSrc, starts, launch };
+  const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 }, [countP, offsetsP, mapP]);
+  const lead = contiguous ? [rows] : [E, mMax];
+  const destroy = () => {
+    for (const t of [pos, numTokensPerExpert, starts, srcToDst, mIndices, dstToSrc]) t?.destroy();
+    launch.destroy();
+  };
+  return { kind: opts.layout, tokens, topk, numExperts: E, rows, lead, alignment, mMax, numTokensPerExpert, srcToDst, mIndices, dstToSrc, starts, launch, destroy };
+}
+
+/** Plans and runs the layout passes for topkIdx [tokens, topk] i32. */
+export async function getDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts: DispatchLayoutOptions): Promise<DispatchLayout> {
+  const layout = await planDispatchLayout(ctx, topkIdx, opts);
+  layout.launch.submit();
+  return layout;
 }
 
 export interface Dispatched {
@@ -192,8 +199,8 @@ function checkLayout(where: string, layout: unknown): DispatchLayout {
   return l;
 }
 
-/** x [tokens, hidden] f32/bf16 -> the layout's rows, copied, or cast to FP8 with `{ fp8: true }`. */
-export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLayout, opts: { fp8?: boolean } = {}): Promise<Dispatched> {
+/** Plans x [tokens, hidden] f32/bf16 -> the layout's rows, copied, or cast to FP8 with `{ fp8: true }` (not run). */
+export async function planDispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLayout, opts: { fp8?: boolean; out?: { x: Tensor; scales?: Tensor } } = {}): Promise<Dispatched> {
   const where = 'dispatch';
   const layout = checkLayout(where, layoutIn);
   expectTensor(where, 'x', x, { dtype: ['f32', 'bf16'], shape: [layout.tokens, null] });
@@ -201,10 +208,11 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLay
   if (hidden < 1) fail(where, 'x.shape[1] (hidden)', 'at least 1', hidden);
   const fp8 = opts.fp8 ?? false;
   const contiguous = layout.kind === 'contiguous';
-  const lead = contiguous ? [layout.rows] : [layout.numExperts, layout.mMax];
   const groups = Math.ceil(hidden / 128);
-  const out = createTensor(ctx, [...lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched');
-  const scales = fp8 ? createTensor(ctx, [...lead, groups], 'f32', 'dispatchedScales') : undefined;
+  const out = opts.out?.x ?? createTensor(ctx, [...layout.lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched');
+  expectTensor(where, 'out.x', out, { dtype: fp8 ? 'e4m3' : x.dtype, shape: [...layout.lead, hidden] });
+  const scales = fp8 ? (opts.out?.scales ?? createTensor(ctx, [...layout.lead, groups], 'f32', 'dispatchedScales')) : undefined;
+  if (scales) expectTensor(where, 'out.scales', scales, { dtype: 'f32', shape: [...layout.lead, groups] });
   const subgroups = fp8 && ctx.has('subgroups');
   const sgMin = subgroups ? Math.max(1, ctx.adapterInfo.subgroupMinSize) : 1;
   const consts = {
@@ -217,38 +225,46 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layoutIn: DispatchLay
     FP8: fp8,
     EPW: x.dtype === 'bf16' ? 2 : 1,
   };
-  const pipeline = await ctx.pipelines.get({
-    kernel: 'moe.dispatch',
-    config: consts,
-    template: { file: 'moe/dispatch.wgsl', code: dispatchTemplate },
-    helpers: castHelpers(subgroups),
-    consts,
-    structs: { Params: DispatchParams },
-    enables: subgroups ? ['subgroups'] : [],
-  });
   const items = contiguous ? layout.rows : layout.tokens * layout.topk;
-  const g = grid(ctx, items);
-  const params = paramsBuffer(ctx, DispatchParams, { items, experts: layout.numExperts, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4, grid_x: g[0] });
-  const bg = bindGroup(ctx, pipeline, [
-    params,
-    x.binding(where, 'x'),
-    layout.srcToDst.binding(where, 'srcToDst'),
-    (layout.dstToSrc ?? layout.srcToDst).binding(where, 'dstToSrc'),
-    out.binding(where, 'out'),
-    (scales ?? layout.numTokensPerExpert).binding(where, 'scales'),
-    layout.starts.binding(where, 'starts'),
-  ]);
-  const moved = layout.tokens * layout.topk * (x.byteLength / layout.tokens + out.byteLength / lead.reduce((a, v) => a * v, 1));
-  const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: 'moe.dispatch', config: consts, bytes: moved, flops: 0 });
-  launch.submit();
+  const launch = await planKernel(ctx, {
+    module: {
+      kernel: 'moe.dispatch',
+      config: consts,
+      template: { file: 'moe/dispatch.wgsl', code: dispatchTemplate },
+      helpers: castHelpers(subgroups),
+      consts,
+      structs: { Params: DispatchParams },
+      enables: subgroups ? ['subgroups'] : [],
+    },
+    params: DispatchParams,
+    values: { items, experts: layout.numExperts, k: hidden, groups, pitch_x: x.pitch, pitch_q_words: out.pitch / 4 },
+    bindings: [
+      x.binding(where, 'x'),
+      layout.srcToDst.binding(where, 'srcToDst'),
+      (layout.dstToSrc ?? layout.srcToDst).binding(where, 'dstToSrc'),
+      out.binding(where, 'out'),
+      (scales ?? layout.numTokensPerExpert).binding(where, 'scales'),
+      layout.starts.binding(where, 'starts'),
+    ],
+    workgroups: items,
+    bytes: layout.tokens * layout.topk * (x.byteLength / layout.tokens + out.byteLength / layout.rows),
+    flops: 0,
+  });
   return { x: out, scales, launch };
+}
+
+/** x [tokens, hidden] f32/bf16 -> the layout's rows, copied, or cast to FP8 with `{ fp8: true }`; submitted. */
+export async function dispatch(ctx: GpuContext, x: Tensor, layout: DispatchLayout, opts: { fp8?: boolean } = {}): Promise<Dispatched> {
+  const d = await planDispatch(ctx, x, layout, opts);
+  d.launch.submit();
+  return d;
 }
 
 const CombineParams = d.struct({ tokens: d.u32, hidden: d.u32, pitch_y: d.u32, grid_x: d.u32 });
 const COMBINE_WG = 128;
 
-/** y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk]. */
-export async function combine(
+/** Plans y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk] (not run). */
+export async function planCombine(
   ctx: GpuContext,
   y: Tensor,
   layoutIn: DispatchLayout,
@@ -257,32 +273,34 @@ export async function combine(
 ): Promise<{ out: Tensor; launch: Launch }> {
   const where = 'combine';
   const layout = checkLayout(where, layoutIn);
-  const lead = layout.kind === 'contiguous' ? [layout.rows] : [layout.numExperts, layout.mMax];
-  expectTensor(where, 'y', y, { dtype: ['f32', 'bf16'], shape: [...lead, null] });
+  expectTensor(where, 'y', y, { dtype: ['f32', 'bf16'], shape: [...layout.lead, null] });
   const hidden = y.shape[y.shape.length - 1];
   expectTensor(where, 'topkWeights', topkWeights, { dtype: 'f32', shape: [layout.tokens, layout.topk] });
   const out = opts.out ?? createTensor(ctx, [layout.tokens, hidden], 'f32', 'combined');
   expectTensor(where, 'out', out, { dtype: 'f32', shape: [layout.tokens, hidden] });
   const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16' };
-  const pipeline = await ctx.pipelines.get({
-    kernel: 'moe.combine',
-    config: consts,
-    template: { file: 'moe/combine.wgsl', code: combineTemplate },
-    helpers: [{ file: 'common/load_x.wgsl', code: loadX }],
-    consts,
-    structs: { Params: CombineParams },
-  });
-  const g = grid(ctx, Math.ceil((layout.tokens * hidden) / COMBINE_WG));
-  const params = paramsBuffer(ctx, CombineParams, { tokens: layout.tokens, hidden, pitch_y: y.pitch, grid_x: g[0] });
-  const bg = bindGroup(ctx, pipeline, [params, y.binding(where, 'y'), layout.srcToDst.binding(where, 'srcToDst'), topkWeights.binding(where, 'topkWeights'), out.binding(where, 'out')]);
-  const rowBytes = y.byteLength / lead.reduce((a, v) => a * v, 1);
-  const bytes = layout.tokens * layout.topk * rowBytes + out.byteLength;
-  const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], {
-    kernel: 'moe.combine',
-    config: consts,
-    bytes,
+  const launch = await planKernel(ctx, {
+    module: {
+      kernel: 'moe.combine',
+      config: consts,
+      template: { file: 'moe/combine.wgsl', code: combineTemplate },
+      helpers: [{ file: 'common/load_x.wgsl', code: loadX }],
+      consts,
+      structs: { Params: CombineParams },
+    },
+    params: CombineParams,
+    values: { tokens: layout.tokens, hidden, pitch_y: y.pitch },
+    bindings: [y.binding(where, 'y'), layout.srcToDst.binding(where, 'srcToDst'), topkWeights.binding(where, 'topkWeights'), out.binding(where, 'out')],
+    workgroups: Math.ceil((layout.tokens * hidden) / COMBINE_WG),
+    bytes: layout.tokens * layout.topk * (y.byteLength / layout.rows) + out.byteLength,
     flops: 2 * layout.tokens * layout.topk * hidden,
   });
-  launch.submit();
   return { out, launch };
+}
+
+/** y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk]; submitted. */
+export async function combine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, topkWeights: Tensor, opts: { out?: Tensor } = {}): Promise<{ out: Tensor; launch: Launch }> {
+  const r = await planCombine(ctx, y, layout, topkWeights, opts);
+  r.launch.submit();
+  return r;
 }

@@ -1,6 +1,9 @@
 export { routeTopk, planRouteTopk, routeConfigFromHf, type RouteOptions, type RouteOutputs } from './route.ts';
 export {
   getDispatchLayout,
+  planDispatchLayout,
+  planDispatch,
+  planCombine,
   dispatch,
   combine,
   contiguousRowsBound,
@@ -26,4 +29,4 @@ export {
   type MlpRef,
   type MoeRefWeights,
 } from './reference.ts';
-export { moeLayer, type MoeLayerWeights, type MoeLayerOptions, type MoeLayerResult, type MlpWeights, type MoeWeight } from './layer.ts';
+export { moeLayer, planMoeLayer, type MoeLayerPlan, type MoeLayerWeights, type MoeLayerOptions, type MoeLayerResult, type MlpWeights, type MoeWeight } from './layer.ts';

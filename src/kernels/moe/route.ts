@@ -4,8 +4,7 @@ import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
-import type { KernelModule } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
+import { planKernel, type Launch } from '../../jit/launch.ts';
 import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
 import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
 import routeTemplate from '../../../shaders/moe/route_topk.wgsl';
@@ -78,30 +77,31 @@ export async function planRouteTopk(
     HAS_BIAS: bias !== undefined,
     NORM: c.normTopkProb,
   };
-  const module: KernelModule = {
-    kernel: 'moe.routeTopk',
-    config: consts,
-    template: { file: 'moe/route_topk.wgsl', code: routeTemplate },
-    helpers: [
-      { file: 'common/wg_reduce.wgsl', code: wgReduce },
-      { file: 'common/wg_argmax.wgsl', code: wgArgmax },
-    ],
-    consts,
-    structs: { Params: RouteParams },
-  };
-  const pipeline = await ctx.pipelines.get(module);
-  const g = grid(ctx, tokens);
-  const params = paramsBuffer(ctx, RouteParams, { tokens, grid_x: g[0], scale: c.routedScalingFactor });
   // Without a bias the shader never reads binding 2; the logits stand in for it.
-  const bg = bindGroup(ctx, pipeline, [
-    params,
-    logits.binding(where, 'logits'),
-    (bias ?? logits).binding(where, 'eScoreCorrectionBias'),
-    outs.topkIdx.binding(where, 'topkIdx'),
-    outs.topkWeights.binding(where, 'topkWeights'),
-  ]);
-  const bytes = logits.byteLength + (bias?.byteLength ?? 0) + outs.topkIdx.byteLength + outs.topkWeights.byteLength;
-  const launch = new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: 'moe.routeTopk', config: consts, bytes, flops: 0 });
+  const launch = await planKernel(ctx, {
+    module: {
+      kernel: 'moe.routeTopk',
+      config: consts,
+      template: { file: 'moe/route_topk.wgsl', code: routeTemplate },
+      helpers: [
+        { file: 'common/wg_reduce.wgsl', code: wgReduce },
+        { file: 'common/wg_argmax.wgsl', code: wgArgmax },
+      ],
+      consts,
+      structs: { Params: RouteParams },
+    },
+    params: RouteParams,
+    values: { tokens, scale: c.routedScalingFactor },
+    bindings: [
+      logits.binding(where, 'logits'),
+      (bias ?? logits).binding(where, 'eScoreCorrectionBias'),
+      outs.topkIdx.binding(where, 'topkIdx'),
+      outs.topkWeights.binding(where, 'topkWeights'),
+    ],
+    workgroups: tokens,
+    bytes: logits.byteLength + (bias?.byteLength ?? 0) + outs.topkIdx.byteLength + outs.topkWeights.byteLength,
+    flops: 0,
+  });
   return { launch, ...outs };
 }
 

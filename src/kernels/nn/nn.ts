@@ -5,9 +5,9 @@ import * as d from 'typegpu/data';
 import type { AnyWgslData } from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
-import { createTensor, expectTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
+import { createTensor, expectTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { WgslConst, WgslSource } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
+import { planKernel, type Launch } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
 import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
@@ -44,19 +44,16 @@ interface NnKernel {
   flops: number;
 }
 
-async function planNn(ctx: GpuContext, k: NnKernel): Promise<Launch> {
-  const pipeline = await ctx.pipelines.get({
-    kernel: `nn.${k.name}`,
-    config: k.consts,
-    template: { file: `nn/${k.file}`, code: k.code },
-    helpers: k.helpers,
-    consts: k.consts,
-    structs: { Params: k.params },
+function planNn(ctx: GpuContext, k: NnKernel): Promise<Launch> {
+  return planKernel(ctx, {
+    module: { kernel: `nn.${k.name}`, config: k.consts, template: { file: `nn/${k.file}`, code: k.code }, helpers: k.helpers, consts: k.consts, structs: { Params: k.params } },
+    params: k.params,
+    values: k.values,
+    bindings: k.bindings,
+    workgroups: k.workgroups,
+    bytes: k.bytes,
+    flops: k.flops,
   });
-  const g = grid(ctx, k.workgroups);
-  const params = paramsBuffer(ctx, k.params, { ...k.values, grid_x: g[0] });
-  const bg = bindGroup(ctx, pipeline, [params, ...k.bindings]);
-  return new Launch(ctx, [{ pipeline, bindGroup: bg, workgroups: g }], { kernel: `nn.${k.name}`, config: k.consts, bytes: k.bytes, flops: k.flops });
 }
 
 function rows2(where: string, arg: string, t: unknown, dtype: Tensor['dtype'] | Tensor['dtype'][]): Tensor {
@@ -350,16 +347,9 @@ function storedWeight(ctx: GpuContext, where: string, arg: string, w: StoredWeig
   else {
     if (w.scale !== undefined) fail(where, `${arg}.scale`, `absent for a ${t.dtype} weight`, 'a Tensor');
     // Bound but never read: the layout wants every binding.
-    scale = unitScale(ctx);
+    scale = unusedTensor(ctx);
   }
   return { kind: W_KIND[t.dtype]!, bindings: [t.binding(where, `${arg}.t`), scale.binding(where, `${arg}.scale`)], pitch: t.pitch, kb };
-}
-
-const unitScales = new WeakMap<GpuContext, Tensor>();
-function unitScale(ctx: GpuContext): Tensor {
-  let t = unitScales.get(ctx);
-  if (!t) unitScales.set(ctx, (t = uploadTensor(ctx, [1], [1], 'f32', 'unit scale')));
-  return t;
 }
 
 const weightHelpers: WgslSource[] = [
@@ -381,6 +371,10 @@ function checkKvB(ctx: GpuContext, where: string, kvB: StoredWeight, m: MlaDims)
   return storedWeight(ctx, where, 'kvB', kvB, [m.heads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
 }
 
+// W_UK: a workgroup per ABSORB_Q_COLS output columns of a (token, head), ABSORB_Q_GROUPS lane groups splitting the rows.
+const ABSORB_Q_COLS = 64;
+const ABSORB_Q_GROUPS = 4;
+
 /**
  * Absorbed MLA query: q [tokens, heads, nope + rope] f32 and kv_b_proj's weight (as stored) ->
  * out [tokens, heads, kvLoraRank + rope] f32 = [W_UK^T q_nope, q_rope], the query flashMlaWithKvcache
@@ -399,16 +393,20 @@ export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeig
     file: 'mla_absorb_q.wgsl',
     code: absorbQTemplate,
     helpers: weightHelpers,
-    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    consts: { WG: ABSORB_Q_COLS * ABSORB_Q_GROUPS, COLS: ABSORB_Q_COLS, JG: ABSORB_Q_GROUPS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
     params: AbsorbParams,
     values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
     bindings: [qt.binding(where, 'q'), ...w.bindings, out.binding(where, 'out')],
-    workgroups: Math.ceil((tokens * m.heads * d) / ELEMENTWISE_WG),
+    workgroups: tokens * m.heads * Math.ceil(d / ABSORB_Q_COLS),
     bytes: kvB.t.byteLength / 2 + qt.byteLength + out.byteLength,
     flops: 2 * tokens * m.heads * m.qkNopeHeadDim * m.kvLoraRank,
   });
   return { launch, out };
 }
+
+// W_UV: a workgroup of lanes splitting the latent channels per ABSORB_O_ROWS outputs (a GEMV per head, coalesced).
+const ABSORB_O_WG = 64;
+const ABSORB_O_ROWS = 8;
 
 /** o [tokens, heads, kvLoraRank] f32 (attention over the latent cache) -> out [tokens, heads * vHeadDim] f32 through W_UV. */
 export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
@@ -422,11 +420,11 @@ export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeig
     file: 'mla_absorb_o.wgsl',
     code: absorbOTemplate,
     helpers: weightHelpers,
-    consts: { WG: ELEMENTWISE_WG, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    consts: { WG: ABSORB_O_WG, R: ABSORB_O_ROWS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
     params: AbsorbParams,
     values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
     bindings: [ot.binding(where, 'o'), ...w.bindings, out.binding(where, 'out')],
-    workgroups: Math.ceil((tokens * m.heads * m.vHeadDim) / ELEMENTWISE_WG),
+    workgroups: tokens * m.heads * Math.ceil(m.vHeadDim / ABSORB_O_ROWS),
     bytes: kvB.t.byteLength / 2 + ot.byteLength + out.byteLength,
     flops: 2 * tokens * m.heads * m.vHeadDim * m.kvLoraRank,
   });
