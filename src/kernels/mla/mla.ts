@@ -301,9 +301,12 @@ export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mR
   const mq = Math.max(1, mt / 4);
   const cols = Math.max(nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4)), 32 / Math.min(4, mq));
   const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(32, mq * cols));
-  // Software adapters take the smallest staging: their compilers take minutes over the unrolled copies.
+  // Staging per round (dk channels, bnv V rows): mt=32 best at 32/8 (H100), fewer rows best at 8/2
+  // (1.7x at h_q=16: fewer staged registers). Software adapters take the smallest: their compilers
+  // take minutes over the unrolled copies.
   const staging = [[32, 8], [16, 8], [16, 4], [8, 4], [8, 2], [4, 1]];
-  for (const [dk, bnv] of ctx.isSoftware ? staging.reverse() : staging) {
+  const order = ctx.isSoftware ? staging.reverse() : mt < 32 ? staging.slice(4) : staging;
+  for (const [dk, bnv] of order) {
     const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (16 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
     if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
