@@ -10,7 +10,7 @@
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
-@group(0) @binding(2) var<storage, read> kcache: array<u32>;
+// binding 2: the cache (kcache_one.wgsl or kcache_split.wgsl)
 // Dense: block_table [b, max_blocks] and cache_seqlens [b]. Sparse: indices [b, s_q, topk] and topk_length [b].
 @group(0) @binding(3) var<storage, read> rows_a: array<i32>;
 @group(0) @binding(4) var<storage, read> rows_b: array<i32>;

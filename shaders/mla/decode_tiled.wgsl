@@ -1,20 +1,27 @@
 // Split-KV MLA decode shaped like a GEMM, for GPUs where register tiles pay (the fast path).
 // A workgroup takes one work item, one kv head g and MT query rows of that head, and walks the
-// item's KV positions BN at a time:
-//   A. scores S[MT, BN] = q . k over d, DK channels at a time staged in workgroup memory as f32;
-//      invocation (amg, ang) keeps a 2 x 4 register tile (rows amg*2, +1; columns ang*4 .. +3);
+// item's KV positions BN at a time; per tile, two small GEMMs:
+//   A. scores S[MT, BN] = q . k over d, DK channels at a time: q and K staged row-major in
+//      workgroup memory as f32 (rows padded by one vec4 so that lanes reading different rows at the
+//      same channels hit different banks); each invocation keeps a 4 x 4 register tile of scores;
 //   B. online softmax per row, TPR invocations per row, probabilities written over the scores;
 //   C. out[MT, DV] += P . V, V staged BNV cache rows at a time (rows padded to VS vec4s with zeros);
-//      invocation (cgm, cgn) keeps 4 rows x 4 vec4 columns (cgn + GC_N * j) of the output.
+//      each invocation keeps 4 rows x 4 vec4 columns of the output.
+// Staging goes through registers; with PREFETCH the next chunk's global loads are issued before
+// this chunk's FMAs (software pipelining), without it after them (fewer live registers: the FP8
+// cache's decoding made the pipelined kernel spill, 2.5x slower on an H100).
+// Invocation tiles (both GEMMs): rows am + MQ * i, score columns an + GA_N * j (output vec4 columns
+// the same), i, j < 4, where MQ = MT / 4. Within each 32 invocations, LM rows x LN columns: every
+// vec4 read of workgroup memory in the inner loops is a broadcast or touches each bank once.
 // Register tiles are named variables, not arrays: a private array indexed in a loop may live in
 // local memory, which cost the first kernels most of their speed.
 // Every cache row is read once per workgroup for its scores and once for its values (an L2 hit).
-// Holes: WG, MT, BN, DK, BNV, GA_N, TPR, CPT, GC_N, VS, STAGE4, D, DV, DW, DVW, DV4
+// Holes: WG, MT, MQ, BN, DK, KS4, BNV, QPT, KPT, VPT (staging items per invocation), PREFETCH, GA_N, LM, LN, TPR, CPT, VS, STAGE4, D, DV, DW, DVW, DV4
 // plus the io consts of load.wgsl / store_out.wgsl (prelude), Params (typegpu struct, as decode.wgsl).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
-@group(0) @binding(2) var<storage, read> kcache: array<u32>;
+// binding 2: the cache (kcache_one.wgsl or kcache_split.wgsl)
 @group(0) @binding(3) var<storage, read> rows_a: array<i32>;
 @group(0) @binding(4) var<storage, read> rows_b: array<i32>;
 @group(0) @binding(5) var<storage, read> work: array<vec4<i32>>;
@@ -25,15 +32,24 @@
 const MASKED: f32 = -3.0e38;
 const START: f32 = -1.0e38;
 
-var<workgroup> qs: array<f32, DK * MT>;          // q chunk, [channel][row]
-var<workgroup> stage: array<vec4<f32>, STAGE4>;  // K chunk [channel][BN/4] in A, V rows [BNV][VS] in C
-var<workgroup> ps: array<f32, BN * MT>;          // scores, then probabilities, [position][row]
+var<workgroup> qs: array<vec4<f32>, MT * KS4>;   // q chunk, [row][DK/4 + 1]
+var<workgroup> stage: array<vec4<f32>, STAGE4>;  // K chunk [BN][DK/4 + 1] in A, V rows [BNV][VS] in C
+var<workgroup> ps: array<vec4<f32>, BN * MQ>;    // scores, then probabilities: [position][am] of rows am + MQ * i
 var<workgroup> red: array<f32, WG>;
 var<workgroup> row_m: array<f32, MT>;
 var<workgroup> row_l: array<f32, MT>;
 var<workgroup> row_alpha: array<f32, MT>;
 var<workgroup> krow: array<i32, BN>;
 var<workgroup> span: vec2<u32>;
+
+// Score (or probability) of row r at tile position n.
+fn ps_at(n: u32, r: u32) -> f32 {
+  return ps[n * MQ + r % MQ][r / MQ];
+}
+
+fn ps_set(n: u32, r: u32, v: f32) {
+  ps[n * MQ + r % MQ][r / MQ] = v;
+}
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -55,12 +71,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     row_l[i] = 0.0;
   }
   let range = workgroupUniformLoad(&span);
-  let ang = lid % GA_N;
-  let amg = lid / GA_N;
+  // The tile of this invocation: LM x LN per 32 invocations, warps laid over MQ / LM rows first.
+  let lane = lid % 32u;
+  let warp = lid / 32u;
+  let am = lane / LN + LM * (warp % (MQ / LM));
+  let an = lane % LN + LN * (warp / (MQ / LM));
   let bm = lid % MT;
   let bq = lid / MT;
-  let cgn = lid % GC_N;
-  let cgm = lid / GC_N;
   // The causal limit of row bm (phase B masks with it).
   var limit = i32(range.y);
   if (!SPARSE && params.causal == 1u) {
@@ -75,53 +92,61 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var c0 = range.x; c0 < range.y; c0 = c0 + BN) {
     for (var i = lid; i < BN; i = i + WG) { krow[i] = select(-1, cache_row(b, tg, c0 + i), c0 + i < range.y); }
     workgroupBarrier();
-    // A: scores.
+    // A: scores; a_i holds row am + MQ * i at columns an + GA_N * j in component j.
     var a0 = vec4<f32>(0.0);
     var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var pq: array<vec4<f32>, QPT>;
+    var pk: array<vec4<f32>, KPT>;
+    fetch_a(&pq, &pk, lid, 0u, b, g, tg, row0);
     for (var k0 = 0u; k0 < D; k0 = k0 + DK) {
-      for (var w = lid; w < MT * (DK / 2u); w = w + WG) {
-        let m = w / (DK / 2u);
-        let c = 2u * (w % (DK / 2u));
-        let e = k0 / 2u + c / 2u;
-        var v = vec2<f32>(0.0);
-        if (row0 + m < params.m_rows && e < DW) {
-          let th = row_token_head(row0 + m, g, tg);
-          v = load_q((b * params.s_q + th.x) * params.h_q + th.y, e);
-        }
-        qs[c * MT + m] = v.x;
-        qs[(c + 1u) * MT + m] = v.y;
+      // @unroll
+      for (var i = 0u; i < QPT; i++) {
+        let w = lid + i * WG;
+        if (w < MT * (DK / 4u)) { qs[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pq[i]; }
       }
-      for (var w = lid; w < BN * (DK / 2u); w = w + WG) {
-        let n = w / (DK / 2u);
-        let c = 2u * (w % (DK / 2u));
-        let e = k0 / 2u + c / 2u;
-        let kr = krow[n];
-        var v = vec2<f32>(0.0);
-        if (kr >= 0 && e < DW) { v = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND); }
-        stage[c * (BN / 4u) + n / 4u][n % 4u] = v.x;
-        stage[(c + 1u) * (BN / 4u) + n / 4u][n % 4u] = v.y;
+      // @unroll
+      for (var i = 0u; i < KPT; i++) {
+        let w = lid + i * WG;
+        if (w < BN * (DK / 4u)) { stage[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pk[i]; }
       }
       workgroupBarrier();
-      for (var c = 0u; c < DK; c = c + 1u) {
-        let kv = stage[c * GA_N + ang];
-        let qa = c * MT + amg * 2u;
-        a0 = fma(vec4<f32>(qs[qa]), kv, a0);
-        a1 = fma(vec4<f32>(qs[qa + 1u]), kv, a1);
+      if (PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
+      for (var c4 = 0u; c4 < DK / 4u; c4 = c4 + 1u) {
+        let k0v = stage[an * KS4 + c4];
+        let k1v = stage[(an + GA_N) * KS4 + c4];
+        let k2v = stage[(an + 2u * GA_N) * KS4 + c4];
+        let k3v = stage[(an + 3u * GA_N) * KS4 + c4];
+        let q0v = qs[am * KS4 + c4];
+        let q1v = qs[(am + MQ) * KS4 + c4];
+        let q2v = qs[(am + 2u * MQ) * KS4 + c4];
+        let q3v = qs[(am + 3u * MQ) * KS4 + c4];
+        let kx = vec4<f32>(k0v.x, k1v.x, k2v.x, k3v.x);
+        let ky = vec4<f32>(k0v.y, k1v.y, k2v.y, k3v.y);
+        let kz = vec4<f32>(k0v.z, k1v.z, k2v.z, k3v.z);
+        let kw = vec4<f32>(k0v.w, k1v.w, k2v.w, k3v.w);
+        a0 = fma(vec4<f32>(q0v.x), kx, a0); a0 = fma(vec4<f32>(q0v.y), ky, a0); a0 = fma(vec4<f32>(q0v.z), kz, a0); a0 = fma(vec4<f32>(q0v.w), kw, a0);
+        a1 = fma(vec4<f32>(q1v.x), kx, a1); a1 = fma(vec4<f32>(q1v.y), ky, a1); a1 = fma(vec4<f32>(q1v.z), kz, a1); a1 = fma(vec4<f32>(q1v.w), kw, a1);
+        a2 = fma(vec4<f32>(q2v.x), kx, a2); a2 = fma(vec4<f32>(q2v.y), ky, a2); a2 = fma(vec4<f32>(q2v.z), kz, a2); a2 = fma(vec4<f32>(q2v.w), kw, a2);
+        a3 = fma(vec4<f32>(q3v.x), kx, a3); a3 = fma(vec4<f32>(q3v.y), ky, a3); a3 = fma(vec4<f32>(q3v.z), kz, a3); a3 = fma(vec4<f32>(q3v.w), kw, a3);
       }
       workgroupBarrier();
+      if (!PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
-      ps[(ang * 4u + j) * MT + amg * 2u] = a0[j] * params.scale;
-      ps[(ang * 4u + j) * MT + amg * 2u + 1u] = a1[j] * params.scale;
+      ps[(an + GA_N * j) * MQ + am] = vec4<f32>(a0[j], a1[j], a2[j], a3[j]) * params.scale;
     }
+    // The first V rows' loads fly during the softmax.
+    var pv: array<vec4<f32>, VPT>;
+    fetch_c(&pv, lid, 0u, g);
     workgroupBarrier();
     // B: online softmax of row bm over its columns bq, bq + TPR, ...
     var lmax = MASKED;
     for (var j = 0u; j < CPT; j = j + 1u) {
       let n = bq + TPR * j;
-      let i = n * MT + bm;
-      let s = select(MASKED, ps[i], krow[n] >= 0 && i32(c0 + n) < limit);
-      ps[i] = s;
+      let s = select(MASKED, ps_at(n, bm), krow[n] >= 0 && i32(c0 + n) < limit);
+      ps_set(n, bm, s);
       lmax = max(lmax, s);
     }
     red[lid] = lmax;
@@ -131,9 +156,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     var lsum = 0.0;
     for (var j = 0u; j < CPT; j = j + 1u) {
-      let i = (bq + TPR * j) * MT + bm;
-      let pj = exp(ps[i] - mnew);
-      ps[i] = pj;
+      let n = bq + TPR * j;
+      let pj = exp(ps_at(n, bm) - mnew);
+      ps_set(n, bm, pj);
       lsum = lsum + pj;
     }
     red[lid] = lsum;
@@ -148,51 +173,98 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
     workgroupBarrier();
     // C: out += P . V.
-    let al = vec4<f32>(row_alpha[cgm * 4u], row_alpha[cgm * 4u + 1u], row_alpha[cgm * 4u + 2u], row_alpha[cgm * 4u + 3u]);
+    let al = vec4<f32>(row_alpha[am], row_alpha[am + MQ], row_alpha[am + 2u * MQ], row_alpha[am + 3u * MQ]);
     o00 = o00 * al.x; o01 = o01 * al.x; o02 = o02 * al.x; o03 = o03 * al.x;
     o10 = o10 * al.y; o11 = o11 * al.y; o12 = o12 * al.y; o13 = o13 * al.y;
     o20 = o20 * al.z; o21 = o21 * al.z; o22 = o22 * al.z; o23 = o23 * al.z;
     o30 = o30 * al.w; o31 = o31 * al.w; o32 = o32 * al.w; o33 = o33 * al.w;
     for (var v0 = 0u; v0 < BN; v0 = v0 + BNV) {
-      for (var w = lid; w < BNV * VS; w = w + WG) {
-        let c4 = w % VS;
-        let kr = krow[v0 + w / VS];
-        let e = 2u * c4;
-        var v = vec4<f32>(0.0);
-        if (kr >= 0 && c4 < DV4) {
-          let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
-          let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, DW - 1u)), K_TILE_KIND), e + 1u < DVW);
-          v = vec4<f32>(lo, hi);
-        }
-        stage[w] = v;
+      // @unroll
+      for (var i = 0u; i < VPT; i++) {
+        let w = lid + i * WG;
+        if (w < BNV * VS) { stage[w] = pv[i]; }
       }
       workgroupBarrier();
+      if (PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
       for (var nn = 0u; nn < BNV; nn = nn + 1u) {
-        let pi = (v0 + nn) * MT + cgm * 4u;
-        let p = vec4<f32>(ps[pi], ps[pi + 1u], ps[pi + 2u], ps[pi + 3u]);
-        let vb = nn * VS + cgn;
+        let p = ps[(v0 + nn) * MQ + am];
+        let vb = nn * VS + an;
         let v0c = stage[vb];
-        let v1c = stage[vb + GC_N];
-        let v2c = stage[vb + 2u * GC_N];
-        let v3c = stage[vb + 3u * GC_N];
+        let v1c = stage[vb + GA_N];
+        let v2c = stage[vb + 2u * GA_N];
+        let v3c = stage[vb + 3u * GA_N];
         o00 = fma(vec4<f32>(p.x), v0c, o00); o01 = fma(vec4<f32>(p.x), v1c, o01); o02 = fma(vec4<f32>(p.x), v2c, o02); o03 = fma(vec4<f32>(p.x), v3c, o03);
         o10 = fma(vec4<f32>(p.y), v0c, o10); o11 = fma(vec4<f32>(p.y), v1c, o11); o12 = fma(vec4<f32>(p.y), v2c, o12); o13 = fma(vec4<f32>(p.y), v3c, o13);
         o20 = fma(vec4<f32>(p.z), v0c, o20); o21 = fma(vec4<f32>(p.z), v1c, o21); o22 = fma(vec4<f32>(p.z), v2c, o22); o23 = fma(vec4<f32>(p.z), v3c, o23);
         o30 = fma(vec4<f32>(p.w), v0c, o30); o31 = fma(vec4<f32>(p.w), v1c, o31); o32 = fma(vec4<f32>(p.w), v2c, o32); o33 = fma(vec4<f32>(p.w), v3c, o33);
       }
       workgroupBarrier();
+      if (!PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
     }
   }
   workgroupBarrier();
 
   let ctx = vec4<u32>(b, g, tg, bitcast<u32>(item.w));
-  emit_row(ctx, row0, cgm * 4u, cgn, o00, o01, o02, o03);
-  emit_row(ctx, row0, cgm * 4u + 1u, cgn, o10, o11, o12, o13);
-  emit_row(ctx, row0, cgm * 4u + 2u, cgn, o20, o21, o22, o23);
-  emit_row(ctx, row0, cgm * 4u + 3u, cgn, o30, o31, o32, o33);
+  emit_row(ctx, row0, am, an, o00, o01, o02, o03);
+  emit_row(ctx, row0, am + MQ, an, o10, o11, o12, o13);
+  emit_row(ctx, row0, am + 2u * MQ, an, o20, o21, o22, o23);
+  emit_row(ctx, row0, am + 3u * MQ, an, o30, o31, o32, o33);
 }
 
-// ctx = (batch, kv head, token group, slot bits). Writes row m of the tile (its 4 vec4 columns cgn + GC_N * j): out and lse, or the split's scratch.
+// This invocation's items of the q and K chunk at channel k0 (register staging).
+fn fetch_a(pq: ptr<function, array<vec4<f32>, QPT>>, pk: ptr<function, array<vec4<f32>, KPT>>, lid: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) {
+  // @unroll
+  for (var i = 0u; i < QPT; i++) {
+    (*pq)[i] = fetch_q(lid + i * WG, k0, b, g, tg, row0);
+  }
+  // @unroll
+  for (var i = 0u; i < KPT; i++) {
+    (*pk)[i] = fetch_k(lid + i * WG, k0, g);
+  }
+}
+
+// This invocation's items of the V round starting at tile position v0.
+fn fetch_c(pv: ptr<function, array<vec4<f32>, VPT>>, lid: u32, v0: u32, g: u32) {
+  // @unroll
+  for (var i = 0u; i < VPT; i++) {
+    (*pv)[i] = fetch_v(lid + i * WG, v0, g);
+  }
+}
+
+// Staging loads. Item w of a q chunk: row w / (DK / 4), channels k0 + 4 (w % (DK / 4)) .. + 3 (zeros past the rows or d).
+fn fetch_q(w: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) -> vec4<f32> {
+  let m = w / (DK / 4u);
+  let e = k0 / 2u + 2u * (w % (DK / 4u));
+  if (m >= MT || row0 + m >= params.m_rows || e >= DW) { return vec4<f32>(0.0); }
+  let th = row_token_head(row0 + m, g, tg);
+  let qrow = (b * params.s_q + th.x) * params.h_q + th.y;
+  return vec4<f32>(load_q(qrow, e), select(vec2<f32>(0.0), load_q(qrow, min(e + 1u, DW - 1u)), e + 1u < DW));
+}
+
+// Item w of a K chunk: tile position w / (DK / 4), the same channels (zeros for masked rows).
+fn fetch_k(w: u32, k0: u32, g: u32) -> vec4<f32> {
+  let n = w / (DK / 4u);
+  let e = k0 / 2u + 2u * (w % (DK / 4u));
+  if (n >= BN) { return vec4<f32>(0.0); }
+  return k_quad(krow[n], g, e, DW);
+}
+
+// Item w of a V round starting at tile position v0: position v0 + w / VS, value channels 4 (w % VS) .. + 3.
+fn fetch_v(w: u32, v0: u32, g: u32) -> vec4<f32> {
+  let c4 = w % VS;
+  if (w >= BNV * VS || c4 >= DV4) { return vec4<f32>(0.0); }
+  return k_quad(krow[v0 + w / VS], g, 2u * c4, DVW);
+}
+
+// Channels 2e .. 2e + 3 of cache row kr (words e, e + 1 below `words`), zeros for kr < 0.
+fn k_quad(kr: i32, g: u32, e: u32, words: u32) -> vec4<f32> {
+  if (kr < 0 || e >= words) { return vec4<f32>(0.0); }
+  let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
+  let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, words - 1u)), K_TILE_KIND), e + 1u < words);
+  return vec4<f32>(lo, hi);
+}
+
+// ctx = (batch, kv head, token group, slot bits). Writes row m of the tile (its 4 vec4 columns cgn + GA_N * j): out and lse, or the split's scratch.
 fn emit_row(ctx: vec4<u32>, row0: u32, m: u32, cgn: u32, c0: vec4<f32>, c1: vec4<f32>, c2: vec4<f32>, c3: vec4<f32>) {
   let b = ctx.x;
   let slot = bitcast<i32>(ctx.w);
@@ -205,7 +277,7 @@ fn emit_row(ctx: vec4<u32>, row0: u32, m: u32, cgn: u32, c0: vec4<f32>, c1: vec4
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let srow = u32(max(slot, 0)) * rows_per_batch + th.x * params.h_q + th.y;
   for (var j = 0u; j < 4u; j = j + 1u) {
-    let c4 = cgn + GC_N * j;
+    let c4 = cgn + GA_N * j;
     if (c4 >= DV4) { break; }
     var v = c0;
     if (j == 1u) { v = c1; }

@@ -1,4 +1,4 @@
-// Operand loads of the decode kernel (q rows, K words in any cache format).
+// Operand loads of the decode kernels (q rows, K words in any cache format; kword() from kcache_one.wgsl or kcache_split.wgsl).
 
 // Channels 2e, 2e+1 of q row `row` (pitch Q_PITCH elements); a channel past D reads 0.
 fn load_q(row: u32, e: u32) -> vec2<f32> {
@@ -18,14 +18,14 @@ fn load_k_word(krow: u32, g: u32, e: u32) -> u32 {
   let base = (krow * params.h_kv + g) * K_PITCH_WORDS;
   var w: u32;
   if (K_KIND != 2u) {
-    w = kcache[base + e];
+    w = kword(base + e);
   } else if (2u * e < D_NOPE) {
     // Two e4m3 bytes of the same word, times their tile's f32 scale, rounded to bf16.
-    let bytes = kcache[base + e / 2u] >> (16u * (e & 1u));
-    let scale = bitcast<f32>(kcache[base + (D_NOPE + 4u * ((2u * e) / FP8_TILE)) / 4u]);
+    let bytes = kword(base + e / 2u) >> (16u * (e & 1u));
+    let scale = bitcast<f32>(kword(base + (D_NOPE + 4u * ((2u * e) / FP8_TILE)) / 4u));
     w = bf16_bits(e4m3_decode(bytes & 0xffu) * scale) | (bf16_bits(e4m3_decode((bytes >> 8u) & 0xffu) * scale) << 16u);
   } else {
-    w = kcache[base + (D_NOPE + 4u * FP8_TILES) / 4u + e - D_NOPE / 2u];
+    w = kword(base + (D_NOPE + 4u * FP8_TILES) / 4u + e - D_NOPE / 2u);
   }
   // The padding half of an odd-length row is never part of a dot product.
   return select(w, w & 0xffffu, 2u * e + 1u >= D);

@@ -2,7 +2,7 @@
 // mean seqlen 4096..32768, h_q=128, h_kv=1, d=576, dv=512) plus h_q 16/32/64 and the FP8 cache, each
 // beside the ceiling that bounds it (f32 FMA rate or streaming bandwidth, whichever takes longer).
 // No unfused baseline yet (QK^T GEMM + softmax + PV GEMM through our kernels): see docs/BENCHMARKS.md.
-// Upstream's mean 16384/32768 cases need a cache over the 2 GiB binding limit of today's adapters: reported as skipped.
+// Upstream's mean 16384/32768 caches exceed one storage binding: the kernel binds them as several windows.
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
 import { timeLaunch } from '../jit/timing.ts';
@@ -64,8 +64,9 @@ function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
   const layout = kvLayout('bench', c.format, D, DV);
   const rowBytes = c.format === 'fp8' ? layout.rowElems : 2 * D;
   const bytes = numBlocks * BLOCK * rowBytes;
-  if (bytes > ctx.limits.maxStorageBufferBindingSize || bytes > ctx.limits.maxBufferSize) {
-    return `skipped: the cache needs ${(bytes / 2 ** 30).toFixed(2)} GiB in one binding, over this device's ${(ctx.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(2)} GiB`;
+  // Over one binding the kernel binds up to 4 windows of the one buffer; the buffer itself must fit.
+  if (bytes > ctx.limits.maxBufferSize || bytes > 4 * ctx.limits.maxStorageBufferBindingSize) {
+    return `skipped: the cache needs ${(bytes / 2 ** 30).toFixed(2)} GiB, over this device's maxBufferSize (${(ctx.limits.maxBufferSize / 2 ** 30).toFixed(2)} GiB) or 4 bindings of ${(ctx.limits.maxStorageBufferBindingSize / 2 ** 30).toFixed(2)} GiB`;
   }
   const ids = Array.from({ length: numBlocks }, (_, i) => i);
   for (let i = ids.length - 1; i > 0; i--) {

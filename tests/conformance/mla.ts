@@ -182,6 +182,18 @@ export async function runMlaCase(ctx: GpuContext, c: MlaCase, built = buildMlaCa
 
 const caseCheck = (name: string, c: MlaCase, needs?: string[]): Check => ({ name: `mla ${name}`, needs, run: (ctx) => runMlaCase(ctx, c) });
 
+/** A split-cache case; where the device has too few storage buffers per stage (Chromium: 10), its clear error instead. */
+const splitCheck = (name: string, c: MlaCase): Check => ({
+  name: `mla ${name}`,
+  async run(ctx) {
+    if (ctx.limits.maxStorageBuffersPerShaderStage >= 11) return runMlaCase(ctx, c);
+    const built = buildMlaCase(ctx, c);
+    const err = await throwsLike(() => planFlashMla(ctx, built.args), /a split cache needs 11 storage buffers per stage, this device allows \d+/);
+    built.destroy();
+    return { err, tol: 0, note: `${ctx.limits.maxStorageBuffersPerShaderStage} storage buffers per stage: the clear error checked instead` };
+  },
+});
+
 /** Upstream's correctness sweep shape: b, s_q, seqlen, h_q, h_kv, causal. Small by default; DEEPWGSL_SWEEP=full runs all of it. */
 function sweepCases(full: boolean): MlaCase[] {
   const cases: MlaCase[] = [];
@@ -215,8 +227,10 @@ export const mlaChecks: Check[] = [
   caseCheck('row kernel: wg=32 mt=4 bn=3, causal', { b: 2, sQ: 2, hQ: 6, ...tiny, blockSize: 16, seqlens: [45, 12], causal: true, config: { kernel: 'rows', wg: 32, mt: 4, bn: 3 } }),
   caseCheck('row kernel: DeepSeek shape, fp8 cache, sparse + attnSink, split', { b: 2, sQ: 2, hQ: 8, ...deepseek, seqlens: [100, 40], kvFormat: 'fp8', sparse: { topk: 40, withLength: true }, sink: true, parts: 6, config: { kernel: 'rows', wg: 128, mt: 8, bn: 8 } }),
   caseCheck('row kernel: odd d=81 dv=63, f32 q, h_kv=3, split', { b: 2, sQ: 2, hQ: 6, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], qDtype: 'f32', parts: 5, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8 } }),
-  caseCheck('tiled kernel variants: wg=64 mt=8 bn=64 dk=16 bnv=4, causal, odd d=81 dv=63', { b: 2, sQ: 2, hQ: 6, d: 81, dv: 63, blockSize: 16, seqlens: [75, 12], causal: true, config: { kernel: 'tiled', wg: 64, mt: 8, bn: 64, dk: 16, bnv: 4 } }),
-  caseCheck('tiled kernel variants: wg=128 mt=32 bn=32, h_q=20 (a partial row tile)', { b: 2, sQ: 1, hQ: 20, ...tiny, blockSize: 16, seqlens: [130, 3], config: { kernel: 'tiled', wg: 128, mt: 32, bn: 32, dk: 16, bnv: 8 } }),
+  caseCheck('tiled kernel variants: wg=64 mt=8 bn=128 dk=16 bnv=4, causal, odd d=81 dv=63', { b: 2, sQ: 2, hQ: 6, d: 81, dv: 63, blockSize: 16, seqlens: [75, 12], causal: true, config: { kernel: 'tiled', wg: 64, mt: 8, bn: 128, dk: 16, bnv: 4 } }),
+  caseCheck('tiled kernel variants: wg=128 mt=32 bn=64, h_q=20 (a partial row tile)', { b: 2, sQ: 1, hQ: 20, ...tiny, blockSize: 16, seqlens: [130, 3], config: { kernel: 'tiled', wg: 128, mt: 32, bn: 64, dk: 16, bnv: 8 } }),
+  splitCheck('cache split over 3 storage windows (rows straddle them), tiled, causal', { b: 2, sQ: 2, hQ: 8, ...tiny, blockSize: 16, seqlens: [100, 60], causal: true, config: { cacheWindow: 12288 } }),
+  splitCheck('cache split over 4 storage windows, row kernel, fp8 DeepSeek shape, split', { b: 2, sQ: 1, hQ: 4, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 4, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8, cacheWindow: 65536 } }),
   {
     name: `mla sweep shaped like upstream's (${envVar('DEEPWGSL_SWEEP') === 'full' ? 'full' : 'small; DEEPWGSL_SWEEP=full for all'})`,
     async run(ctx) {
@@ -352,8 +366,10 @@ export const mlaChecks: Check[] = [
       await expectErr(() => planFlashMla(ctx, { ...fresh(), blockTable: undefined }), /blockTable must be a Tensor, got 'undefined'/);
       await expectErr(() => planFlashMla(ctx, { ...fresh(), schedMeta: {} as MlaSchedMeta }), /schedMeta must be the object getMlaMetadata\(\) returns/);
       await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { mt: 3 } }), /config\.mt must be a power of two/);
-      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { kernel: 'tiled', wg: 64, mt: 4, bn: 6 } }), /config must be a tiled config with bn = 8 \* wg \/ mt \(128\)/);
+      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { kernel: 'tiled', wg: 64, mt: 4, bn: 6 } }), /config must be a tiled config with bn = 16 \* wg \/ mt \(256\)/);
       await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { kernel: 'rows', wg: 64, mt: 4, bn: 100000 } }), /config\.bn must be an integer in 1\.\.\d+ \(maxComputeWorkgroupStorageSize/);
+      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { cacheWindow: 256 } }), /kcache must be at most 4 storage bindings of 256 bytes/);
+      await expectErr(() => planFlashMla(ctx, { ...fresh(), config: { cacheWindow: 1000 } }), /config\.cacheWindow must be a multiple of \d+ in/);
       const kv = uploadTensor(ctx, new Array(2 * 1 * 80).fill(0.5), [2, 1, 80], 'f32');
       await expectErr(() => planAppendKvcache(ctx, { kcache: base.kcache, kv, slots: Int32Array.from([0, 10 ** 6]) }), /slots\[1\] must be a cache slot in 0\.\.\d+, got 1000000/);
       await expectErr(() => planAppendKvcache(ctx, { kcache: base.kcache, kv, slots: Int32Array.from([0, 1]), kvFormat: 'fp8' }), /headDimV must be given for kvFormat 'fp8'/);

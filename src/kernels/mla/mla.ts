@@ -17,6 +17,8 @@ import storeWgsl from '../../../shaders/mla/store_out.wgsl';
 import decodeWgsl from '../../../shaders/mla/decode.wgsl';
 import decodeTiledWgsl from '../../../shaders/mla/decode_tiled.wgsl';
 import rowsWgsl from '../../../shaders/mla/rows.wgsl';
+import kcacheOneWgsl from '../../../shaders/mla/kcache_one.wgsl';
+import kcacheSplitWgsl from '../../../shaders/mla/kcache_split.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
 import { maxScheduleItems, scheduleSplits, type MlaSchedule } from './schedule.ts';
@@ -42,6 +44,13 @@ export interface MlaConfig {
   bn: number;
   dk?: number;
   bnv?: number;
+  /**
+   * Bytes per storage binding of the cache: a cache over one binding is bound as up to 4 windows of
+   * this size. Default: the device's maxStorageBufferBindingSize (rounded down to the offset alignment).
+   */
+  cacheWindow?: number;
+  /** Tiled kernel: issue the next staging chunk's loads before this chunk's FMAs (default: except for the FP8 cache). */
+  prefetch?: boolean;
 }
 
 /** What a schedule was made for: a later call with other values is refused (upstream's rule). */
@@ -288,10 +297,17 @@ function rowsPerGroup(s: Shapes): number {
 
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number }): MlaConfig {
   const mt = Math.min(32, nextPow2(s.mRows));
-  // The tiled kernel: enough invocations that 4 vec4 columns each cover dv, at least 64.
-  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(64, (mt * nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4))) / 4));
-  for (const [dk, bnv] of [[32, 8], [16, 4]]) {
-    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (8 * wg) / mt, dk, bnv };
+  // The tiled kernel: enough score columns (wg / (mt / 4)) that 4 vec4 output columns each cover dv.
+  const mq = Math.max(1, mt / 4);
+  const cols = Math.max(nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4)), 32 / Math.min(4, mq));
+  const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(32, mq * cols));
+  // Staging per round (dk channels, bnv V rows): mt=32 best at 32/8 (H100), fewer rows best at 8/2
+  // (1.7x at h_q=16: fewer staged registers). Software adapters take the smallest: their compilers
+  // take minutes over the unrolled copies.
+  const staging = [[32, 8], [16, 8], [16, 4], [8, 4], [8, 2], [4, 1]];
+  const order = ctx.isSoftware ? staging.reverse() : mt < 32 ? staging.slice(4) : staging;
+  for (const [dk, bnv] of order) {
+    const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (16 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
     if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) return c;
   }
@@ -343,31 +359,87 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   const { wg, mt, bn } = c;
   const dk = c.dk ?? 32;
   const bnv = c.bnv ?? 8;
-  // Scores: 2 x 4 register tiles over an mt x bn tile; output: 4 rows x 4 vec4 columns per invocation.
-  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0) return 'mt a multiple of 4 dividing wg';
-  if (bn !== (8 * wg) / mt) return `bn = 8 * wg / mt (${(8 * wg) / mt})`;
-  if (dk % 2 !== 0 || dk < 2 || bn % bnv !== 0) return 'dk even and bnv dividing bn';
+  // 4 x 4 register tiles of scores over an mt x bn tile, then 4 rows x 4 vec4 columns of the output.
+  if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0 || wg % 32 !== 0) return 'mt a multiple of 4 dividing wg, wg a multiple of 32';
+  if (bn !== (16 * wg) / mt) return `bn = 16 * wg / mt (${(16 * wg) / mt})`;
+  const mq = mt / 4;
+  const gaN = bn / 4;
+  // Lanes of each 32 invocations: LM rows x LN columns.
+  const lm = Math.min(4, mq);
+  const ln = 32 / lm;
+  if (gaN % ln !== 0) return `wg / (mt / 4) a multiple of ${ln}`;
+  if (dk % 4 !== 0 || dk < 4 || bn % bnv !== 0) return 'dk a multiple of 4 and bnv dividing bn';
   const dv4 = Math.ceil(s.dv / 4);
-  const gcN = (4 * wg) / mt;
-  if (4 * gcN < dv4) return `4 * (4 * wg / mt) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
-  const vs = 4 * gcN;
-  const stage4 = Math.max((dk * bn) / 4, bnv * vs);
+  if (4 * gaN < dv4) return `4 * (wg / (mt / 4)) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
+  const ks4 = dk / 4 + 1;
+  const vs = 4 * gaN;
+  const qpt = Math.ceil((mt * dk) / 4 / wg);
+  const kpt = Math.ceil((bn * dk) / 4 / wg);
+  const vpt = Math.ceil((bnv * vs) / wg);
+  // Staged vec4s per invocation are unrolled register copies: more would spill (and bloat the code).
+  if (Math.max(qpt, kpt, vpt) > 8) return `at most 8 staged vec4s per invocation (dk * 4 / mt and bnv * 16 / mt <= 8; this one: ${Math.max(kpt, vpt)})`;
+  const stage4 = Math.max(bn * ks4, bnv * vs);
   return {
-    consts: 0,
-    GA_N: bn / 4,
+    MQ: mq,
+    GA_N: gaN,
+    LM: lm,
+    LN: ln,
     TPR: wg / mt,
     CPT: bn / (wg / mt),
-    GC_N: gcN,
     VS: vs,
     DV4: dv4,
+    KS4: ks4,
     STAGE4: stage4,
+    QPT: qpt,
+    KPT: kpt,
+    VPT: vpt,
     DK: dk,
     BNV: bnv,
-    bytes: 4 * dk * mt + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
+    bytes: 16 * mt * ks4 + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
   };
 }
 
-function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor): KernelModule {
+/** The cache in one binding (split: 0), or in `split` windows of `bytes` (bindings 2, 9, 10, 11). */
+interface CacheWindows {
+  bytes: number;
+  split: number;
+}
+
+const MAX_WINDOWS = 4;
+const WINDOW_BINDINGS = [2, 9, 10, 11];
+
+function cacheWindows(ctx: GpuContext, k: Tensor, given?: number): CacheWindows {
+  const align = ctx.limits.minStorageBufferOffsetAlignment;
+  const max = ctx.limits.maxStorageBufferBindingSize;
+  const bytes = given ?? Math.floor(max / align) * align;
+  if (!Number.isInteger(bytes) || bytes < align || bytes % align !== 0 || bytes > max) fail(WHERE, 'config.cacheWindow', `a multiple of ${align} in ${align}..${max}`, bytes);
+  if (given === undefined && k.byteLength <= max) return { bytes, split: 0 };
+  const split = Math.ceil(k.byteLength / bytes);
+  if (split > MAX_WINDOWS) fail(WHERE, 'kcache', `at most ${MAX_WINDOWS} storage bindings of ${bytes} bytes (maxStorageBufferBindingSize ${max})`, `${k.byteLength} bytes`);
+  // The decode kernels' other storage buffers: q, rows_a, rows_b, work, out, lse, scratch.
+  const need = 7 + MAX_WINDOWS;
+  if (ctx.limits.maxStorageBuffersPerShaderStage < need) {
+    fail(WHERE, 'kcache', `within one storage binding (${max} bytes): a split cache needs ${need} storage buffers per stage, this device allows ${ctx.limits.maxStorageBuffersPerShaderStage}`, `${k.byteLength} bytes`);
+  }
+  if (k.byteOffset % align !== 0) fail(WHERE, 'kcache byte offset', `a multiple of ${align} (minStorageBufferOffsetAlignment) for a split cache`, k.byteOffset);
+  return { bytes, split };
+}
+
+/** The cache's bindings: index = binding number (holes undefined). */
+function cacheBindings(k: Tensor, w: CacheWindows): (GPUBufferBinding | GPUBuffer | undefined)[] {
+  const res: (GPUBufferBinding | GPUBuffer | undefined)[] = [];
+  if (w.split === 0) {
+    res[2] = k.binding(WHERE, 'kcache');
+    return res;
+  }
+  WINDOW_BINDINGS.forEach((binding, i) => {
+    const off = i * w.bytes;
+    res[binding] = off < k.byteLength ? { buffer: k.buffer, offset: k.byteOffset + off, size: Math.min(w.bytes, k.byteLength - off) } : { buffer: k.buffer, offset: k.byteOffset, size: 4 };
+  });
+  return res;
+}
+
+function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
   const P = c.wg / c.mt;
   const DW = Math.ceil(s.d / 2);
   const consts = {
@@ -388,14 +460,12 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     FP8_TILE,
     FP8_TILES: s.layout.tiles,
     SPARSE: s.topk !== null,
+    KWIN: win.split ? win.bytes / 4 : 0,
     ...ioConsts(s, out),
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
-  if (tiled) {
-    delete tiled.bytes;
-    delete tiled.consts;
-  }
-  const all = tiled ? { ...consts, ...tiled } : consts;
+  if (tiled) delete tiled.bytes;
+  const all = tiled ? { ...consts, ...tiled, PREFETCH: c.prefetch ?? s.layout.format !== 'fp8' } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
     config: all,
@@ -403,6 +473,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
     helpers: [
       { file: 'common/fp8.wgsl', code: fp8Wgsl },
       { file: 'mla/pack.wgsl', code: packWgsl },
+      win.split ? { file: 'mla/kcache_split.wgsl', code: kcacheSplitWgsl } : { file: 'mla/kcache_one.wgsl', code: kcacheOneWgsl },
       { file: 'mla/load.wgsl', code: loadWgsl },
       { file: 'mla/store_out.wgsl', code: storeWgsl },
       { file: 'mla/rows.wgsl', code: rowsWgsl },
@@ -461,6 +532,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   if (!(a.schedMeta instanceof MlaSchedMeta)) fail(WHERE, 'schedMeta', 'the object getMlaMetadata() returns', typeof a.schedMeta);
   const meta = a.schedMeta;
   const config = resolveConfig(ctx, s, a.config);
+  const win = cacheWindows(ctx, a.kcache, config.cacheWindow);
   const mRows = rowsPerGroup(s);
   const mtiles = Math.ceil(mRows / config.mt);
   const groupsPerItem = s.hKv * mtiles * (s.topk === null ? 1 : s.sQ);
@@ -497,7 +569,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const rowsA = s.topk !== null ? a.indices! : a.blockTable!;
   const rowsB = s.topk !== null ? (a.topkLength ?? dummy(s.b)) : a.cacheSeqlens!;
 
-  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out));
+  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out, win));
   const params = paramsBuffer(ctx, DecodeParams, {
     s_q: s.sQ,
     h_q: s.hQ,
@@ -517,20 +589,22 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
     scale: a.softmaxScale ?? 1 / Math.sqrt(s.d),
   });
   const bind = (t: Tensor, name: string) => t.binding(WHERE, name);
+  const resources = cacheBindings(a.kcache, win);
+  [
+    params,
+    bind(a.q, 'q'),
+    resources[2],
+    bind(rowsA, s.topk !== null ? 'indices' : 'blockTable'),
+    bind(rowsB, s.topk !== null ? 'topkLength' : 'cacheSeqlens'),
+    bind(meta.work!, 'work'),
+    bind(out, 'out'),
+    bind(lse, 'lse'),
+    bind(meta.scratch!, 'scratch'),
+  ].forEach((r, i) => (resources[i] = r));
   const dispatches: Dispatch[] = [
     {
       pipeline: decode,
-      bindGroup: bindGroup(ctx, decode, [
-        params,
-        bind(a.q, 'q'),
-        bind(a.kcache, 'kcache'),
-        bind(rowsA, s.topk !== null ? 'indices' : 'blockTable'),
-        bind(rowsB, s.topk !== null ? 'topkLength' : 'cacheSeqlens'),
-        bind(meta.work!, 'work'),
-        bind(out, 'out'),
-        bind(lse, 'lse'),
-        bind(meta.scratch!, 'scratch'),
-      ]),
+      bindGroup: bindGroup(ctx, decode, resources),
       workgroups: [meta.itemCap, groupsPerItem, 1],
     },
   ];
@@ -570,9 +644,9 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const rows = nextPow2(rowsPerGroup(s));
   const out: MlaConfig[] = [];
   for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
-    for (const wg of [64, 128, 256].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
-      for (const bn of [(8 * wg) / mt]) {
-        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4]]) {
+    for (const wg of [32, 64, 128, 256, 512].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
+      for (const bn of [(16 * wg) / mt]) {
+        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4], [16, 4], [8, 2], [4, 1]]) {
           const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
           const shape = tiledShape(s, c);
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
