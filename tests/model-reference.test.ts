@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../src/model/checkpoint.ts';
 import { readAllWeightsF64, ReferenceModel, referenceGenerate } from '../src/model/reference.ts';
 import { dirSource } from '../src/model/source.ts';
+import { compareLogits, describeAgreement } from '../src/model/fidelity.ts';
 
 const FIXTURES = ['tiny-v3-a', 'tiny-v2-b', 'tiny-v2-c', 'tiny-v3-d-bf16', 'tiny-v3-e-sharded'];
 
@@ -30,4 +31,18 @@ describe.each(FIXTURES)('model reference forward: %s', (name) => {
       expect(out.ids).toEqual(ref.greedy_ids);
     });
   }
+});
+
+describe('compareLogits', () => {
+  it('cosine per position; top-1 judged only where the reference winner is clear', () => {
+    const ref = [[1, 0.99, 0], [1, 0, 0], [0, 2, 1]];
+    const got = [[0.9, 1, 0], [0, 1, 0], [0, 2, 1]];
+    const a = compareLogits(got, ref);
+    expect(a.clear).toEqual([1, 2]); // position 0's margin (0.01) is under 5% of max|logit|
+    expect(a.flipped).toEqual([1]);
+    expect(a.cosine[2]).toBeCloseTo(1, 12);
+    expect(a.cosine[1]).toBeCloseTo(0, 12);
+    expect(describeAgreement(a)).toMatch(/top-1 agrees at 1 of 2 clear positions \(differs at 1\)/);
+    expect(() => compareLogits(got, ref.slice(1))).toThrow(/3 positions against a reference of 2/);
+  });
 });

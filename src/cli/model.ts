@@ -8,6 +8,8 @@ import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource, readText } from '../model/source.ts';
 import { argmaxRef } from '../kernels/nn/reference.ts';
+import { compareLogits, describeAgreement } from '../model/fidelity.ts';
+import { readFile } from 'node:fs/promises';
 import { num, out, type Command, type Values } from './command.ts';
 
 function modelDir(values: Values, cmd: string): string {
@@ -62,6 +64,14 @@ function parseTokens(v: unknown, vocab: number): number[] {
   return parseTokenIds(v, vocab, ',', '--tokens');
 }
 
+/** The logits of another run of the same tokens: transformers' reference.json (its prompt_ids must match) or `logits --json` output. */
+async function referenceLogits(file: string, tokens: number[]): Promise<number[][]> {
+  const ref = JSON.parse(await readFile(file, 'utf8')) as { logits?: number[][]; prompt_ids?: number[] };
+  if (!Array.isArray(ref.logits)) throw new Error(`--compare ${file}: expected a JSON object with "logits" (reference.json or logits --json output)`);
+  if (ref.prompt_ids && ref.prompt_ids.join(',') !== tokens.join(',')) throw new Error(`--compare ${file}: its prompt_ids are ${ref.prompt_ids.join(',')}, --tokens gave ${tokens.join(',')}`);
+  return ref.logits;
+}
+
 async function logits(values: Values, ctx: GpuContext): Promise<void> {
   if (values.activations !== 'f32' && values.activations !== 'fp8') throw new Error(`--activations: expected 'f32' or 'fp8', got '${values.activations}'`);
   if (values.quantize !== undefined && values.quantize !== 'fp8') throw new Error(`--quantize: expected 'fp8', got '${values.quantize}'`);
@@ -73,6 +83,7 @@ async function logits(values: Values, ctx: GpuContext): Promise<void> {
     const rows = await prefillLogits(dec, tokens);
     if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
     else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${argmaxRef(r)}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
+    if (typeof values.compare === 'string') console.error(`vs ${values.compare}: ${describeAgreement(compareLogits(rows, await referenceLogits(values.compare, tokens)))}`);
   } finally {
     dec.destroy();
     weights.destroy();
@@ -180,9 +191,13 @@ export const modelCommands: Command[] = [
   },
   {
     name: 'logits',
-    usage: ['deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32|fp8] [--quantize fp8] [--json]   logits at each position'],
+    usage: [
+      'deepwgsl logits --model DIR --tokens 1,2,3 [--activations f32|fp8] [--quantize fp8] [--json] [--compare FILE]',
+      '                                              logits at each position; --compare: cosine and clear-winner top-1 against another run\'s',
+    ],
     options: {
       model: { type: 'string' },
+      compare: { type: 'string' },
       tokens: { type: 'string' },
       activations: { type: 'string', default: 'f32' },
       quantize: { type: 'string' },

@@ -128,6 +128,8 @@ export class Decoder {
     readonly weights: ModelWeights,
     readonly layers: LayerWeights[],
     readonly opts: Required<DecoderOptions>,
+    /** Expert stacks by weight-name prefix: FP8 (true) or f32 (false). */
+    private readonly stackIsFp8: ReadonlyMap<string, boolean>,
   ) {
     const c = config;
     this.maxSeqLen = opts.maxSeqLen;
@@ -150,6 +152,7 @@ export class Decoder {
     const f32 = (n: string) => weights.get(n).t;
     const layers: LayerWeights[] = [];
     const stacked: Tensor[] = [];
+    const stackIsFp8 = new Map<string, boolean>();
     for (let l = 0; l < c.numLayers; l++) {
       const p = `model.layers.${l}`;
       const a = `${p}.self_attn`;
@@ -171,14 +174,15 @@ export class Decoder {
         const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
           // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
           const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
+          stackIsFp8.set(`${label}.`, fp8);
           const r = fp8
             ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
             : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
           for (const t of [r.gateUp, r.down].flat()) stacked.push(t);
           return r;
         };
-        const experts = await mlpWeights(all.map((e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), all.map((e) => [ex(e, 'down_proj')]), `${p}.experts`);
-        const shared = m.nSharedExperts > 0 ? await mlpWeights([[sh('gate_proj'), sh('up_proj')]], [[sh('down_proj')]], `${p}.shared`) : undefined;
+        const experts = await mlpWeights(all.map((e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), all.map((e) => [ex(e, 'down_proj')]), `${p}.mlp.experts`);
+        const shared = m.nSharedExperts > 0 ? await mlpWeights([[sh('gate_proj'), sh('up_proj')]], [[sh('down_proj')]], `${p}.mlp.shared_experts`) : undefined;
         lw.moe = {
           weights: { router: f32(`${p}.mlp.gate.weight`), experts, shared },
           bias: m.topkMethod === 'noaux_tc' ? f32(`${p}.mlp.gate.e_score_correction_bias`) : undefined,
@@ -186,9 +190,20 @@ export class Decoder {
       } else lw.dense = { gate: w(`${p}.mlp.gate_proj.weight`), up: w(`${p}.mlp.up_proj.weight`), down: w(`${p}.mlp.down_proj.weight`) };
       layers.push(lw);
     }
-    const dec = new Decoder(ctx, c, weights, layers, o);
+    const dec = new Decoder(ctx, c, weights, layers, o, stackIsFp8);
     dec.owned.push(...stacked);
     return dec;
+  }
+
+  /**
+   * Whether the input of the linear with this weight is cast to FP8 (1x128) before its GEMM: with
+   * activations 'fp8', every FP8 weight except experts stacked in f32. A reference that mimics the GPU
+   * (RefOptions.fp8Input) asks this.
+   */
+  fp8Input(weight: string): boolean {
+    if (this.opts.activations !== 'fp8') return false;
+    for (const [prefix, fp8] of this.stackIsFp8) if (weight.startsWith(prefix)) return fp8;
+    return this.weights.get(weight).t.dtype === 'e4m3';
   }
 
   /** Plans per batch shape (`${entries}x${tokensPerEntry}`), oldest first; freed with the decoder. */

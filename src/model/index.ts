@@ -5,6 +5,7 @@ export { openCheckpoint, expectedTensors, readWeightF64, CheckpointError, type C
 export { loadWeights, planWeights, checkFits, formatBytes, ModelWeights, type GpuWeight, type LoadOptions, type LoadProgress, type WeightPlan } from './load.ts';
 export { ReferenceModel, referenceGenerate, readAllWeightsF64, type RefOptions } from './reference.ts';
 export { Decoder, prefillLogits, type DecoderOptions } from './decode.ts';
+export { compareLogits, describeAgreement, type LogitsAgreement } from './fidelity.ts';
 export { generate, parseTokenIds, type GenerateOptions, type GenerateResult } from './generate.ts';
 export { sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
 export { describeArch, activeParams, activeShare } from './describe.ts';
