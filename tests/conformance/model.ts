@@ -4,8 +4,8 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { envVar, runtime } from '../../src/gpu/env.ts';
 import { argmaxRef } from '../../src/kernels/nn/reference.ts';
 import { readAllWeightsF64, ReferenceModel } from '../../src/model/reference.ts';
-import { openCheckpoint } from '../../src/model/checkpoint.ts';
-import { Decoder, prefillLogits } from '../../src/model/decode.ts';
+import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
+import { Decoder, prefillLogits, type DecoderOptions } from '../../src/model/decode.ts';
 import { compareLogits, describeAgreement } from '../../src/model/fidelity.ts';
 import { generate } from '../../src/model/generate.ts';
 import { checkFits, loadWeights, planWeights } from '../../src/model/load.ts';
@@ -36,15 +36,25 @@ async function fixture(name: string): Promise<ModelSource> {
   return filesSource([...files, index].filter((f): f is File => f !== undefined), dir);
 }
 
-async function fidelity(ctx: GpuContext, name: string, opts: { quantize?: 'fp8'; tokenByToken?: boolean } = {}): Promise<CheckResult> {
+/** Loads a fixture and its transformers reference, runs `body` with a decoder over it, frees both. */
+async function withDecoder<T>(ctx: GpuContext, name: string, opts: DecoderOptions, body: (f: { ck: Checkpoint; ref: Reference; dec: Decoder }) => Promise<T>): Promise<T> {
   const src = await fixture(name);
   const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
   const ck = await openCheckpoint(src);
-  const weights = await loadWeights(ctx, ck, opts);
-  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 64 });
+  const weights = await loadWeights(ctx, ck);
+  const dec = await Decoder.create(ctx, ck, weights, opts);
   try {
+    return await body({ ck, ref, dec });
+  } finally {
+    dec.destroy();
+    weights.destroy();
+  }
+}
+
+async function fidelity(ctx: GpuContext, name: string, tokenByToken: boolean): Promise<CheckResult> {
+  return withDecoder(ctx, name, { maxSeqLen: 64 }, async ({ ref, dec }) => {
     // The prompt in one forward (s_q = its length), or one token per step (the decode path alone).
-    const rows = opts.tokenByToken ? await stepwise(dec, ref.prompt_ids) : await prefillLogits(dec, ref.prompt_ids);
+    const rows = tokenByToken ? await stepwise(dec, ref.prompt_ids) : await prefillLogits(dec, ref.prompt_ids);
     const err = Math.max(...rows.map((r, t) => relErr(r, ref.logits[t])));
     const ids: number[] = [];
     let last = rows[rows.length - 1];
@@ -55,10 +65,7 @@ async function fidelity(ctx: GpuContext, name: string, opts: { quantize?: 'fp8';
     const wrong = ids.filter((v, i) => v !== ref.greedy_ids[i]).length;
     // Greedy tokens must match exactly: a wrong one fails the check whatever the logits error.
     return { err: wrong ? Infinity : err, tol: 1e-3, note: `logits max|diff|/max|ref| ${err.toExponential(2)}; greedy ${ids.join(',')}${wrong ? ` (expected ${ref.greedy_ids.join(',')})` : ' (all match)'}` };
-  } finally {
-    dec.destroy();
-    weights.destroy();
-  }
+  });
 }
 
 async function stepwise(dec: Decoder, tokens: readonly number[]): Promise<Float32Array[]> {
@@ -69,7 +76,7 @@ async function stepwise(dec: Decoder, tokens: readonly number[]): Promise<Float3
 
 const fidelityCheck = (name: string, what: string, tokenByToken = false): Check => ({
   name: `model ${name} (${what}): GPU logits${tokenByToken ? ' (prompt fed token by token)' : ' (prompt in one prefill)'} and greedy tokens vs transformers`,
-  run: (ctx) => fidelity(ctx, name, { tokenByToken }),
+  run: (ctx) => fidelity(ctx, name, tokenByToken),
 });
 
 // A decode step takes ~1.5 s on SwiftShader (mostly the MoE layer), so CI runs two fixtures;
@@ -89,13 +96,8 @@ export const modelChecks: Check[] = [
     : []),
   {
     name: 'model tiny-v2-c with FP8 activations (1x128 casts before the FP8 linears): GPU logits vs the float64 reference with the same casts; cosine and clear-winner top-1 vs transformers',
-    async run(ctx) {
-      const src = await fixture('tiny-v2-c');
-      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
-      const ck = await openCheckpoint(src);
-      const weights = await loadWeights(ctx, ck);
-      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 16, activations: 'fp8' });
-      try {
+    run: (ctx) =>
+      withDecoder(ctx, 'tiny-v2-c', { maxSeqLen: 16, activations: 'fp8' }, async ({ ck, ref, dec }) => {
         const rows = await prefillLogits(dec, ref.prompt_ids);
         const model = new ReferenceModel(ck.config, await readAllWeightsF64(ck), { absorbed: true, fp8Input: (w) => dec.fp8Input(w) });
         // Without the casts the reference stands 16% away (max|diff|/max|ref|): the GPU must
@@ -105,21 +107,12 @@ export const modelChecks: Check[] = [
         const vsHf = compareLogits(rows, ref.logits);
         // FP8 noise may flip near-ties, never a clear winner (tiny-v3-a's random weights flip one even in float64: see README).
         return { err: vsHf.flipped.length ? Infinity : err, tol: 0.08, note: `vs the casting reference ${err.toExponential(2)}; vs transformers: ${describeAgreement(vsHf)}` };
-      } finally {
-        dec.destroy();
-        weights.destroy();
-      }
-    },
+      }),
   },
   {
     name: 'model batch: two sequences of different lengths in one batch decode as each does alone; seeded top-p repeats',
-    async run(ctx) {
-      const src = await fixture('tiny-v2-b');
-      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
-      const ck = await openCheckpoint(src);
-      const weights = await loadWeights(ctx, ck);
-      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 16, maxBatch: 2, blockSize: 4 });
-      try {
+    run: (ctx) =>
+      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 16, maxBatch: 2, blockSize: 4 }, async ({ ref, dec }) => {
         const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6)];
         let bad = 0;
         const notes: string[] = [];
@@ -134,72 +127,62 @@ export const modelChecks: Check[] = [
         bad += mismatches(s1.ids.flat(), s2.ids.flat());
         notes.push(`top-p ${JSON.stringify(s1.ids)}`);
         return { err: bad, tol: 0, note: notes.join(' ') };
-      } finally {
-        dec.destroy();
-        weights.destroy();
-      }
-    },
+      }),
   },
   {
     name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2) vs the float64 reference; plans reused, no buffers made per replayed step',
-    async run(ctx) {
-      const src = await fixture('tiny-v2-b');
-      const ref = JSON.parse(await readText(src, 'reference.json')) as Reference;
-      const ck = await openCheckpoint(src);
-      const weights = await loadWeights(ctx, ck);
-      const f64 = await readAllWeightsF64(ck);
-      // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
-      const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: 12, maxBatch: 3, blockSize: 4 });
-      const { device } = ctx;
-      const createBuffer = device.createBuffer;
-      let made = 0;
-      try {
-        // Prompt lengths as the batch check's (4, 2) and 1: their plans' pipelines are compiled once for both.
-        const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6), ref.prompt_ids.slice(6, 7)];
-        const refs = prompts.map(() => new ReferenceModel(ck.config, f64, { absorbed: true }));
-        let err = 0;
-        const next: number[] = [];
-        for (let i = 0; i < prompts.length; i++) {
-          const rows = await dec.prefill(i, prompts[i]);
-          rows.forEach((r, t) => (err = Math.max(err, relErr(r, refs[i].step(prompts[i][t])))));
-          next.push(argmaxRef(rows[rows.length - 1]));
-        }
-        // Replayed steps must not make buffers (a leak per step would): counted from each shape's second step on.
-        device.createBuffer = (d: GPUBufferDescriptor) => {
-          made++;
-          return createBuffer.call(device, d);
-        };
-        // A shape's first step plans it and makes buffers: that the counter sees them shows it counts at all.
-        let planning = 0;
-        const steps = async (seqs: number[], n: number) => {
-          for (let s = 0; s < n; s++) {
-            const before = made;
-            const rows = await dec.step(seqs.map((seq) => ({ seq, token: next[seq] })));
-            if (s === 0) {
-              planning += made - before;
-              made = before;
-            }
-            rows.forEach((r, j) => {
-              err = Math.max(err, relErr(r, refs[seqs[j]].step(next[seqs[j]])));
-              next[seqs[j]] = argmaxRef(r);
-            });
+    // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
+    run: (ctx) =>
+      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 12, maxBatch: 3, blockSize: 4 }, async ({ ck, ref, dec }) => {
+        const f64 = await readAllWeightsF64(ck);
+        const { device } = ctx;
+        const createBuffer = device.createBuffer;
+        let made = 0;
+        try {
+          // Prompt lengths as the batch check's (4, 2) and 1: their plans' pipelines are compiled once for both.
+          const prompts = [ref.prompt_ids.slice(0, 4), ref.prompt_ids.slice(4, 6), ref.prompt_ids.slice(6, 7)];
+          const refs = prompts.map(() => new ReferenceModel(ck.config, f64, { absorbed: true }));
+          let err = 0;
+          const next: number[] = [];
+          for (let i = 0; i < prompts.length; i++) {
+            const rows = await dec.prefill(i, prompts[i]);
+            rows.forEach((r, t) => (err = Math.max(err, relErr(r, refs[i].step(prompts[i][t])))));
+            next.push(argmaxRef(rows[rows.length - 1]));
           }
-        };
-        await steps([0, 1, 2], 3);
-        await steps([2, 0], 2);
-        device.createBuffer = createBuffer;
-        const shapes = dec.plannedShapes.sort().join(' ');
-        const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1);
-        // Bad input: uneven tokens per entry, past maxSeqLen.
-        let errors = await throwsLike(() => dec.forward([{ seq: 0, tokens: [1] }, { seq: 1, tokens: [1, 2] }]), /Decoder.forward: tokens must be the same non-zero number of tokens for every entry, got \[1, 2\]/);
-        errors += await throwsLike(() => dec.prefill(7, [...ref.prompt_ids, 1]), /sequence 7 \(length 0\) cannot take 13 more tokens: maxSeqLen is 12/);
-        return { err: bad || errors ? Infinity : err, tol: 1e-3, note: `max rel err ${err.toExponential(2)}; plans ${shapes}; buffers made in replayed steps: ${made} (planning: ${planning})` };
-      } finally {
-        device.createBuffer = createBuffer;
-        dec.destroy();
-        weights.destroy();
-      }
-    },
+          // Replayed steps must not make buffers (a leak per step would): counted from each shape's second step on.
+          device.createBuffer = (d: GPUBufferDescriptor) => {
+            made++;
+            return createBuffer.call(device, d);
+          };
+          // A shape's first step plans it and makes buffers: that the counter sees them shows it counts at all.
+          let planning = 0;
+          const steps = async (seqs: number[], n: number) => {
+            for (let s = 0; s < n; s++) {
+              const before = made;
+              const rows = await dec.step(seqs.map((seq) => ({ seq, token: next[seq] })));
+              if (s === 0) {
+                planning += made - before;
+                made = before;
+              }
+              rows.forEach((r, j) => {
+                err = Math.max(err, relErr(r, refs[seqs[j]].step(next[seqs[j]])));
+                next[seqs[j]] = argmaxRef(r);
+              });
+            }
+          };
+          await steps([0, 1, 2], 3);
+          await steps([2, 0], 2);
+          device.createBuffer = createBuffer;
+          const shapes = dec.plannedShapes.sort().join(' ');
+          const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1);
+          // Bad input: uneven tokens per entry, past maxSeqLen.
+          let errors = await throwsLike(() => dec.forward([{ seq: 0, tokens: [1] }, { seq: 1, tokens: [1, 2] }]), /Decoder.forward: tokens must be the same non-zero number of tokens for every entry, got \[1, 2\]/);
+          errors += await throwsLike(() => dec.prefill(7, [...ref.prompt_ids, 1]), /sequence 7 \(length 0\) cannot take 13 more tokens: maxSeqLen is 12/);
+          return { err: bad || errors ? Infinity : err, tol: 1e-3, note: `max rel err ${err.toExponential(2)}; plans ${shapes}; buffers made in replayed steps: ${made} (planning: ${planning})` };
+        } finally {
+          device.createBuffer = createBuffer;
+        }
+      }),
   },
   {
     name: 'model loading with quantize fp8: BF16 weights cast to e4m3 + 128x128 scales bit-identical to the CPU cast; progress reaches the total',
