@@ -194,7 +194,11 @@ const splitCheck = (name: string, c: MlaCase): Check => ({
   },
 });
 
-/** Upstream's correctness sweep shape: b, s_q, seqlen, h_q, h_kv, causal. Small by default; DEEPWGSL_SWEEP=full runs all of it. */
+/**
+ * Upstream's correctness sweep shape: b, s_q, seqlen, h_q, h_kv, causal. Small by default;
+ * DEEPWGSL_SWEEP=full runs all of it (486 cases), DEEPWGSL_SWEEP=full:i/n every n-th case from the i-th,
+ * so n processes share it (compiling each case's pipelines is what takes the time).
+ */
 function sweepCases(full: boolean): MlaCase[] {
   const cases: MlaCase[] = [];
   const bs = full ? [1, 2, 6] : [2];
@@ -209,6 +213,12 @@ function sweepCases(full: boolean): MlaCase[] {
   }
   return cases;
 }
+
+const sweep = ((v = envVar('DEEPWGSL_SWEEP') ?? '') => {
+  const m = /^full(?::(\d+)\/(\d+))?$/.exec(v);
+  if (v && !m) throw new Error(`DEEPWGSL_SWEEP: expected full or full:i/n, got ${v}`);
+  return { full: !!m, part: m?.[1] ? +m[1] : 0, parts: m?.[2] ? +m[2] : 1 };
+})();
 
 const tiny = { d: 80, dv: 64 };
 const deepseek = { d: 576, dv: 512 };
@@ -232,9 +242,9 @@ export const mlaChecks: Check[] = [
   splitCheck('cache split over 3 storage windows (rows straddle them), tiled, causal', { b: 2, sQ: 2, hQ: 8, ...tiny, blockSize: 16, seqlens: [100, 60], causal: true, config: { cacheWindow: 12288 } }),
   splitCheck('cache split over 4 storage windows, row kernel, fp8 DeepSeek shape, split', { b: 2, sQ: 1, hQ: 4, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 4, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8, cacheWindow: 65536 } }),
   {
-    name: `mla sweep shaped like upstream's (${envVar('DEEPWGSL_SWEEP') === 'full' ? 'full' : 'small; DEEPWGSL_SWEEP=full for all'})`,
+    name: `mla sweep shaped like upstream's (${sweep.full ? `full, part ${sweep.part}/${sweep.parts}` : 'small; DEEPWGSL_SWEEP=full for all'})`,
     async run(ctx) {
-      const cases = sweepCases(envVar('DEEPWGSL_SWEEP') === 'full');
+      const cases = sweepCases(sweep.full).filter((_, i) => i % sweep.parts === sweep.part);
       let worst = 0;
       let note = '';
       for (const c of cases) {

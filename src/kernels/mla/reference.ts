@@ -50,34 +50,38 @@ export function mlaReference(x: MlaReferenceInput): { out: Float64Array; lse: Fl
   const hpk = hQ / hKv;
   const out = new Float64Array(B * sQ * hQ * dv);
   const lse = new Float64Array(B * hQ * sQ);
+  const acc = new Float64Array(dv);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < sQ; t++) {
       const rows = attendedRows(x, b, t);
-      for (let h = 0; h < hQ; h++) {
-        const g = Math.floor(h / hpk);
-        const qo = ((b * sQ + t) * hQ + h) * d;
-        const ks = rows.map((r) => x.k(r, g));
-        const s = ks.map((k) => {
-          let acc = 0;
-          for (let c = 0; c < d; c++) acc += x.q[qo + c] * k[c];
-          return acc * scale;
-        });
-        const li = (b * hQ + h) * sQ + t;
-        const oo = ((b * sQ + t) * hQ + h) * dv;
-        if (s.length === 0) {
-          lse[li] = Infinity;
-          continue;
-        }
-        const mx = Math.max(...s);
-        const p = s.map((v) => Math.exp(v - mx));
-        const sum = p.reduce((a, v) => a + v, 0);
-        const l = mx + Math.log(sum);
-        lse[li] = l;
-        const sink = x.attnSink ? 1 / (1 + Math.exp(x.attnSink[h] - l)) : 1;
-        for (let c = 0; c < dv; c++) {
-          let acc = 0;
-          for (let j = 0; j < ks.length; j++) acc += p[j] * ks[j][c];
-          out[oo + c] = (acc / sum) * sink;
+      for (let g = 0; g < hKv; g++) {
+        // Rows looked up once per kv head, then shared by its query heads (the full sweep needs the speed).
+        const ks = rows.map((r) => Float64Array.from(x.k(r, g)));
+        for (let h = g * hpk; h < (g + 1) * hpk; h++) {
+          const qo = ((b * sQ + t) * hQ + h) * d;
+          const q = Float64Array.from({ length: d }, (_, c) => x.q[qo + c]);
+          const s = ks.map((k) => {
+            let dot = 0;
+            for (let c = 0; c < d; c++) dot += q[c] * k[c];
+            return dot * scale;
+          });
+          const li = (b * hQ + h) * sQ + t;
+          const oo = ((b * sQ + t) * hQ + h) * dv;
+          if (s.length === 0) {
+            lse[li] = Infinity;
+            continue;
+          }
+          const mx = s.reduce((a, v) => Math.max(a, v), -Infinity);
+          const p = s.map((v) => Math.exp(v - mx));
+          const sum = p.reduce((a, v) => a + v, 0);
+          const l = mx + Math.log(sum);
+          lse[li] = l;
+          const sink = x.attnSink ? 1 / (1 + Math.exp(x.attnSink[h] - l)) : 1;
+          acc.fill(0);
+          ks.forEach((k, j) => {
+            for (let c = 0; c < dv; c++) acc[c] += p[j] * k[c];
+          });
+          for (let c = 0; c < dv; c++) out[oo + c] = (acc[c] / sum) * sink;
         }
       }
     }
