@@ -1,7 +1,9 @@
 // perTokenCastToFp8: x [m, k] (f32 or bf16) -> q [m, k] e4m3 (rows padded to words) and
-// scales [m, ceil(k/128)] f32. Each segment of 32 invocations owns one 1x128 group: invocation
-// `lane` converts elements lane*4 .. lane*4+3 of it and writes one packed u32 word.
-// Holes: WG, SEG (= 32), SG_MIN, IN_BF16 (prelude), Params (typegpu struct).
+// scales [m, ceil(k/128)] f32. Each segment of SEG invocations owns one 1x128 group: invocation
+// `lane` converts the group's words lane, lane + SEG, ... (WPL = 32 / SEG of them, 4 elements each),
+// so neighbouring lanes touch neighbouring words. Several words per lane share the group's two
+// correctly rounded divisions (fp8_group.wgsl), which cost more than the conversions of one word.
+// Holes: WG, SEG, WPL, SG_MIN, IN_BF16 (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;
@@ -17,22 +19,31 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = group_id % params.groups;
   let col0 = g * 128u + lane * 4u;
 
-  var vals = vec4<f32>(0.0);
+  var vals: array<vec4<f32>, WPL>;
   var amax = 0.0;
-  if (valid) {
+  // @unroll
+  for (var w = 0u; w < WPL; w++) {
+    let c = col0 + w * SEG * 4u;
     for (var j = 0u; j < 4u; j = j + 1u) {
-      if (col0 + j < params.k) {
-        vals[j] = load_x(row * params.pitch_x + col0 + j);
-        amax = max(amax, abs(vals[j]));
+      if (valid && c + j < params.k) {
+        vals[w][j] = load_x(row * params.pitch_x + c + j);
+        amax = max(amax, abs(vals[w][j]));
       }
     }
   }
   // All invocations reach the reduction (it has barriers); invalid ones contribute 0.
   let group_amax = segment_max(amax, lid);
-  if (!valid || col0 >= params.k) { return; }
+  if (!valid) { return; }
 
   if (lane == 0u) {
     scales[row * params.groups + g] = fp8_group_scale(group_amax);
   }
-  q[row * params.pitch_q_words + col0 / 4u] = fp8_pack4(vals, params.k - col0, fp8_group_factor(group_amax));
+  let factor = fp8_group_factor(group_amax);
+  // @unroll
+  for (var w = 0u; w < WPL; w++) {
+    let c = col0 + w * SEG * 4u;
+    if (c < params.k) {
+      q[row * params.pitch_q_words + c / 4u] = fp8_pack4(vals[w], params.k - c, factor);
+    }
+  }
 }

@@ -24,6 +24,8 @@ export interface CastConfig {
   wg: number;
   /** Reduce with subgroup shuffles below the adapter's minimum subgroup size. */
   subgroups: boolean;
+  /** perToken: invocations per 1x128 group (8, 16 or 32; each converts 32 / lanes words). perBlock ignores it. */
+  lanes?: number;
 }
 
 export interface Fp8Tensors {
@@ -60,12 +62,13 @@ export function castHelpers(subgroups: boolean): WgslSource[] {
 
 export function castModule(ctx: GpuContext, kind: CastKind, inDtype: 'f32' | 'bf16', config: CastConfig): KernelModule {
   const sgMin = config.subgroups ? Math.max(1, ctx.adapterInfo.subgroupMinSize) : 1;
+  const seg = kind === 'perToken' ? (config.lanes ?? 32) : config.wg;
   return {
     kernel: `cast.${kind}`,
     config: { ...config, in: inDtype, sgMin },
     template: TEMPLATES[kind],
     helpers: castHelpers(config.subgroups),
-    consts: { WG: config.wg, SEG: kind === 'perToken' ? 32 : config.wg, SG_MIN: sgMin, IN_BF16: inDtype === 'bf16' },
+    consts: { WG: config.wg, SEG: seg, SG_MIN: sgMin, IN_BF16: inDtype === 'bf16', ...(kind === 'perToken' ? { WPL: 32 / seg } : {}) },
     structs: { Params: CastParams },
     enables: config.subgroups ? ['subgroups'] : [],
   };
@@ -73,16 +76,15 @@ export function castModule(ctx: GpuContext, kind: CastKind, inDtype: 'f32' | 'bf
 
 /** Every config this device can run, for autotune. */
 export function castCandidates(ctx: GpuContext, kind: CastKind): CastConfig[] {
-  const sizes = (kind === 'perToken' ? [32, 64, 128, 256] : [64, 128, 256]).filter(
-    (wg) => wg <= ctx.limits.maxComputeInvocationsPerWorkgroup,
-  );
+  const sizes = (kind === 'perToken' ? [64, 256] : [64, 128, 256]).filter((wg) => wg <= ctx.limits.maxComputeInvocationsPerWorkgroup);
   const sg = ctx.has('subgroups') ? [false, true] : [false];
-  return sizes.flatMap((wg) => sg.map((subgroups) => ({ wg, subgroups })));
+  const lanes = kind === 'perToken' ? [8, 16, 32] : [undefined];
+  return sizes.flatMap((wg) => sg.flatMap((subgroups) => lanes.map((l) => (l === undefined ? { wg, subgroups } : { wg, subgroups, lanes: l }))));
 }
 
-/** The heuristic pick: big workgroups, shuffles where subgroups exist. */
+/** The heuristic pick: big workgroups, shuffles where subgroups exist, 8 lanes per 1x128 group (4 words each). */
 export function defaultCastConfig(ctx: GpuContext, kind: CastKind): CastConfig {
-  const c = castCandidates(ctx, kind);
+  const c = castCandidates(ctx, kind).filter((x) => x.lanes === undefined || x.lanes === 8);
   return c[c.length - 1];
 }
 
@@ -115,9 +117,10 @@ export async function planCast(
   if (config.wg % 32 !== 0 || config.wg > ctx.limits.maxComputeInvocationsPerWorkgroup) {
     fail(where, 'config.wg', `a multiple of 32 up to ${ctx.limits.maxComputeInvocationsPerWorkgroup}`, config.wg);
   }
+  if (kind === 'perToken' && ![undefined, 8, 16, 32].includes(config.lanes)) fail(where, 'config.lanes', '8, 16 or 32', config.lanes);
   if (config.subgroups && !ctx.has('subgroups')) fail(where, 'config.subgroups', "false on a device without 'subgroups'", true);
   const pipeline = await ctx.pipelines.get(castModule(ctx, kind, x.dtype as 'f32' | 'bf16', config));
-  const workgroups = kind === 'perToken' ? Math.ceil((rows * groups) / (config.wg / 32)) : blocksN * groups;
+  const workgroups = kind === 'perToken' ? Math.ceil((rows * groups) / (config.wg / (config.lanes ?? 32))) : blocksN * groups;
   const g = grid(ctx, workgroups);
   const params = paramsBuffer(ctx, CastParams, {
     m: rows,
