@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { unrollLoops } from '../src/jit/unroll.ts';
 import * as d from 'typegpu/data';
 import { composeWgsl, numberLines, sourceLocation } from '../src/jit/compose.ts';
 
@@ -33,5 +34,14 @@ describe('composeWgsl', () => {
     expect(sourceLocation(code, h)).toBe('common/h.wgsl:2');
     expect(sourceLocation(code, 2)).toBe('generated prelude');
     expect(numberLines('a\nb', new Set([2]))).toBe('  1 | a\n>>2 | b');
+  });
+});
+
+describe('unrollLoops and member names', () => {
+  it('replaces the loop variable, not a vector member of the same name', () => {
+    const out = unrollLoops('// @unroll\nfor (var w = 0u; w < N; w++) {\n  s += v[w].w;\n}\n', { N: 2 });
+    expect(out).toContain('v[0u].w');
+    expect(out).toContain('v[1u].w');
+    expect(out).not.toContain('.0u');
   });
 });

@@ -20,16 +20,16 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let col0 = g * 128u + lane * 4u;
 
   var vals: array<vec4<f32>, WPL>;
+  // @unroll
+  for (var wi = 0u; wi < WPL; wi++) {
+    let c = col0 + wi * SEG * 4u;
+    vals[wi] = load_x4(row * params.pitch_x + c, select(0u, params.k - c, valid && c < params.k));
+  }
   var amax = 0.0;
   // @unroll
-  for (var w = 0u; w < WPL; w++) {
-    let c = col0 + w * SEG * 4u;
-    for (var j = 0u; j < 4u; j = j + 1u) {
-      if (valid && c + j < params.k) {
-        vals[w][j] = load_x(row * params.pitch_x + c + j);
-        amax = max(amax, abs(vals[w][j]));
-      }
-    }
+  for (var wi = 0u; wi < WPL; wi++) {
+    let a = abs(vals[wi]);
+    amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
   }
   // All invocations reach the reduction (it has barriers); invalid ones contribute 0.
   let group_amax = segment_max(amax, lid);
@@ -40,10 +40,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let factor = fp8_group_factor(group_amax);
   // @unroll
-  for (var w = 0u; w < WPL; w++) {
-    let c = col0 + w * SEG * 4u;
+  for (var wi = 0u; wi < WPL; wi++) {
+    let c = col0 + wi * SEG * 4u;
     if (c < params.k) {
-      q[row * params.pitch_q_words + c / 4u] = fp8_pack4(vals[w], params.k - c, factor);
+      q[row * params.pitch_q_words + c / 4u] = fp8_pack4(vals[wi], params.k - c, factor);
     }
   }
 }

@@ -25,7 +25,7 @@ export function unrollLoops(code: string, consts: Record<string, WgslConst> = {}
     const open = m.index + head.length - 2;
     const close = closingBrace(code, open);
     const body = code.slice(open + 1, close);
-    const copies = Array.from({ length: bound }, (_, k) => `${indent}{${body.replace(new RegExp(`\\b${v}\\b`, 'g'), `${k}u`)}${indent}}`);
+    const copies = Array.from({ length: bound }, (_, k) => `${indent}{${body.replace(new RegExp(`(?<!\\.)\\b${v}\\b`, 'g'), `${k}u`)}${indent}}`);
     code = code.slice(0, m.index) + copies.join('\n') + code.slice(close + 1);
   }
   return code;
