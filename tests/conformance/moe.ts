@@ -138,14 +138,14 @@ async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'mas
   return { err: bad, tol: 0, note: notes.join('; ') || `bit-identical, tokens ${TOKENS.join('/')}` };
 }
 
-async function readCombine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, w: Tensor): Promise<Float32Array> {
-  const { out, launch } = await combine(ctx, y, layout, w);
+async function readCombine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, w: Tensor, residual?: Tensor): Promise<Float32Array> {
+  const { out, launch } = await combine(ctx, y, layout, w, { residual });
   poisonTensor(out);
   await launch.run();
   return (await readTensor(out)) as Float32Array;
 }
 
-async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16'): Promise<CheckResult> {
+async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16', withResidual = false): Promise<CheckResult> {
   const k = 4;
   const hidden = 136;
   let err = 0;
@@ -159,12 +159,15 @@ async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtyp
     const ys = activations(rows * hidden, dtype);
     const yT = uploadTensor(ctx, ys, kind === 'contiguous' ? [rows, hidden] : [E, layout.mMax, hidden], dtype);
     const wT = uploadTensor(ctx, weights, [tokens, k], 'f32');
-    const first = await readCombine(ctx, yT, layout, wT);
-    const second = await readCombine(ctx, yT, layout, wT);
+    const res = gauss(tokens * hidden);
+    const resT = withResidual ? uploadTensor(ctx, res, [tokens, hidden], 'f32') : undefined;
+    const first = await readCombine(ctx, yT, layout, wT, resT);
+    const second = await readCombine(ctx, yT, layout, wT, resT);
     differ += mismatches(Array.from(first, f32ToBits), Array.from(second, f32ToBits));
     const ref = dispatchLayoutRef(ids, E, kind, { alignment: 4, mMax: layout.mMax, rows });
-    err = Math.max(err, relErr(first, combineRef(ys, hidden, ref.srcToDst, weights, tokens, k)));
-    for (const t of [idT, yT, wT]) t.destroy();
+    const sum = combineRef(ys, hidden, ref.srcToDst, weights, tokens, k);
+    err = Math.max(err, relErr(first, withResidual ? sum.map((v, i) => v + res[i]) : sum));
+    for (const t of [idT, yT, wT, resT]) t?.destroy();
   }
   return { err: differ ? Infinity : err, tol: 1e-6, note: `${differ} bits differ between two runs` };
 }
@@ -211,7 +214,7 @@ function mlpWeights(ctx: GpuContext, groups: number, hidden: number, inter: numb
 const LAYER_TOL: Record<WeightFormat, number> = { f32: 1e-5, bf16: 1e-5, fp8: 0.08, w8a32: 1e-5 };
 
 // One token count per layer check keeps them to seconds on software adapters; together they cover 1..33.
-async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', format: WeightFormat, tokenCounts: number[]): Promise<CheckResult> {
+async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', format: WeightFormat, tokenCounts: number[], withResidual = false): Promise<CheckResult> {
   const hidden = 256;
   const inter = 96;
   const xDtype = format === 'bf16' ? 'bf16' : 'f32';
@@ -227,9 +230,12 @@ async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', for
   for (const tokens of tokenCounts) {
     const xs = activations(tokens * hidden, xDtype, 2);
     const x = uploadTensor(ctx, xs, [tokens, hidden], xDtype);
-    const r = await moeLayer(ctx, x, { router: routerT, experts: experts.gpu, shared: shared.gpu }, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind, activations: format === 'w8a32' ? 'f32' : 'fp8' });
+    const res = gauss(tokens * hidden);
+    const residual = withResidual ? uploadTensor(ctx, res, [tokens, hidden], 'f32') : undefined;
+    const r = await moeLayer(ctx, x, { router: routerT, experts: experts.gpu, shared: shared.gpu }, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind, activations: format === 'w8a32' ? 'f32' : 'fp8', residual });
     const got = await readTensor(r.out);
     const ref = moeRef(xs, tokens, hidden, { router, eScoreCorrectionBias: bias, experts: experts.refs, shared: shared.refs[0] }, V3);
+    if (residual) ref.out.forEach((v, i) => (ref.out[i] = v + res[i]));
     // Tokens whose routing is a near-tie in float64 may go to other experts in f32: not compared.
     const rows = Array.from({ length: tokens }, (_, t) => t).filter((t) => ref.route.margin[t] > 1e-4);
     skipped += tokens - rows.length;
@@ -238,6 +244,7 @@ async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', for
     diff = Math.max(diff, calcDiff(pick(got), pick(ref.out)));
     x.destroy();
     r.out.destroy();
+    residual?.destroy();
   }
   return { err, tol: LAYER_TOL[format], note: `calcDiff ${diff.toExponential(2)}; ${skipped} near-tie tokens not compared` };
 }
@@ -271,11 +278,12 @@ export const moeChecks: Check[] = [
   },
   { name: 'moe combine contiguous f32: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'contiguous', 'f32') },
   { name: 'moe combine masked bf16: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'masked', 'bf16') },
+  { name: 'moe combine masked f32 onto a residual', run: (ctx) => combineCheck(ctx, 'masked', 'f32', true) },
   { name: 'moe layer f32 weights, contiguous layout: float64 MoE (routed + shared experts)', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'f32', [33]) },
   { name: 'moe layer bf16 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'bf16', [7]) },
   { name: 'moe layer FP8 weights and activations, contiguous layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'fp8', [1, 17]) },
   { name: 'moe layer FP8 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'fp8', [33]) },
-  { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3]) },
+  { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout, onto a residual: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3], true) },
   {
     name: 'moe expert load counters accumulate across calls, per layer, and reset',
     async run(ctx) {

@@ -263,14 +263,14 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layout: DispatchLayou
 const CombineParams = d.struct({ tokens: d.u32, hidden: d.u32, pitch_y: d.u32, grid_x: d.u32 });
 const COMBINE_WG = 128;
 
-/** Plans y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk] (not run). */
-export async function planCombine(
-  ctx: GpuContext,
-  y: Tensor,
-  layoutIn: DispatchLayout,
-  topkWeights: Tensor,
-  opts: { out?: Tensor } = {},
-): Promise<{ out: Tensor; launch: Launch }> {
+export interface CombineOptions {
+  out?: Tensor;
+  /** [tokens, hidden] f32 added to the weighted sum (a buffer other than out's). */
+  residual?: Tensor;
+}
+
+/** Plans y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32 (+ residual), weighted by topkWeights [tokens, topk] (not run). */
+export async function planCombine(ctx: GpuContext, y: Tensor, layoutIn: DispatchLayout, topkWeights: Tensor, opts: CombineOptions = {}): Promise<{ out: Tensor; launch: Launch }> {
   const where = 'combine';
   const layout = checkLayout(where, layoutIn);
   expectTensor(where, 'y', y, { dtype: ['f32', 'bf16'], shape: [...layout.lead, null] });
@@ -278,7 +278,12 @@ export async function planCombine(
   expectTensor(where, 'topkWeights', topkWeights, { dtype: 'f32', shape: [layout.tokens, layout.topk] });
   const out = opts.out ?? createTensor(ctx, [layout.tokens, hidden], 'f32', 'combined');
   expectTensor(where, 'out', out, { dtype: 'f32', shape: [layout.tokens, hidden] });
-  const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16' };
+  const residual = opts.residual;
+  if (residual !== undefined) {
+    expectTensor(where, 'residual', residual, { dtype: 'f32', shape: [layout.tokens, hidden] });
+    if (residual.buffer === out.buffer) fail(where, 'residual', "a buffer other than out's (WebGPU forbids a writable binding aliasing another)", 'the same buffer');
+  }
+  const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16', RESIDUAL: residual !== undefined };
   const launch = await planKernel(ctx, {
     module: {
       kernel: 'moe.combine',
@@ -290,16 +295,22 @@ export async function planCombine(
     },
     params: CombineParams,
     values: { tokens: layout.tokens, hidden, pitch_y: y.pitch },
-    bindings: [y.binding(where, 'y'), layout.srcToDst.binding(where, 'srcToDst'), topkWeights.binding(where, 'topkWeights'), out.binding(where, 'out')],
+    bindings: [
+      y.binding(where, 'y'),
+      layout.srcToDst.binding(where, 'srcToDst'),
+      topkWeights.binding(where, 'topkWeights'),
+      out.binding(where, 'out'),
+      (residual ?? unusedTensor(ctx)).binding(where, 'residual'),
+    ],
     workgroups: Math.ceil((layout.tokens * hidden) / COMBINE_WG),
-    bytes: layout.tokens * layout.topk * (y.byteLength / layout.rows) + out.byteLength,
+    bytes: layout.tokens * layout.topk * (y.byteLength / layout.rows) + out.byteLength * (residual ? 2 : 1),
     flops: 2 * layout.tokens * layout.topk * hidden,
   });
   return { out, launch };
 }
 
 /** y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk]; submitted. */
-export async function combine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, topkWeights: Tensor, opts: { out?: Tensor } = {}): Promise<{ out: Tensor; launch: Launch }> {
+export async function combine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, topkWeights: Tensor, opts: CombineOptions = {}): Promise<{ out: Tensor; launch: Launch }> {
   const r = await planCombine(ctx, y, layout, topkWeights, opts);
   r.launch.submit();
   return r;

@@ -46,6 +46,8 @@ export interface MoeLayerOptions {
   activations?: 'fp8' | 'f32';
   /** Where the layer's output goes ([tokens, hidden] f32); made by the plan when absent. */
   out?: Tensor;
+  /** [tokens, hidden] f32 added to the output (a model's residual stream; not out's buffer): out = residual + MoE(x), with no pass of its own. */
+  residual?: Tensor;
   /**
    * A plan of the same shapes whose temporaries this one uses too (layers of a model run one after
    * another, never at once): one set of temporaries for all of them. That plan must outlive this one.
@@ -169,6 +171,7 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
   checkMlp(where, 'experts', weights.experts, hidden, E);
   if (weights.shared) checkMlp(where, 'shared', weights.shared, hidden, undefined);
   if (opts.out !== undefined) expectTensor(where, 'out', opts.out, { dtype: 'f32', shape: [tokens, hidden] });
+  if (opts.residual !== undefined) expectTensor(where, 'residual', opts.residual, { dtype: 'f32', shape: [tokens, hidden] });
   if (opts.activations !== undefined && opts.activations !== 'fp8' && opts.activations !== 'f32') fail(where, 'activations', "'fp8' or 'f32'", opts.activations);
   const cast = opts.activations !== 'f32';
   const fp8 = cast && isFp8(weights.experts.gateUp);
@@ -205,10 +208,10 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
     await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, cast, y);
     const out = opts.out ?? p.tensor([tokens, hidden], 'f32', 'moeOut', true);
-    const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out });
+    const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out, residual: opts.residual });
     p.add(combined.launch, 'combine');
     if (weights.shared) {
-      // The shared experts' down projection adds onto the routed sum: D = C + A @ B.T.
+      // The shared experts' down projection adds onto the routed sum (and the residual): D = C + A @ B.T.
       const dense: Gemm = (a, b, o, c) => {
         const f = isFp8(b);
         return planGemm(ctx, where, denseProblem(where, f, { a: values(a), sa: isFp8(a) ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined }, o, c));
