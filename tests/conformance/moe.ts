@@ -285,17 +285,19 @@ export const moeChecks: Check[] = [
   { name: 'moe layer FP8 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'fp8', [33]) },
   { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout, onto a residual: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3], true) },
   {
-    name: 'moe expert load counters accumulate across calls, per layer, and reset',
+    name: 'moe expert load counters accumulate across calls, per layer, and reset (the masked layout through all three passes)',
     async run(ctx) {
       const counters = new ExpertLoadCounters(ctx, 3, E);
       const expect = [new Array(E).fill(0), new Array(E).fill(0), new Array(E).fill(0)];
+      let err = 0;
       for (const [layer, tokens] of [[1, 7], [1, 33], [2, 5]]) {
         const ids = randomIds(tokens, 4, E);
         ids.forEach((e) => e >= 0 && expect[layer][e]++);
-        await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
+        const layout = await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
+        err += mismatches(await readTensor(layout.srcToDst), dispatchLayoutRef(ids, E, 'masked', { mMax: layout.mMax }).srcToDst);
       }
       const json = parseExpertLoad(JSON.parse(JSON.stringify(await counters.toJson())), E);
-      let err = mismatches(json.layers.flat(), expect.flat());
+      err += mismatches(json.layers.flat(), expect.flat());
       counters.reset();
       err += mismatches((await counters.read()).flat(), new Array(3 * E).fill(0));
       return { err, tol: 0, note: `layer 1: [${expect[1].join(', ')}]` };

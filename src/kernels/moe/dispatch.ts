@@ -123,8 +123,14 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const [countP, offsetsP, mapP] = [countGrid[0], 1, mapGrid[0]].map((grid_x) =>
     paramsBuffer(ctx, LayoutParams, { entries, experts: E, rows, m_max: mMax, load_offset: layer * E, grid_x }),
   );
+  // The masked layout's starts do not depend on the counts: written once here, and without load
+  // counters the count pass writes the rows itself (one pass instead of three).
+  const direct = !contiguous && !counters;
+  if (!contiguous) ctx.device.queue.writeBuffer(starts.buffer, starts.byteOffset, Int32Array.from({ length: E + 1 }, (_, e) => e * mMax));
+  // The scan's width: the entries rounded up to a power of two (a decode step has a few dozen), at most SCAN_WG.
+  const scanWg = Math.min(SCAN_WG, Math.max(32, 2 ** Math.ceil(Math.log2(entries))));
   const [count, offsets, map] = await Promise.all([
-    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: SCAN_WG }, { Params: LayoutParams })),
+    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: scanWg, DIRECT: direct }, { Params: LayoutParams })),
     ctx.pipelines.get(
       module('moe.layoutOffsets', 'moe/layout_offsets.wgsl', offsetsTemplate, { CONTIGUOUS: contiguous, ALIGN: alignment, COUNT_LOAD: !!counters }, { Params: LayoutParams }),
     ),
@@ -133,28 +139,35 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const b = (t: Tensor, name: string) => t.binding(where, name);
   // Bindings a layout never touches (the masked layout's row maps, load counters when not counting).
   const [unused0, unused1] = [0, 1].map((i) => b(unusedTensor(ctx, i), 'unused'));
-  const dispatches: Dispatch[] = [
-    { pipeline: count, bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert')]), workgroups: countGrid },
-    {
-      pipeline: offsets,
-      bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused0]),
-      workgroups: [1, 1, 1],
-    },
-    {
-      pipeline: map,
-      bindGroup: bindGroup(ctx, map, [
-        mapP,
-        b(topkIdx, 'topkIdx'),
-        b(pos, 'pos'),
-        b(numTokensPerExpert, 'numTokensPerExpert'),
-        b(starts, 'starts'),
-        b(srcToDst, 'srcToDst'),
-        dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
-        mIndices ? b(mIndices, 'mIndices') : unused1,
-      ]),
-      workgroups: mapGrid,
-    },
-  ];
+  const countPass: Dispatch = {
+    pipeline: count,
+    bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert'), direct ? b(srcToDst, 'srcToDst') : unused0]),
+    workgroups: countGrid,
+  };
+  const dispatches: Dispatch[] = direct
+    ? [countPass]
+    : [
+        countPass,
+        {
+          pipeline: offsets,
+          bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused0]),
+          workgroups: [1, 1, 1],
+        },
+        {
+          pipeline: map,
+          bindGroup: bindGroup(ctx, map, [
+            mapP,
+            b(topkIdx, 'topkIdx'),
+            b(pos, 'pos'),
+            b(numTokensPerExpert, 'numTokensPerExpert'),
+            b(starts, 'starts'),
+            b(srcToDst, 'srcToDst'),
+            dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
+            mIndices ? b(mIndices, 'mIndices') : unused1,
+          ]),
+          workgroups: mapGrid,
+        },
+      ];
   const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
   const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 }, [countP, offsetsP, mapP]);
   const lead = contiguous ? [rows] : [E, mMax];
