@@ -74,6 +74,16 @@ export const decodeSuite: BenchSuite = {
         const dec = await Decoder.create(ctx, ck, weights, { ...base, mlaConfig });
         const tag = mlaConfig ? ` (mla ${JSON.stringify(mlaConfig)})` : '';
         try {
+          await dec.prefill(0, [0]);
+          dec.release(0);
+        } catch (e) {
+          // A variant's tiles may not fit this device or shape: say so and go on with the next.
+          if (v === 0) throw e;
+          emit({ suite: 'decode', name: `batch 1${tag}`, ms: NaN, note: `not run: ${(e as Error).message}` });
+          dec.destroy();
+          continue;
+        }
+        try {
           for (const batch of v === 0 ? batches : [1]) {
             const seqs = Array.from({ length: batch }, (_, i) => i);
             const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;

@@ -12,13 +12,13 @@
 // the token ids, positions, cache slots, block table, seqlens and MLA's split schedule.
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
-import { createTensor, Tensor } from '../gpu/tensor.ts';
+import { createTensor, DTYPE_BYTES, Tensor } from '../gpu/tensor.ts';
 import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
 import { getMlaMetadata, planFlashMla, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
-import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights } from '../kernels/moe/layer.ts';
+import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
   planDequant,
   planEmbedding,
@@ -59,54 +59,69 @@ export interface DecoderOptions {
 }
 
 
-/** A stack of same-shape weights [n, rows, cols] in f32, from stored weights dequantized on the GPU. */
-async function stackF32(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<Tensor> {
-  // parts[g] are concatenated along rows within group g (gate then up), groups stacked.
-  const rowsPer = parts[0].reduce((a, w) => a + w.t.shape[0], 0);
-  const cols = parts[0][0].t.shape[1];
-  const lead = parts.length > 1 ? [parts.length] : [];
-  const out = createTensor(ctx, [...lead, rowsPer, cols], 'f32', label);
-  const enc = ctx.device.createCommandEncoder({ label });
-  const temps: Tensor[] = [];
-  let at = 0;
-  for (const group of parts) {
-    for (const w of group) {
-      const { launch, out: f } = await planDequant(ctx, w);
-      launch.submit();
-      enc.copyBufferToBuffer(f.buffer, 0, out.buffer, at, f.byteLength);
-      at += f.byteLength;
-      temps.push(f);
-    }
-  }
-  ctx.device.queue.submit([enc.finish()]);
-  await ctx.sync();
-  for (const t of temps) t.destroy();
-  return out;
+/** A block of a stored weight: rows r0..r1 and columns c0..c1 (default: all). */
+interface Piece {
+  w: StoredWeight;
+  rows?: [number, number];
+  cols?: [number, number];
+}
+
+const span = (r: [number, number] | undefined, all: number): [number, number] => r ?? [0, all];
+
+/** Encodes copies of src's rows r0..r1, columns c0..c1 to dst from row dstRow on (whole rows at once where they line up). */
+function copyBlock(enc: GPUCommandEncoder, src: Tensor, [r0, r1]: [number, number], [c0, c1]: [number, number], dst: Tensor, dstRow: number): void {
+  const bpe = DTYPE_BYTES[src.dtype];
+  const [sp, dp] = [src.pitch * bpe, dst.pitch * bpe];
+  const at = (t: Tensor, pitch: number, r: number, c: number) => t.byteOffset + r * pitch + c * bpe;
+  if (c0 === 0 && c1 === src.shape[1] && sp === dp) enc.copyBufferToBuffer(src.buffer, at(src, sp, r0, 0), dst.buffer, at(dst, dp, dstRow, 0), (r1 - r0) * sp);
+  else for (let r = r0; r < r1; r++) enc.copyBufferToBuffer(src.buffer, at(src, sp, r, c0), dst.buffer, at(dst, dp, dstRow + r - r0, 0), (c1 - c0) * bpe);
 }
 
 /**
- * Weights of one dtype stacked like stackF32 as they are stored: values (and FP8's 128x128 scales)
- * concatenated, so FP8 rows must split on 128-row blocks (every part but a group's last).
+ * A stack of weights [groups, rows, cols]: each group's pieces one after another along rows (gate
+ * then up), groups stacked (no leading dimension for one group). `stored`: the values as they are
+ * stored (one dtype; FP8 with its 128x128 scales, so FP8 pieces must start and end on 128-row and
+ * -column blocks, but for a group's last rows); else f32, dequantized on the GPU.
  */
-async function stackStored(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<StoredWeight> {
-  const first = parts[0][0].t;
-  const rowsPer = parts[0].reduce((a, w) => a + w.t.shape[0], 0);
-  const cols = first.shape[1];
-  const lead = parts.length > 1 ? [parts.length] : [];
-  const t = createTensor(ctx, [...lead, rowsPer, cols], first.dtype, label);
-  const scale = first.dtype === 'e4m3' ? createTensor(ctx, [...lead, Math.ceil(rowsPer / 128), Math.ceil(cols / 128)], 'f32', `${label}.scales`) : undefined;
+async function stackPieces(ctx: GpuContext, groups: Piece[][], label: string, stored: boolean): Promise<StoredWeight> {
+  const sizes = (p: Piece) => [span(p.rows, p.w.t.shape[0]), span(p.cols, p.w.t.shape[1])];
+  const rowsPer = groups[0].reduce((a, p) => a + sizes(p)[0][1] - sizes(p)[0][0], 0);
+  const [c0, c1] = sizes(groups[0][0])[1];
+  const lead = groups.length > 1 ? [groups.length] : [];
+  const dtype = stored ? groups[0][0].w.t.dtype : 'f32';
+  const t = createTensor(ctx, [...lead, rowsPer, c1 - c0], dtype, label);
+  const scale = dtype === 'e4m3' ? createTensor(ctx, [...lead, Math.ceil(rowsPer / 128), Math.ceil((c1 - c0) / 128)], 'f32', `${label}.scales`) : undefined;
+  // f32: each weight dequantized once, however many pieces it gives.
+  const f32 = new Map<StoredWeight, Tensor>();
   const enc = ctx.device.createCommandEncoder({ label });
-  let atQ = 0;
-  let atS = 0;
-  for (const w of parts.flat()) {
-    enc.copyBufferToBuffer(w.t.buffer, w.t.byteOffset, t.buffer, atQ, w.t.byteLength);
-    atQ += w.t.byteLength;
-    if (scale) {
-      enc.copyBufferToBuffer(w.scale!.buffer, w.scale!.byteOffset, scale.buffer, atS, w.scale!.byteLength);
-      atS += w.scale!.byteLength;
+  let row = 0;
+  let scaleRow = 0;
+  for (const group of groups) {
+    for (const p of group) {
+      let src = p.w.t;
+      if (!stored) {
+        if (!f32.has(p.w)) {
+          const { launch, out } = await planDequant(ctx, p.w);
+          launch.submit();
+          f32.set(p.w, out);
+        }
+        src = f32.get(p.w)!;
+      }
+      const [rows, cols] = sizes(p);
+      copyBlock(enc, src, rows, cols, t, row);
+      if (scale) {
+        const blocks = ([a, b]: [number, number]): [number, number] => [a / 128, Math.ceil(b / 128)];
+        copyBlock(enc, p.w.scale!, blocks(rows), blocks(cols), scale, scaleRow);
+        scaleRow += blocks(rows)[1] - blocks(rows)[0];
+      }
+      row += rows[1] - rows[0];
     }
   }
   ctx.device.queue.submit([enc.finish()]);
+  if (f32.size) {
+    await ctx.sync();
+    for (const x of f32.values()) x.destroy();
+  }
   return { t, scale };
 }
 
@@ -114,7 +129,7 @@ async function stackStored(ctx: GpuContext, parts: StoredWeight[][], label: stri
 async function stackLinears(ctx: GpuContext, ws: StoredWeight[], label: string): Promise<StoredWeight | undefined> {
   const [a] = ws;
   const fits = ws.every((w) => w.t.dtype === a.t.dtype && w.t.shape[1] === a.t.shape[1]) && (a.t.dtype !== 'e4m3' || ws.slice(0, -1).every((w) => w.t.shape[0] % 128 === 0));
-  return fits ? stackStored(ctx, [ws], label) : undefined;
+  return fits ? stackPieces(ctx, [ws.map((w) => ({ w }))], label, true) : undefined;
 }
 
 interface LayerWeights {
@@ -192,24 +207,24 @@ export class Decoder {
         const ex = (e: number, proj: string) => w(`${p}.mlp.experts.${e}.${proj}.weight`);
         const all = Array.from({ length: m.nRoutedExperts }, (_, e) => e);
         const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
-        const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
-          // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
-          const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
-          stackIsFp8.set(`${label}.`, fp8);
-          const pair = async (ws: StoredWeight[][], name: string): Promise<[Tensor, Tensor]> => {
-            const r = await stackStored(ctx, ws, name);
-            return [r.t, r.scale!];
-          };
-          const r = fp8
-            ? { gateUp: await pair(gateUp, `${label}.gateUp`), down: await pair(down, `${label}.down`) }
-            : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
-          for (const t of [r.gateUp, r.down].flat()) stacked.push(t);
-          return r;
-        };
-        const experts = await mlpWeights(all.map((e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), all.map((e) => [ex(e, 'down_proj')]), `${p}.mlp.experts`);
-        const shared = m.nSharedExperts > 0 ? await mlpWeights([[sh('gate_proj'), sh('up_proj')]], [[sh('down_proj')]], `${p}.mlp.shared_experts`) : undefined;
+        // The shared experts (n_shared_experts of moe_intermediate_size, concatenated) join the
+        // routed ones as their last groups: shared expert s is its gate and up rows and its down
+        // columns s * inter .. (s + 1) * inter, taken by every token with weight 1 (moeLayer's
+        // sharedInExperts), so the routed experts' GEMMs, SiLU and combine serve them too.
+        const inter = ex(0, 'down_proj').t.shape[1];
+        const shared = Array.from({ length: m.nSharedExperts }, (_, i) => i);
+        const slice = (i: number): [number, number] => [i * inter, (i + 1) * inter];
+        const gateUp: Piece[][] = [...all.map((e) => [{ w: ex(e, 'gate_proj') }, { w: ex(e, 'up_proj') }]), ...shared.map((i) => [{ w: sh('gate_proj'), rows: slice(i) }, { w: sh('up_proj'), rows: slice(i) }])];
+        const down: Piece[][] = [...all.map((e) => [{ w: ex(e, 'down_proj') }]), ...shared.map((i) => [{ w: sh('down_proj'), cols: slice(i) }])];
+        // FP8 stacks keep their block scales only where every piece splits on 128-row and -column blocks.
+        const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.w.t.dtype === 'e4m3') && inter % 128 === 0;
+        const r = [await stackPieces(ctx, gateUp, `${p}.mlp.experts.gateUp`, fp8), await stackPieces(ctx, down, `${p}.mlp.experts.down`, fp8)];
+        for (const x of r) stacked.push(x.t, ...(x.scale ? [x.scale] : []));
+        const [gu, dn] = r.map((x): MoeWeight => (fp8 ? [x.t, x.scale!] : x.t));
+        const experts: MlpWeights = { gateUp: gu, down: dn };
+        for (const part of ['experts', 'shared_experts']) stackIsFp8.set(`${p}.mlp.${part}.`, fp8);
         lw.moe = {
-          weights: { router: f32(`${p}.mlp.gate.weight`), experts, shared },
+          weights: { router: f32(`${p}.mlp.gate.weight`), experts, sharedInExperts: m.nSharedExperts },
           bias: m.topkMethod === 'noaux_tc' ? f32(`${p}.mlp.gate.e_score_correction_bias`) : undefined,
         };
       } else {
