@@ -379,6 +379,18 @@ export const moeChecks: Check[] = [
         /experts.down must be in the same format as experts.gateUp \(one tensor\), got 'FP8'/,
       );
       err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu, down: dn }, shared: { gateUp: createTensor(ctx, [6, h + 1], 'f32'), down: dn } }, { route }), /shared.gateUp.shape must be \[\*, 8\]/);
+      // Shared experts held in experts: the experts' groups count them, and no shared MLP or load counters beside them.
+      err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu, down: dn }, sharedInExperts: 2 }, { route }), /experts.gateUp.shape must be \[18, \*, 8\], got \[16, 6, 8\]/);
+      const gu18 = createTensor(ctx, [E + 2, 6, h], 'f32');
+      const dn18 = createTensor(ctx, [E + 2, h, 3], 'f32');
+      err += await throwsLike(
+        () => moeLayer(ctx, xl, { router, experts: { gateUp: gu18, down: dn18 }, shared: { gateUp: createTensor(ctx, [6, h], 'f32'), down: createTensor(ctx, [h, 3], 'f32') }, sharedInExperts: 2 }, { route }),
+        /moeLayer: shared must be absent when the shared experts are held in experts/,
+      );
+      err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu18, down: dn18 }, sharedInExperts: 2 }, { route, counters: c16 }), /moeLayer: counters must be absent with sharedInExperts/);
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, alwaysExperts: -1 }), /routeTopk: alwaysExperts must be a non-negative integer, got -1/);
+      const res = createTensor(ctx, [2, 8], 'f32');
+      err += await throwsLike(() => combine(ctx, y2, layout, w, { out: res, residual: res }), /combine: residual must be a buffer other than out's/);
       err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2, 3], [1, 2]] }), /layers\[1\] length must be 3 \(one count per expert\), got 2/);
       err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2]] }, 3), /layers\[0\] length must be 3/);
       return { err, tol: 0 };

@@ -285,6 +285,15 @@ export const nnChecks: Check[] = [
       err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [15, 8], 'f32') }, m), /mlaAbsorbQ: kvB.t.shape must be \[16, 8\]/);
       err += await throwsLike(() => planMlaAbsorbQ(ctx, q, { t: createTensor(ctx, [16, 8], 'e4m3') }, m), /mlaAbsorbQ: kvB.scale must be a Tensor/);
       err += await throwsLike(() => planMlaAbsorbO(ctx, createTensor(ctx, [1, 2, 7], 'f32'), { t: createTensor(ctx, [16, 8], 'f32') }, m), /mlaAbsorbO: o.shape must be \[\*, 2, 8\]/);
+      const kvB = { t: createTensor(ctx, [16, 8], 'f32') };
+      err += await throwsLike(() => planMlaAbsorbQ(ctx, createTensor(ctx, [1, 15], 'f32'), kvB, m), /mlaAbsorbQ: q.shape must be \[tokens, 2, 8\] or \[tokens, >= 16\], got \[1, 15\]/);
+      const rope = { positions: createTensor(ctx, [1], 'i32'), table: createTensor(ctx, [10, 4, 2], 'f32'), interleave: true };
+      err += await throwsLike(() => planMlaAbsorbQ(ctx, q, kvB, m, { rope }), /mlaAbsorbQ: rope.table.shape\[1\] must be qkRopeHeadDim \/ 2 \(2\), got 4/);
+      const kv = { kv: createTensor(ctx, [1, 12], 'f32'), norm: createTensor(ctx, [8], 'f32'), eps: 1e-6, rope: { ...rope, table: createTensor(ctx, [10, 2, 2], 'f32') }, slots: createTensor(ctx, [1], 'i32') };
+      const kc = createTensor(ctx, [2, 4, 1, 12], 'f16');
+      err += await throwsLike(() => planMlaKvAppend(ctx, { ...kv, kvOffset: 1, kcache: kc }), /mlaKvAppend: kvOffset must be an integer in 0..0 \(kv has 12 columns, a row 12\), got 1/);
+      err += await throwsLike(() => planMlaKvAppend(ctx, { ...kv, norm: createTensor(ctx, [7], 'f32'), kcache: kc }), /mlaKvAppend: norm.shape must be rank 1 \[kvLoraRank\], kvLoraRank even/);
+      err += await throwsLike(() => planMlaKvAppend(ctx, { ...kv, kcache: createTensor(ctx, [2, 4, 1, 12], 'f32') }), /mlaKvAppend: kcache.dtype must be 'bf16' or 'f16', got 'f32'/);
       return { err, tol: 0 };
     },
   },
