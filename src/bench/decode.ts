@@ -107,6 +107,7 @@ export const decodeSuite: BenchSuite = {
             const perTok = (x: number) => `${(x / batch).toFixed(3)} ms/token`;
             const planned = dec.launchesOf(batch)!;
             const dispatches = planned.launches.reduce((a, l) => a + l.dispatches.length, 0);
+            const mlaTiles = planned.launches.find((l) => l.info.kernel === 'mla.decode')?.info.config;
             emit({
               suite: 'decode',
               name: `${name} decode, batch ${batch}${tag}`,
@@ -118,7 +119,7 @@ export const decodeSuite: BenchSuite = {
                 `${((batch * 1e3) / ms).toFixed(1)} tokens/s` +
                 (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
                 (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
-                `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits, ${planned.launches.length} launches, ${dispatches} dispatches); median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
+                `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits, ${planned.launches.length} launches, ${dispatches} dispatches); MLA tiles ${JSON.stringify(mlaTiles)}; median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
             });
             // Per kernel: the step's launches again, each in its own timed pass, summed by what they do.
             const events = await new Profiler(ctx).profile([...planned.launches], `decode batch ${batch}`);

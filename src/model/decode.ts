@@ -17,7 +17,7 @@ import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
-import { getMlaMetadata, planFlashMla, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
+import { getMlaMetadata, mlaCandidates, planFlashMla, type FlashMlaArgs, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
 import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
   planDequant,
@@ -54,9 +54,23 @@ export interface DecoderOptions {
   activations?: 'f32' | 'fp8';
   /** Submits per step (default 8): the GPU runs the first part of a step while the host encodes the rest. */
   submits?: number;
-  /** MLA decode tiles for decode steps (one token per entry); default: flashMlaWithKvcache's choice. */
+  /**
+   * MLA decode tiles for decode steps (one token per entry). Default: DECODE_MLA where this device
+   * and shape allow it, else flashMlaWithKvcache's choice (which `{}` asks for).
+   */
   mlaConfig?: Partial<MlaConfig>;
 }
+
+/** Options with their defaults filled in (mlaConfig stays optional: absent means the decoder's choice). */
+type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<DecoderOptions, 'mlaConfig'>;
+
+/**
+ * MLA tiles for decode steps: the row kernel, 16 query rows x 8 cache rows per tile. A replayed
+ * step's schedule cuts sequences into items of at most 16 positions, which the tiled kernel's
+ * 128-position tiles mostly leave empty while paying all their staging rounds: on an H200 (V2-Lite,
+ * seqlens 17..33) this took 1.10 ms per step against 2.89 ms for the default tiles (docs/BENCHMARKS.md).
+ */
+const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
 
 
 /** A block of a stored weight: rows r0..r1 and columns c0..c1 (default: all). */
@@ -162,7 +176,7 @@ export class Decoder {
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
     readonly layers: LayerWeights[],
-    readonly opts: Required<DecoderOptions>,
+    readonly opts: ResolvedOptions,
     /** Expert stacks by weight-name prefix: FP8 (true) or f32 (false). */
     private readonly stackIsFp8: ReadonlyMap<string, boolean>,
   ) {
@@ -179,7 +193,7 @@ export class Decoder {
   /** Prepares per-layer weights (routed and shared experts stacked for moeLayer: FP8 stays FP8, where the block scales allow; else f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
-    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, mlaConfig: {}, ...opts };
+    const o: ResolvedOptions = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
     for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
@@ -419,24 +433,24 @@ export class Decoder {
       const q = lw.q ? qFirst : await linear(await norm(qFirst, lw.qANorm!, buf('q_a_normed', [M, c.qLoraRank!])), lw.qB!, 'q_b_proj');
       add(await planMlaKvAppend(ctx, { kv, kvOffset, norm: lw.kvANorm, eps: c.rmsNormEps, rope, slots, kcache: this.kcache[l] }));
       const qa = add(await planMlaAbsorbQ(ctx, q, lw.kvB, m, { rope, out: buf('q_absorbed', [M, H, d]) })).out;
-      const mla = add(
-        await planFlashMla(ctx, {
-          q: qa.view([B, T, H, d]),
-          kcache: this.kcache[l],
-          blockTable,
-          cacheSeqlens: seqT,
-          hostSeqlens: seqlens,
-          headDimV: c.kvLoraRank,
-          schedMeta: plan.meta,
-          softmaxScale: c.softmaxScale,
-          // A prompt's rows attend up to their own position.
-          causal: T > 1,
-          kvFormat: this.opts.kvFormat,
-          out: buf('mla_out', [B, T, H, c.kvLoraRank]),
-          lse: buf('mla_lse', [B, H, T]),
-          config: T === 1 ? this.opts.mlaConfig : undefined,
-        }),
-      );
+      const mlaArgs: FlashMlaArgs = {
+        q: qa.view([B, T, H, d]),
+        kcache: this.kcache[l],
+        blockTable,
+        cacheSeqlens: seqT,
+        hostSeqlens: seqlens,
+        headDimV: c.kvLoraRank,
+        schedMeta: plan.meta,
+        softmaxScale: c.softmaxScale,
+        // A prompt's rows attend up to their own position.
+        causal: T > 1,
+        kvFormat: this.opts.kvFormat,
+        out: buf('mla_out', [B, T, H, c.kvLoraRank]),
+        lse: buf('mla_lse', [B, H, T]),
+      };
+      const same = (x: MlaConfig) => (Object.keys(DECODE_MLA) as (keyof MlaConfig)[]).every((k) => x[k] === DECODE_MLA[k]);
+      mlaArgs.config = T > 1 ? undefined : (this.opts.mlaConfig ?? mlaCandidates(ctx, mlaArgs).find(same));
+      const mla = add(await planFlashMla(ctx, mlaArgs));
       const ov = add(await planMlaAbsorbO(ctx, mla.out.view([M, H, c.kvLoraRank]), lw.kvB, m, { out: buf('o_values', [M, H * c.vHeadDim]) })).out;
       await linear(ov, lw.o, 'o_proj', { c: x, out: x2 });
       const hn2 = await norm(x2, lw.postNorm, buf('hn', [M, c.hiddenSize]));
