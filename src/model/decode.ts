@@ -72,7 +72,6 @@ type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<Decode
  */
 const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
 
-
 /** A block of a stored weight: rows r0..r1 and columns c0..c1 (default: all). */
 interface Piece {
   w: StoredWeight;
