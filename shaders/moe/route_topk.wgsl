@@ -1,9 +1,10 @@
-// routeTopk: router logits [tokens, E] f32 -> topk ids [tokens, K] i32 and weights [tokens, K] f32.
+// routeTopk: router logits [tokens, E] f32 -> topk ids [tokens, K + S] i32 and weights [tokens, K + S] f32.
 // One workgroup per token; invocation lid owns experts lid, lid + WG, ... Semantics and
 // tie-breaking: src/kernels/moe/reference.ts. Every argmax prefers the lower index on equal values,
-// so ties go to the lower expert (and group) index.
+// so ties go to the lower expert (and group) index. The S slots after the K picked are the
+// always-taken experts E .. E + S - 1 (shared experts held as grouped ones), weight 1.
 // Reductions: common/wg_reduce.wgsl, common/wg_argmax.wgsl.
-// Holes: WG (a power of two), E, K, N_GROUP, TOPK_GROUP, SIGMOID, METHOD (0 greedy, 1 group max,
+// Holes: WG (a power of two), E, K, S, N_GROUP, TOPK_GROUP, SIGMOID, METHOD (0 greedy, 1 group max,
 // 2 group top-2 sum), HAS_BIAS, NORM (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -114,8 +115,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     for (var r = 0u; r < K; r = r + 1u) { wsum = wsum + score[picked[r]]; }
     let denom = select(1.0, wsum + 1e-20f, NORM);
     for (var r = 0u; r < K; r = r + 1u) {
-      topk_idx[t * K + r] = i32(picked[r]);
-      topk_w[t * K + r] = score[picked[r]] / denom * params.scale;
+      topk_idx[t * (K + S) + r] = i32(picked[r]);
+      topk_w[t * (K + S) + r] = score[picked[r]] / denom * params.scale;
+    }
+    for (var r = 0u; r < S; r = r + 1u) {
+      topk_idx[t * (K + S) + K + r] = i32(E + r);
+      topk_w[t * (K + S) + K + r] = 1.0;
     }
   }
 }

@@ -3,10 +3,12 @@
 // bytes one step must read (everything but unused routed experts, at their GPU dtypes) over the
 // measured stream-read bandwidth. Steps are replayed plans; each row splits the wall time into GPU
 // (the step pass's timestamps) and host, and the top kernels of a profiled step follow it. Node and Deno only (the checkpoint is written to disk): in a
-// browser it reports that and returns.
+// browser it reports that and returns. DEEPWGSL_DECODE_BATCHES=1,8 picks the batch sizes;
+// DEEPWGSL_DECODE_MLA='[{"dk":32,"bnv":8}, ...]' also times batch 1 with each MLA tile config
+// (the Decoder's mlaConfig; other tiles, same weights), for choosing one on a GPU.
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
-import { Decoder, type StepTiming } from '../model/decode.ts';
+import { Decoder, type DecoderOptions, type StepTiming } from '../model/decode.ts';
 import { Profiler } from '../jit/profiler.ts';
 import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
@@ -17,7 +19,7 @@ import type { BenchSuite } from './suites.ts';
 
 const BATCHES = [1, 8];
 /** Rows of the per-kernel breakdown per batch size. */
-const TOP_KERNELS = 10;
+const TOP_KERNELS = 20;
 const PROMPT = 16;
 
 /** Bytes a decode step of `batch` tokens reads: routed experts by the expected number of distinct ones picked. */
@@ -62,70 +64,93 @@ export const decodeSuite: BenchSuite = {
     const steps = Math.max(3, Math.min(opts.iters, 32));
     // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
     const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
-    const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...BATCHES), ...(submits && { submits: Number(submits) }) });
+    const batches = envVar('DEEPWGSL_DECODE_BATCHES')?.split(',').map(Number) ?? BATCHES;
+    if (!batches.every((b) => Number.isInteger(b) && b >= 1)) throw new Error(`bench --decode: DEEPWGSL_DECODE_BATCHES must list positive integers, got '${envVar('DEEPWGSL_DECODE_BATCHES')}'`);
+    const mlaVariants = JSON.parse(envVar('DEEPWGSL_DECODE_MLA') ?? '[]') as DecoderOptions['mlaConfig'][];
+    const base: DecoderOptions = { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
     try {
-      for (const batch of BATCHES) {
-        const seqs = Array.from({ length: batch }, (_, i) => i);
-        const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;
-        // Each prompt in one forward, then one untimed step (the batch shape planned), then the timed steps (replayed).
-        for (const seq of seqs) await dec.prefill(seq, Array.from({ length: PROMPT }, (_, t) => tok(seq, t)));
-        await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT) })));
-        const timings: StepTiming[] = [];
-        let logits: Float32Array[] = [];
-        for (let t = 0; t < steps; t++) {
-          logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT + 1 + t) })));
-          timings.push(dec.lastTiming!);
+      for (const [v, mlaConfig] of [undefined, ...mlaVariants].entries()) {
+        const dec = await Decoder.create(ctx, ck, weights, { ...base, mlaConfig });
+        const tag = mlaConfig ? ` (mla ${JSON.stringify(mlaConfig)})` : '';
+        try {
+          await dec.prefill(0, [0]);
+          dec.release(0);
+        } catch (e) {
+          // A variant's tiles may not fit this device or shape: say so and go on with the next.
+          if (v === 0) throw e;
+          emit({ suite: 'decode', name: `batch 1${tag}`, ms: NaN, note: `not run: ${(e as Error).message}` });
+          dec.destroy();
+          continue;
         }
-        // Random weights drawn like a trained model's keep logits finite and of order 1 over all layers.
-        const rms = Math.sqrt(logits[0].reduce((a, v) => a + v * v, 0) / logits[0].length);
-        if (!Number.isFinite(rms)) throw new Error(`bench --decode: ${name} gave non-finite logits`);
-        const ms = median(timings.map((t) => t.wallMs));
-        const gpuMs = timings.every((t) => t.gpuMs !== undefined) ? median(timings.map((t) => t.gpuMs!)) : undefined;
-        const encodeMs = median(timings.map((t) => t.encodeMs));
-        const bytes = activeWeightBytes(ck, batch);
-        const floorMs = bw ? (bytes / (bw * 1e9)) * 1e3 : undefined;
-        const perTok = (v: number) => `${(v / batch).toFixed(3)} ms/token`;
-        emit({
-          suite: 'decode',
-          name: `${name} decode, batch ${batch}`,
-          ms,
-          gbs: bytes / (ms / 1e3) / 1e9,
-          pct: floorMs === undefined ? undefined : (100 * floorMs) / ms,
-          ceiling: 'stream-read',
-          note:
-            `${((batch * 1e3) / ms).toFixed(1)} tokens/s` +
-            (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
-            (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
-            `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits); median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
-        });
-        // Per kernel: the step's launches again, each in its own timed pass, summed by what they do.
-        const planned = dec.launchesOf(batch)!;
-        const events = await new Profiler(ctx).profile([...planned.launches], `decode batch ${batch}`);
-        const byLabel = new Map<string, { us: number; bytes: number; n: number }>();
-        events.forEach((e, i) => {
-          const k = planned.labels[i];
-          const v = byLabel.get(k) ?? { us: 0, bytes: 0, n: 0 };
-          byLabel.set(k, { us: v.us + e.durUs, bytes: v.bytes + e.bytes, n: v.n + 1 });
-        });
-        const total = events.reduce((a, e) => a + e.durUs, 0);
-        const top = [...byLabel.entries()].sort((x, y) => y[1].us - x[1].us).slice(0, TOP_KERNELS);
-        for (const [label, v] of top) {
-          const gbs = v.bytes / v.us / 1e3;
-          emit({
-            suite: 'decode',
-            name: `batch ${batch}: ${label} (x${v.n})`,
-            ms: v.us / 1e3,
-            gbs: v.bytes ? gbs : undefined,
-            pct: v.bytes && bw ? (100 * gbs) / bw : undefined,
-            ceiling: 'stream-read',
-            note: `${((100 * v.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (one pass per launch, ${events.length} launches per step)`,
-          });
+        try {
+          for (const batch of v === 0 ? batches : [1]) {
+            const seqs = Array.from({ length: batch }, (_, i) => i);
+            const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;
+            // Each prompt in one forward, then one untimed step (the batch shape planned), then the timed steps (replayed).
+            for (const seq of seqs) await dec.prefill(seq, Array.from({ length: PROMPT }, (_, t) => tok(seq, t)));
+            await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT) })));
+            const timings: StepTiming[] = [];
+            let logits: Float32Array[] = [];
+            for (let t = 0; t < steps; t++) {
+              logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT + 1 + t) })));
+              timings.push(dec.lastTiming!);
+            }
+            // Random weights drawn like a trained model's keep logits finite and of order 1 over all layers.
+            const rms = Math.sqrt(logits[0].reduce((a, v) => a + v * v, 0) / logits[0].length);
+            if (!Number.isFinite(rms)) throw new Error(`bench --decode: ${name} gave non-finite logits`);
+            const ms = median(timings.map((t) => t.wallMs));
+            const gpuMs = timings.every((t) => t.gpuMs !== undefined) ? median(timings.map((t) => t.gpuMs!)) : undefined;
+            const encodeMs = median(timings.map((t) => t.encodeMs));
+            const bytes = activeWeightBytes(ck, batch);
+            const floorMs = bw ? (bytes / (bw * 1e9)) * 1e3 : undefined;
+            const perTok = (x: number) => `${(x / batch).toFixed(3)} ms/token`;
+            const planned = dec.launchesOf(batch)!;
+            const dispatches = planned.launches.reduce((a, l) => a + l.dispatches.length, 0);
+            const mlaTiles = planned.launches.find((l) => l.info.kernel === 'mla.decode')?.info.config;
+            emit({
+              suite: 'decode',
+              name: `${name} decode, batch ${batch}${tag}`,
+              ms,
+              gbs: bytes / (ms / 1e3) / 1e9,
+              pct: floorMs === undefined ? undefined : (100 * floorMs) / ms,
+              ceiling: 'stream-read',
+              note:
+                `${((batch * 1e3) / ms).toFixed(1)} tokens/s` +
+                (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
+                (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
+                `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits, ${planned.launches.length} launches, ${dispatches} dispatches); MLA tiles ${JSON.stringify(mlaTiles)}; median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
+            });
+            // Per kernel: the step's launches again, each in its own timed pass, summed by what they do.
+            const events = await new Profiler(ctx).profile([...planned.launches], `decode batch ${batch}`);
+            const byLabel = new Map<string, { us: number; bytes: number; n: number }>();
+            events.forEach((e, i) => {
+              const k = planned.labels[i];
+              const x = byLabel.get(k) ?? { us: 0, bytes: 0, n: 0 };
+              byLabel.set(k, { us: x.us + e.durUs, bytes: x.bytes + e.bytes, n: x.n + 1 });
+            });
+            const total = events.reduce((a, e) => a + e.durUs, 0);
+            // Variants: only the MLA rows differ.
+            const top = [...byLabel.entries()].sort((x, y) => y[1].us - x[1].us).filter(([label]) => v === 0 || label === 'decode');
+            for (const [label, x] of top.slice(0, v === 0 ? TOP_KERNELS : 1)) {
+              const gbs = x.bytes / x.us / 1e3;
+              emit({
+                suite: 'decode',
+                name: `batch ${batch}${tag}: ${label} (x${x.n})`,
+                ms: x.us / 1e3,
+                gbs: x.bytes ? gbs : undefined,
+                pct: x.bytes && bw ? (100 * gbs) / bw : undefined,
+                ceiling: 'stream-read',
+                note: `${((100 * x.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (one pass per launch, ${events.length} launches per step)`,
+              });
+            }
+            for (const seq of seqs) dec.release(seq);
+          }
+        } finally {
+          dec.destroy();
         }
-        for (const seq of seqs) dec.release(seq);
       }
     } finally {
-      dec.destroy();
       weights.destroy();
     }
   },

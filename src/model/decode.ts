@@ -1,31 +1,33 @@
 // The GPU forward pass for decode: one new token for each of several sequences per step, over a
 // paged latent KV cache (MLA's absorbed form). Activations are f32, or FP8 into the FP8 GEMMs. Per layer:
-//   RMSNorm -> q (q_a_proj, q_a_layernorm, q_b_proj, or q_proj) -> rope on q's rope part
-//   kv_a_proj_with_mqa -> rope on k's rope part, kv_a_layernorm in place -> appendKvcache
-//   W_UK absorbed into q -> flashMlaWithKvcache (d = kv_lora_rank + rope, dv = kv_lora_rank) -> W_UV -> o_proj
-//   residual add, RMSNorm, dense MLP or moeLayer, residual add
-// then the final norm and lm_head. A forward of one batch shape (entries x tokens per entry) is
+//   RMSNorm -> q_proj (or q_a_proj) and kv_a_proj_with_mqa as one GEMM over their stacked weights
+//   (-> q_a_layernorm, q_b_proj) -> W_UK absorbed into q, q's rope part rotated on the way
+//   kv_a_layernorm + rope on k's rope part + the cache append, in one pass (mlaKvAppend)
+//   flashMlaWithKvcache (d = kv_lora_rank + rope, dv = kv_lora_rank) -> W_UV -> o_proj adding the residual
+//   RMSNorm, dense MLP (down adding the residual) or moeLayer (onto the residual)
+// then the final norm and lm_head. The residual stream alternates between two buffers (a GEMM's
+// C and D may not alias), so no add pass remains; at batch 1 every launch is latency, so fewer
+// launches is what speeds the step up. A forward of one batch shape (entries x tokens per entry) is
 // planned once into Launches over tensors made once (StepPlan) and replayed: each step writes only
 // the token ids, positions, cache slots, block table, seqlens and MLA's split schedule.
 import type { GpuContext } from '../gpu/context.ts';
 import { DeepwgslError, fail } from '../gpu/errors.ts';
-import { createTensor, Tensor } from '../gpu/tensor.ts';
+import { createTensor, DTYPE_BYTES, Tensor } from '../gpu/tensor.ts';
 import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
 import { BlockAllocator } from '../kernels/mla/allocator.ts';
-import { planAppendKvcache } from '../kernels/mla/append.ts';
-import { getMlaMetadata, planFlashMla, type MlaSchedMeta } from '../kernels/mla/mla.ts';
-import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights } from '../kernels/moe/layer.ts';
+import { getMlaMetadata, mlaCandidates, planFlashMla, type FlashMlaArgs, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
+import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
-  planAddInto,
   planDequant,
   planEmbedding,
   planMlaAbsorbO,
   planMlaAbsorbQ,
+  planMlaKvAppend,
   planRmsNorm,
-  planRope,
   planSiluMul,
+  planSiluMulFused,
   uploadRopeTable,
   type MlaDims,
   type StoredWeight,
@@ -52,52 +54,95 @@ export interface DecoderOptions {
   activations?: 'f32' | 'fp8';
   /** Submits per step (default 8): the GPU runs the first part of a step while the host encodes the rest. */
   submits?: number;
+  /**
+   * MLA decode tiles for decode steps (one token per entry). Default: DECODE_MLA where this device
+   * and shape allow it, else flashMlaWithKvcache's choice (which `{}` asks for).
+   */
+  mlaConfig?: Partial<MlaConfig>;
 }
 
+/** Options with their defaults filled in (mlaConfig stays optional: absent means the decoder's choice). */
+type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<DecoderOptions, 'mlaConfig'>;
 
-/** A stack of same-shape weights [n, rows, cols] in f32, from stored weights dequantized on the GPU. */
-async function stackF32(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<Tensor> {
-  // parts[g] are concatenated along rows within group g (gate then up), groups stacked.
-  const rowsPer = parts[0].reduce((a, w) => a + w.t.shape[0], 0);
-  const cols = parts[0][0].t.shape[1];
-  const lead = parts.length > 1 ? [parts.length] : [];
-  const out = createTensor(ctx, [...lead, rowsPer, cols], 'f32', label);
+/**
+ * MLA tiles for decode steps: the row kernel, 16 query rows x 8 cache rows per tile. A replayed
+ * step's schedule cuts sequences into items of at most 16 positions, which the tiled kernel's
+ * 128-position tiles mostly leave empty while paying all their staging rounds: on an H200 (V2-Lite,
+ * seqlens 17..33) this took 1.10 ms per step against 2.89 ms for the default tiles (docs/BENCHMARKS.md).
+ */
+const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
+
+/** A block of a stored weight: rows r0..r1 and columns c0..c1 (default: all). */
+interface Piece {
+  w: StoredWeight;
+  rows?: [number, number];
+  cols?: [number, number];
+}
+
+const span = (r: [number, number] | undefined, all: number): [number, number] => r ?? [0, all];
+
+/** Encodes copies of src's rows r0..r1, columns c0..c1 to dst from row dstRow on (whole rows at once where they line up). */
+function copyBlock(enc: GPUCommandEncoder, src: Tensor, [r0, r1]: [number, number], [c0, c1]: [number, number], dst: Tensor, dstRow: number): void {
+  const bpe = DTYPE_BYTES[src.dtype];
+  const [sp, dp] = [src.pitch * bpe, dst.pitch * bpe];
+  const at = (t: Tensor, pitch: number, r: number, c: number) => t.byteOffset + r * pitch + c * bpe;
+  if (c0 === 0 && c1 === src.shape[1] && sp === dp) enc.copyBufferToBuffer(src.buffer, at(src, sp, r0, 0), dst.buffer, at(dst, dp, dstRow, 0), (r1 - r0) * sp);
+  else for (let r = r0; r < r1; r++) enc.copyBufferToBuffer(src.buffer, at(src, sp, r, c0), dst.buffer, at(dst, dp, dstRow + r - r0, 0), (c1 - c0) * bpe);
+}
+
+/**
+ * A stack of weights [groups, rows, cols]: each group's pieces one after another along rows (gate
+ * then up), groups stacked (no leading dimension for one group). `stored`: the values as they are
+ * stored (one dtype; FP8 with its 128x128 scales, so FP8 pieces must start and end on 128-row and
+ * -column blocks, but for a group's last rows); else f32, dequantized on the GPU.
+ */
+async function stackPieces(ctx: GpuContext, groups: Piece[][], label: string, stored: boolean): Promise<StoredWeight> {
+  const sizes = (p: Piece) => [span(p.rows, p.w.t.shape[0]), span(p.cols, p.w.t.shape[1])];
+  const rowsPer = groups[0].reduce((a, p) => a + sizes(p)[0][1] - sizes(p)[0][0], 0);
+  const [c0, c1] = sizes(groups[0][0])[1];
+  const lead = groups.length > 1 ? [groups.length] : [];
+  const dtype = stored ? groups[0][0].w.t.dtype : 'f32';
+  const t = createTensor(ctx, [...lead, rowsPer, c1 - c0], dtype, label);
+  const scale = dtype === 'e4m3' ? createTensor(ctx, [...lead, Math.ceil(rowsPer / 128), Math.ceil((c1 - c0) / 128)], 'f32', `${label}.scales`) : undefined;
+  // f32: each weight dequantized once, however many pieces it gives.
+  const f32 = new Map<StoredWeight, Tensor>();
   const enc = ctx.device.createCommandEncoder({ label });
-  const temps: Tensor[] = [];
-  let at = 0;
-  for (const group of parts) {
-    for (const w of group) {
-      const { launch, out: f } = await planDequant(ctx, w);
-      launch.submit();
-      enc.copyBufferToBuffer(f.buffer, 0, out.buffer, at, f.byteLength);
-      at += f.byteLength;
-      temps.push(f);
+  let row = 0;
+  let scaleRow = 0;
+  for (const group of groups) {
+    for (const p of group) {
+      let src = p.w.t;
+      if (!stored) {
+        if (!f32.has(p.w)) {
+          const { launch, out } = await planDequant(ctx, p.w);
+          launch.submit();
+          f32.set(p.w, out);
+        }
+        src = f32.get(p.w)!;
+      }
+      const [rows, cols] = sizes(p);
+      copyBlock(enc, src, rows, cols, t, row);
+      if (scale) {
+        const blocks = ([a, b]: [number, number]): [number, number] => [a / 128, Math.ceil(b / 128)];
+        copyBlock(enc, p.w.scale!, blocks(rows), blocks(cols), scale, scaleRow);
+        scaleRow += blocks(rows)[1] - blocks(rows)[0];
+      }
+      row += rows[1] - rows[0];
     }
   }
   ctx.device.queue.submit([enc.finish()]);
-  await ctx.sync();
-  for (const t of temps) t.destroy();
-  return out;
+  if (f32.size) {
+    await ctx.sync();
+    for (const x of f32.values()) x.destroy();
+  }
+  return { t, scale };
 }
 
-/** FP8 weights stacked like stackF32, values and 128x128 scales each concatenated (rows must split on 128-row blocks). */
-async function stackFp8(ctx: GpuContext, parts: StoredWeight[][], label: string): Promise<[Tensor, Tensor]> {
-  const rowsPer = parts[0].reduce((a, w) => a + w.t.shape[0], 0);
-  const cols = parts[0][0].t.shape[1];
-  const lead = parts.length > 1 ? [parts.length] : [];
-  const q = createTensor(ctx, [...lead, rowsPer, cols], 'e4m3', label);
-  const scales = createTensor(ctx, [...lead, Math.ceil(rowsPer / 128), Math.ceil(cols / 128)], 'f32', `${label}.scales`);
-  const enc = ctx.device.createCommandEncoder({ label });
-  let atQ = 0;
-  let atS = 0;
-  for (const w of parts.flat()) {
-    enc.copyBufferToBuffer(w.t.buffer, w.t.byteOffset, q.buffer, atQ, w.t.byteLength);
-    enc.copyBufferToBuffer(w.scale!.buffer, w.scale!.byteOffset, scales.buffer, atS, w.scale!.byteLength);
-    atQ += w.t.byteLength;
-    atS += w.scale!.byteLength;
-  }
-  ctx.device.queue.submit([enc.finish()]);
-  return [q, scales];
+/** Linears over the same input as one GEMM: their weights stacked by rows, where dtypes, widths and FP8 block rows allow (else undefined). */
+async function stackLinears(ctx: GpuContext, ws: StoredWeight[], label: string): Promise<StoredWeight | undefined> {
+  const [a] = ws;
+  const fits = ws.every((w) => w.t.dtype === a.t.dtype && w.t.shape[1] === a.t.shape[1]) && (a.t.dtype !== 'e4m3' || ws.slice(0, -1).every((w) => w.t.shape[0] % 128 === 0));
+  return fits ? stackPieces(ctx, [ws.map((w) => ({ w }))], label, true) : undefined;
 }
 
 interface LayerWeights {
@@ -108,10 +153,13 @@ interface LayerWeights {
   qB?: StoredWeight;
   q?: StoredWeight;
   kvA: StoredWeight;
+  /** q_proj (or q_a_proj) and kv_a_proj_with_mqa stacked, where they stack: one GEMM for both. */
+  qkvA?: StoredWeight;
   kvANorm: Tensor;
   kvB: StoredWeight;
   o: StoredWeight;
-  dense?: { gate: StoredWeight; up: StoredWeight; down: StoredWeight };
+  /** gateUp: gate_proj and up_proj stacked, where they stack. */
+  dense?: { gate: StoredWeight; up: StoredWeight; down: StoredWeight; gateUp?: StoredWeight };
   moe?: { weights: MoeLayerWeights; bias?: Tensor };
 }
 
@@ -127,7 +175,7 @@ export class Decoder {
     readonly config: ModelConfig,
     readonly weights: ModelWeights,
     readonly layers: LayerWeights[],
-    readonly opts: Required<DecoderOptions>,
+    readonly opts: ResolvedOptions,
     /** Expert stacks by weight-name prefix: FP8 (true) or f32 (false). */
     private readonly stackIsFp8: ReadonlyMap<string, boolean>,
   ) {
@@ -144,7 +192,7 @@ export class Decoder {
   /** Prepares per-layer weights (routed and shared experts stacked for moeLayer: FP8 stays FP8, where the block scales allow; else f32). */
   static async create(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, opts: DecoderOptions = {}): Promise<Decoder> {
     const c = ck.config;
-    const o: Required<DecoderOptions> = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
+    const o: ResolvedOptions = { maxSeqLen: 256, maxBatch: 1, blockSize: 64, kvFormat: 'f16', activations: 'f32', submits: 8, ...opts };
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
     for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
@@ -166,28 +214,37 @@ export class Decoder {
       };
       if (c.qLoraRank === null) lw.q = w(`${a}.q_proj.weight`);
       else Object.assign(lw, { qA: w(`${a}.q_a_proj.weight`), qANorm: f32(`${a}.q_a_layernorm.weight`), qB: w(`${a}.q_b_proj.weight`) });
+      lw.qkvA = await stackLinears(ctx, [(lw.q ?? lw.qA)!, lw.kvA], `${a}.q_kv_a`);
       if (isMoeLayer(c, l)) {
         const m = c.moe!;
         const ex = (e: number, proj: string) => w(`${p}.mlp.experts.${e}.${proj}.weight`);
         const all = Array.from({ length: m.nRoutedExperts }, (_, e) => e);
         const sh = (proj: string) => w(`${p}.mlp.shared_experts.${proj}.weight`);
-        const mlpWeights = async (gateUp: StoredWeight[][], down: StoredWeight[][], label: string): Promise<MlpWeights> => {
-          // FP8 stacks keep their block scales only where gate and up split on a 128-row boundary.
-          const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.t.dtype === 'e4m3') && gateUp[0][0].t.shape[0] % 128 === 0;
-          stackIsFp8.set(`${label}.`, fp8);
-          const r = fp8
-            ? { gateUp: await stackFp8(ctx, gateUp, `${label}.gateUp`), down: await stackFp8(ctx, down, `${label}.down`) }
-            : { gateUp: await stackF32(ctx, gateUp, `${label}.gateUp`), down: await stackF32(ctx, down, `${label}.down`) };
-          for (const t of [r.gateUp, r.down].flat()) stacked.push(t);
-          return r;
-        };
-        const experts = await mlpWeights(all.map((e) => [ex(e, 'gate_proj'), ex(e, 'up_proj')]), all.map((e) => [ex(e, 'down_proj')]), `${p}.mlp.experts`);
-        const shared = m.nSharedExperts > 0 ? await mlpWeights([[sh('gate_proj'), sh('up_proj')]], [[sh('down_proj')]], `${p}.mlp.shared_experts`) : undefined;
+        // The shared experts (n_shared_experts of moe_intermediate_size, concatenated) join the
+        // routed ones as their last groups: shared expert s is its gate and up rows and its down
+        // columns s * inter .. (s + 1) * inter, taken by every token with weight 1 (moeLayer's
+        // sharedInExperts), so the routed experts' GEMMs, SiLU and combine serve them too.
+        const inter = ex(0, 'down_proj').t.shape[1];
+        const shared = Array.from({ length: m.nSharedExperts }, (_, i) => i);
+        const slice = (i: number): [number, number] => [i * inter, (i + 1) * inter];
+        const gateUp: Piece[][] = [...all.map((e) => [{ w: ex(e, 'gate_proj') }, { w: ex(e, 'up_proj') }]), ...shared.map((i) => [{ w: sh('gate_proj'), rows: slice(i) }, { w: sh('up_proj'), rows: slice(i) }])];
+        const down: Piece[][] = [...all.map((e) => [{ w: ex(e, 'down_proj') }]), ...shared.map((i) => [{ w: sh('down_proj'), cols: slice(i) }])];
+        // FP8 stacks keep their block scales only where every piece splits on 128-row and -column blocks.
+        const fp8 = [...gateUp.flat(), ...down.flat()].every((x) => x.w.t.dtype === 'e4m3') && inter % 128 === 0;
+        const r = [await stackPieces(ctx, gateUp, `${p}.mlp.experts.gateUp`, fp8), await stackPieces(ctx, down, `${p}.mlp.experts.down`, fp8)];
+        for (const x of r) stacked.push(x.t, ...(x.scale ? [x.scale] : []));
+        const [gu, dn] = r.map((x): MoeWeight => (fp8 ? [x.t, x.scale!] : x.t));
+        const experts: MlpWeights = { gateUp: gu, down: dn };
+        for (const part of ['experts', 'shared_experts']) stackIsFp8.set(`${p}.mlp.${part}.`, fp8);
         lw.moe = {
-          weights: { router: f32(`${p}.mlp.gate.weight`), experts, shared },
+          weights: { router: f32(`${p}.mlp.gate.weight`), experts, sharedInExperts: m.nSharedExperts },
           bias: m.topkMethod === 'noaux_tc' ? f32(`${p}.mlp.gate.e_score_correction_bias`) : undefined,
         };
-      } else lw.dense = { gate: w(`${p}.mlp.gate_proj.weight`), up: w(`${p}.mlp.up_proj.weight`), down: w(`${p}.mlp.down_proj.weight`) };
+      } else {
+        const [gate, up] = [w(`${p}.mlp.gate_proj.weight`), w(`${p}.mlp.up_proj.weight`)];
+        lw.dense = { gate, up, down: w(`${p}.mlp.down_proj.weight`), gateUp: await stackLinears(ctx, [gate, up], `${p}.mlp.gate_up`) };
+      }
+      for (const x of [lw.qkvA, lw.dense?.gateUp]) if (x) stacked.push(x.t, ...(x.scale ? [x.scale] : []));
       layers.push(lw);
     }
     const dec = new Decoder(ctx, c, weights, layers, o, stackIsFp8);
@@ -346,7 +403,6 @@ export class Decoder {
     const { entries: B, perEntry: T } = plan;
     const M = B * T;
     const H = c.numHeads;
-    const dq = c.qkNopeHeadDim + c.qkRopeHeadDim;
     const d = c.kvLoraRank + c.qkRopeHeadDim;
     const m: MlaDims = { heads: H, qkNopeHeadDim: c.qkNopeHeadDim, qkRopeHeadDim: c.qkRopeHeadDim, vHeadDim: c.vHeadDim, kvLoraRank: c.kvLoraRank };
     const buf = (name: string, shape: number[], dtype: Tensor['dtype'] = 'f32') => plan.tensor(name, shape, dtype);
@@ -356,84 +412,87 @@ export class Decoder {
       return r;
     };
     const { pos, slots, blockTable, seqlens: seqT } = plan.inputs;
+    const rope = { positions: pos, table: this.ropeTable, interleave: c.ropeInterleave };
     const norm = async (x: Tensor, w: Tensor, out: Tensor) => add(await planRmsNorm(ctx, x, w, { eps: c.rmsNormEps, out })).out;
-    const linear = (x: Tensor, w: StoredWeight, label: string) => this.planLinear(plan, x, w, buf(label, [x.shape[0], w.t.shape[0]]), label);
+    const linear = (x: Tensor, w: StoredWeight, label: string, residual?: { c: Tensor; out: Tensor }) =>
+      this.planLinear(plan, x, w, residual?.out ?? buf(label, [x.shape[0], w.t.shape[0]]), label, residual?.c);
 
+    // The residual stream: x (a layer's input and output) and x2 (after attention).
     const x = add(await planEmbedding(ctx, this.weights.get('model.embed_tokens.weight').t, plan.inputs.ids, { out: buf('x', [M, c.hiddenSize]) })).out;
+    const x2 = buf('x2', [M, c.hiddenSize]);
     let firstMoe: MoeLayerPlan | undefined;
     for (let l = 0; l < c.numLayers; l++) {
       const lw = this.layers[l];
       const hn = await norm(x, lw.inputNorm, buf('hn', [M, c.hiddenSize]));
-      const q = lw.q
-        ? await linear(hn, lw.q, 'q_proj')
-        : await linear(await norm(await linear(hn, lw.qA!, 'q_a_proj'), lw.qANorm!, buf('q_a_normed', [M, c.qLoraRank!])), lw.qB!, 'q_b_proj');
-      const q3 = q.view([M, H, dq]);
-      add(await planRope(ctx, q3, pos, this.ropeTable, { ropeOffset: c.qkNopeHeadDim, interleave: c.ropeInterleave }));
-      const kv = await linear(hn, lw.kvA, 'kv_a_proj_with_mqa');
-      const kv3 = kv.view([M, 1, d]);
-      add(await planRope(ctx, kv3, pos, this.ropeTable, { ropeOffset: c.kvLoraRank, interleave: c.ropeInterleave }));
-      add(await planRmsNorm(ctx, kv, lw.kvANorm, { eps: c.rmsNormEps, inPlace: true }));
-      add(await planAppendKvcache(ctx, { kcache: this.kcache[l], kv: kv3, slots, kvFormat: this.opts.kvFormat }));
-      const qa = add(await planMlaAbsorbQ(ctx, q3, lw.kvB, m, { out: buf('q_absorbed', [M, H, d]) })).out;
-      const mla = add(
-        await planFlashMla(ctx, {
-          q: qa.view([B, T, H, d]),
-          kcache: this.kcache[l],
-          blockTable,
-          cacheSeqlens: seqT,
-          hostSeqlens: seqlens,
-          headDimV: c.kvLoraRank,
-          schedMeta: plan.meta,
-          softmaxScale: c.softmaxScale,
-          // A prompt's rows attend up to their own position.
-          causal: T > 1,
-          kvFormat: this.opts.kvFormat,
-          out: buf('mla_out', [B, T, H, c.kvLoraRank]),
-          lse: buf('mla_lse', [B, H, T]),
-        }),
-      );
+      // q (or q_a) and the compressed kv from one GEMM where the weights stack: kv at column qCols.
+      const qCols = (lw.q ?? lw.qA)!.t.shape[0];
+      const qkv = lw.qkvA && (await linear(hn, lw.qkvA, 'q_kv_a_proj'));
+      const qFirst = qkv ?? (await linear(hn, (lw.q ?? lw.qA)!, lw.q ? 'q_proj' : 'q_a_proj'));
+      const [kv, kvOffset] = qkv ? [qkv, qCols] : [await linear(hn, lw.kvA, 'kv_a_proj_with_mqa'), 0];
+      const q = lw.q ? qFirst : await linear(await norm(qFirst, lw.qANorm!, buf('q_a_normed', [M, c.qLoraRank!])), lw.qB!, 'q_b_proj');
+      add(await planMlaKvAppend(ctx, { kv, kvOffset, norm: lw.kvANorm, eps: c.rmsNormEps, rope, slots, kcache: this.kcache[l] }));
+      const qa = add(await planMlaAbsorbQ(ctx, q, lw.kvB, m, { rope, out: buf('q_absorbed', [M, H, d]) })).out;
+      const mlaArgs: FlashMlaArgs = {
+        q: qa.view([B, T, H, d]),
+        kcache: this.kcache[l],
+        blockTable,
+        cacheSeqlens: seqT,
+        hostSeqlens: seqlens,
+        headDimV: c.kvLoraRank,
+        schedMeta: plan.meta,
+        softmaxScale: c.softmaxScale,
+        // A prompt's rows attend up to their own position.
+        causal: T > 1,
+        kvFormat: this.opts.kvFormat,
+        out: buf('mla_out', [B, T, H, c.kvLoraRank]),
+        lse: buf('mla_lse', [B, H, T]),
+      };
+      const same = (x: MlaConfig) => (Object.keys(DECODE_MLA) as (keyof MlaConfig)[]).every((k) => x[k] === DECODE_MLA[k]);
+      mlaArgs.config = T > 1 ? undefined : (this.opts.mlaConfig ?? mlaCandidates(ctx, mlaArgs).find(same));
+      const mla = add(await planFlashMla(ctx, mlaArgs));
       const ov = add(await planMlaAbsorbO(ctx, mla.out.view([M, H, c.kvLoraRank]), lw.kvB, m, { out: buf('o_values', [M, H * c.vHeadDim]) })).out;
-      add(await planAddInto(ctx, x, await linear(ov, lw.o, 'o_proj')));
-      const hn2 = await norm(x, lw.postNorm, buf('hn', [M, c.hiddenSize]));
-      const mlpOut = buf('mlp_out', [M, c.hiddenSize]);
+      await linear(ov, lw.o, 'o_proj', { c: x, out: x2 });
+      const hn2 = await norm(x2, lw.postNorm, buf('hn', [M, c.hiddenSize]));
       if (lw.dense) {
-        const g = await linear(hn2, lw.dense.gate, 'gate_proj');
-        const u = await linear(hn2, lw.dense.up, 'up_proj');
-        const act = add(await planSiluMul(ctx, g, u, { out: buf('act', [...g.shape]) })).out;
-        await this.planLinear(plan, act, lw.dense.down, mlpOut, 'down_proj');
+        const { gate, up, down, gateUp } = lw.dense;
+        const inter = down.t.shape[1];
+        const act = gateUp
+          ? add(await planSiluMulFused(ctx, await linear(hn2, gateUp, 'gate_up_proj'), { out: buf('act', [M, inter]) })).out
+          : add(await planSiluMul(ctx, await linear(hn2, gate, 'gate_proj'), await linear(hn2, up, 'up_proj'), { out: buf('act', [M, inter]) })).out;
+        await linear(act, down, 'down_proj', { c: x2, out: x });
       } else {
         const moe = await planMoeLayer(ctx, hn2, lw.moe!.weights, {
           route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
           // Decode: few tokens, each expert's rows in a masked slab; a prompt: the contiguous layout.
           layout: T > 1 ? 'contiguous' : 'masked',
           activations: this.opts.activations,
-          out: mlpOut,
+          residual: x2,
+          out: x,
           shareWith: firstMoe,
         });
         firstMoe ??= moe;
         plan.moe.push(moe);
         moe.launches.forEach((l, i) => plan.push(l, `moe.${moe.labels[i]}`));
       }
-      add(await planAddInto(ctx, x, mlpOut));
     }
     const xn = await norm(x, this.weights.get('model.norm.weight').t, buf('hn', [M, c.hiddenSize]));
     const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
     plan.setLogits(await linear(xn, head, 'lm_head'));
   }
 
-  /** out = x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM (weights stay FP8), others through the half GEMM. */
-  private async planLinear(plan: StepPlan, x: Tensor, w: StoredWeight, out: Tensor, label: string): Promise<Tensor> {
+  /** out = (c +) x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM (weights stay FP8), others through the half GEMM. */
+  private async planLinear(plan: StepPlan, x: Tensor, w: StoredWeight, out: Tensor, label: string, c?: Tensor): Promise<Tensor> {
     const [mRows, k] = x.shape;
     const kb = Math.ceil(k / 128);
     let problem: GemmProblem;
     if (w.t.dtype === 'e4m3' && this.opts.activations === 'fp8') {
       const cast = await planCast(this.ctx, 'perToken', x, { out: { q: plan.tensor('cast.q', [mRows, k], 'e4m3'), scales: plan.tensor('cast.scales', [mRows, kb], 'f32') } });
       plan.push(cast.launch, `${label}.cast`);
-      problem = denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out);
+      problem = denseProblem(label, true, { a: cast.q, sa: cast.scales, b: w.t, sb: w.scale }, out, c);
     } else if (w.t.dtype === 'e4m3') {
       // W8A32: the FP8 GEMM reads f32 activations as they are (no scales: 1.0).
-      problem = denseProblem(label, true, { a: x, b: w.t, sb: w.scale }, out);
-    } else problem = denseProblem(label, false, { a: x, b: w.t }, out);
+      problem = denseProblem(label, true, { a: x, b: w.t, sb: w.scale }, out, c);
+    } else problem = denseProblem(label, false, { a: x, b: w.t }, out, c);
     plan.push(await planGemm(this.ctx, label, problem), label);
     return out;
   }

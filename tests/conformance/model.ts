@@ -130,10 +130,11 @@ export const modelChecks: Check[] = [
       }),
   },
   {
-    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2) vs the float64 reference; plans reused, no buffers made per replayed step',
+    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2, MLA row tiles) vs the float64 reference; plans reused, no buffers made per replayed step',
     // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
+    // Decode steps on MLA's row kernel (the tiles the decoder picks for V2-Lite-sized heads; the other checks take the default tiles).
     run: (ctx) =>
-      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 12, maxBatch: 3, blockSize: 4 }, async ({ ck, ref, dec }) => {
+      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 12, maxBatch: 3, blockSize: 4, mlaConfig: { kernel: 'rows', wg: 64, mt: 4, bn: 8 } }, async ({ ck, ref, dec }) => {
         const f64 = await readAllWeightsF64(ck);
         const { device } = ctx;
         const createBuffer = device.createBuffer;

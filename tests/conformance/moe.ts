@@ -22,7 +22,7 @@ const MARGIN = 1e-5;
 
 const gauss = (n: number, s = 1) => Float32Array.from({ length: n }, () => s * (rand() + rand() + rand() - 1.5) * 2);
 
-async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolean, ties = false): Promise<CheckResult> {
+async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolean, ties = false, always = 0): Promise<CheckResult> {
   let idBad = 0;
   let err = 0;
   let skipped = 0;
@@ -33,7 +33,7 @@ async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolea
     const bias = withBias ? gauss(config.numExperts, 0.3) : undefined;
     const ref = routeTopkRef(logits, tokens, config, bias);
     const lt = uploadTensor(ctx, logits, [tokens, config.numExperts], 'f32');
-    const opts: RouteOptions = { ...config, eScoreCorrectionBias: bias && uploadTensor(ctx, bias, [config.numExperts], 'f32') };
+    const opts: RouteOptions = { ...config, eScoreCorrectionBias: bias && uploadTensor(ctx, bias, [config.numExperts], 'f32'), alwaysExperts: always };
     const p = await planRouteTopk(ctx, lt, opts);
     poisonTensor(p.topkIdx);
     poisonTensor(p.topkWeights);
@@ -41,14 +41,17 @@ async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolea
     const ids = await readTensor(p.topkIdx);
     const w = await readTensor(p.topkWeights);
     const k = config.topk;
+    const n = k + always;
     const keep = (t: number) => ties || ref.margin[t] > MARGIN;
     for (let t = 0; t < tokens; t++) {
+      // The always-taken experts follow, weight 1, whatever the routing.
+      for (let s = 0; s < always; s++) idBad += ids[t * n + k + s] === config.numExperts + s && w[t * n + k + s] === 1 ? 0 : 1;
       if (!keep(t)) {
         skipped++;
         continue;
       }
-      idBad += mismatches(ids.subarray(t * k, (t + 1) * k), ref.ids.subarray(t * k, (t + 1) * k));
-      err = Math.max(err, relErr(w.subarray(t * k, (t + 1) * k), ref.weights.subarray(t * k, (t + 1) * k)));
+      idBad += mismatches(ids.subarray(t * n, t * n + k), ref.ids.subarray(t * k, (t + 1) * k));
+      err = Math.max(err, relErr(w.subarray(t * n, t * n + k), ref.weights.subarray(t * k, (t + 1) * k)));
     }
     lt.destroy();
   }
@@ -138,14 +141,14 @@ async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'mas
   return { err: bad, tol: 0, note: notes.join('; ') || `bit-identical, tokens ${TOKENS.join('/')}` };
 }
 
-async function readCombine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, w: Tensor): Promise<Float32Array> {
-  const { out, launch } = await combine(ctx, y, layout, w);
+async function readCombine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, w: Tensor, residual?: Tensor): Promise<Float32Array> {
+  const { out, launch } = await combine(ctx, y, layout, w, { residual });
   poisonTensor(out);
   await launch.run();
   return (await readTensor(out)) as Float32Array;
 }
 
-async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16'): Promise<CheckResult> {
+async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtype: 'f32' | 'bf16', withResidual = false): Promise<CheckResult> {
   const k = 4;
   const hidden = 136;
   let err = 0;
@@ -159,12 +162,15 @@ async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtyp
     const ys = activations(rows * hidden, dtype);
     const yT = uploadTensor(ctx, ys, kind === 'contiguous' ? [rows, hidden] : [E, layout.mMax, hidden], dtype);
     const wT = uploadTensor(ctx, weights, [tokens, k], 'f32');
-    const first = await readCombine(ctx, yT, layout, wT);
-    const second = await readCombine(ctx, yT, layout, wT);
+    const res = gauss(tokens * hidden);
+    const resT = withResidual ? uploadTensor(ctx, res, [tokens, hidden], 'f32') : undefined;
+    const first = await readCombine(ctx, yT, layout, wT, resT);
+    const second = await readCombine(ctx, yT, layout, wT, resT);
     differ += mismatches(Array.from(first, f32ToBits), Array.from(second, f32ToBits));
     const ref = dispatchLayoutRef(ids, E, kind, { alignment: 4, mMax: layout.mMax, rows });
-    err = Math.max(err, relErr(first, combineRef(ys, hidden, ref.srcToDst, weights, tokens, k)));
-    for (const t of [idT, yT, wT]) t.destroy();
+    const sum = combineRef(ys, hidden, ref.srcToDst, weights, tokens, k);
+    err = Math.max(err, relErr(first, withResidual ? sum.map((v, i) => v + res[i]) : sum));
+    for (const t of [idT, yT, wT, resT]) t?.destroy();
   }
   return { err: differ ? Infinity : err, tol: 1e-6, note: `${differ} bits differ between two runs` };
 }
@@ -211,12 +217,35 @@ function mlpWeights(ctx: GpuContext, groups: number, hidden: number, inter: numb
 const LAYER_TOL: Record<WeightFormat, number> = { f32: 1e-5, bf16: 1e-5, fp8: 0.08, w8a32: 1e-5 };
 
 // One token count per layer check keeps them to seconds on software adapters; together they cover 1..33.
-async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', format: WeightFormat, tokenCounts: number[]): Promise<CheckResult> {
+/**
+ * Routed experts plus `n` shared ones held as their last groups (moeLayer's sharedInExperts), and
+ * the one shared MLP (n * inter wide) they stand for, for the reference: gate and up rows, down columns.
+ */
+function sharedInExperts(ctx: GpuContext, hidden: number, inter: number, n: number, format: WeightFormat) {
+  const all = mlpWeights(ctx, E + n, hidden, inter, format);
+  const parts = all.refs.slice(E);
+  const rows = (f: (r: MlpRef) => ArrayLike<number>) => Float32Array.from(parts.flatMap((r) => Array.from(f(r))));
+  const down = new Float32Array(hidden * n * inter);
+  parts.forEach((r, s) => {
+    for (let h = 0; h < hidden; h++) for (let c = 0; c < inter; c++) down[h * n * inter + s * inter + c] = r.down[h * inter + c];
+  });
+  return { gpu: all.gpu, refs: all.refs.slice(0, E), shared: { gate: rows((r) => r.gate), up: rows((r) => r.up), down, inter: n * inter } };
+}
+
+async function moeLayerCheck(
+  ctx: GpuContext,
+  kind: 'contiguous' | 'masked',
+  format: WeightFormat,
+  tokenCounts: number[],
+  opts: { residual?: boolean; sharedInExperts?: number } = {},
+): Promise<CheckResult> {
   const hidden = 256;
   const inter = 96;
   const xDtype = format === 'bf16' ? 'bf16' : 'f32';
-  const experts = mlpWeights(ctx, E, hidden, inter, format);
-  const shared = mlpWeights(ctx, 1, hidden, inter, format);
+  const n = opts.sharedInExperts ?? 0;
+  const merged = n > 0 ? sharedInExperts(ctx, hidden, inter, n, format) : undefined;
+  const experts = merged ?? mlpWeights(ctx, E, hidden, inter, format);
+  const shared = merged ? { gpu: undefined, refs: [merged.shared] } : mlpWeights(ctx, 1, hidden, inter, format);
   const router = gauss(E * hidden, 1 / Math.sqrt(hidden));
   const bias = gauss(E, 0.1);
   const routerT = uploadTensor(ctx, router, [E, hidden], 'f32');
@@ -227,9 +256,13 @@ async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', for
   for (const tokens of tokenCounts) {
     const xs = activations(tokens * hidden, xDtype, 2);
     const x = uploadTensor(ctx, xs, [tokens, hidden], xDtype);
-    const r = await moeLayer(ctx, x, { router: routerT, experts: experts.gpu, shared: shared.gpu }, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind, activations: format === 'w8a32' ? 'f32' : 'fp8' });
+    const res = gauss(tokens * hidden);
+    const residual = opts.residual ? uploadTensor(ctx, res, [tokens, hidden], 'f32') : undefined;
+    const weights = { router: routerT, experts: experts.gpu, shared: shared.gpu, sharedInExperts: n };
+    const r = await moeLayer(ctx, x, weights, { route: { ...V3, eScoreCorrectionBias: biasT }, layout: kind, activations: format === 'w8a32' ? 'f32' : 'fp8', residual });
     const got = await readTensor(r.out);
     const ref = moeRef(xs, tokens, hidden, { router, eScoreCorrectionBias: bias, experts: experts.refs, shared: shared.refs[0] }, V3);
+    if (residual) ref.out.forEach((v, i) => (ref.out[i] = v + res[i]));
     // Tokens whose routing is a near-tie in float64 may go to other experts in f32: not compared.
     const rows = Array.from({ length: tokens }, (_, t) => t).filter((t) => ref.route.margin[t] > 1e-4);
     skipped += tokens - rows.length;
@@ -238,6 +271,7 @@ async function moeLayerCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', for
     diff = Math.max(diff, calcDiff(pick(got), pick(ref.out)));
     x.destroy();
     r.out.destroy();
+    residual?.destroy();
   }
   return { err, tol: LAYER_TOL[format], note: `calcDiff ${diff.toExponential(2)}; ${skipped} near-tie tokens not compared` };
 }
@@ -246,6 +280,7 @@ export const moeChecks: Check[] = [
   { name: 'moe routeTopk V3 (sigmoid, noaux_tc, bias, norm, scale) vs float64', run: (ctx) => routeCheck(ctx, V3, true) },
   { name: 'moe routeTopk V3 without bias, not normalised', run: (ctx) => routeCheck(ctx, { ...V3, normTopkProb: false, routedScalingFactor: 1 }, false) },
   { name: 'moe routeTopk V2 greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'greedy', topk: 6 }, false) },
+  { name: 'moe routeTopk V2 greedy softmax, two always-taken experts after the topk', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'greedy', topk: 6 }, false, false, 2) },
   { name: 'moe routeTopk V2 group_limited_greedy softmax', run: (ctx) => routeCheck(ctx, { ...V3, scoringFunc: 'softmax', topkMethod: 'group_limited_greedy', nGroup: 8, topkGroup: 3 }, false) },
   {
     name: 'moe routeTopk V3 at DeepSeek-V3 size (256 experts, k 8, 8 groups keep 4)',
@@ -271,23 +306,31 @@ export const moeChecks: Check[] = [
   },
   { name: 'moe combine contiguous f32: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'contiguous', 'f32') },
   { name: 'moe combine masked bf16: float64 reference, same bits twice', run: (ctx) => combineCheck(ctx, 'masked', 'bf16') },
+  { name: 'moe combine masked f32 onto a residual', run: (ctx) => combineCheck(ctx, 'masked', 'f32', true) },
   { name: 'moe layer f32 weights, contiguous layout: float64 MoE (routed + shared experts)', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'f32', [33]) },
   { name: 'moe layer bf16 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'bf16', [7]) },
   { name: 'moe layer FP8 weights and activations, contiguous layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'fp8', [1, 17]) },
   { name: 'moe layer FP8 weights and activations, masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'fp8', [33]) },
-  { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3]) },
+  { name: 'moe layer FP8 weights, f32 activations (W8A32), masked layout, onto a residual: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [3], { residual: true }) },
   {
-    name: 'moe expert load counters accumulate across calls, per layer, and reset',
+    name: 'moe layer W8A32, masked layout, 2 shared experts held as grouped ones, onto a residual (the decode step): float64 MoE',
+    run: (ctx) => moeLayerCheck(ctx, 'masked', 'w8a32', [1, 5], { residual: true, sharedInExperts: 2 }),
+  },
+  { name: 'moe layer f32 weights, contiguous layout, a shared expert held as a grouped one: float64 MoE', run: (ctx) => moeLayerCheck(ctx, 'contiguous', 'f32', [9], { sharedInExperts: 1 }) },
+  {
+    name: 'moe expert load counters accumulate across calls, per layer, and reset (the masked layout through all three passes)',
     async run(ctx) {
       const counters = new ExpertLoadCounters(ctx, 3, E);
       const expect = [new Array(E).fill(0), new Array(E).fill(0), new Array(E).fill(0)];
+      let err = 0;
       for (const [layer, tokens] of [[1, 7], [1, 33], [2, 5]]) {
         const ids = randomIds(tokens, 4, E);
         ids.forEach((e) => e >= 0 && expect[layer][e]++);
-        await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
+        const layout = await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
+        err += mismatches(await readTensor(layout.srcToDst), dispatchLayoutRef(ids, E, 'masked', { mMax: layout.mMax }).srcToDst);
       }
       const json = parseExpertLoad(JSON.parse(JSON.stringify(await counters.toJson())), E);
-      let err = mismatches(json.layers.flat(), expect.flat());
+      err += mismatches(json.layers.flat(), expect.flat());
       counters.reset();
       err += mismatches((await counters.read()).flat(), new Array(3 * E).fill(0));
       return { err, tol: 0, note: `layer 1: [${expect[1].join(', ')}]` };
@@ -336,6 +379,18 @@ export const moeChecks: Check[] = [
         /experts.down must be in the same format as experts.gateUp \(one tensor\), got 'FP8'/,
       );
       err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu, down: dn }, shared: { gateUp: createTensor(ctx, [6, h + 1], 'f32'), down: dn } }, { route }), /shared.gateUp.shape must be \[\*, 8\]/);
+      // Shared experts held in experts: the experts' groups count them, and no shared MLP or load counters beside them.
+      err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu, down: dn }, sharedInExperts: 2 }, { route }), /experts.gateUp.shape must be \[18, \*, 8\], got \[16, 6, 8\]/);
+      const gu18 = createTensor(ctx, [E + 2, 6, h], 'f32');
+      const dn18 = createTensor(ctx, [E + 2, h, 3], 'f32');
+      err += await throwsLike(
+        () => moeLayer(ctx, xl, { router, experts: { gateUp: gu18, down: dn18 }, shared: { gateUp: createTensor(ctx, [6, h], 'f32'), down: createTensor(ctx, [h, 3], 'f32') }, sharedInExperts: 2 }, { route }),
+        /moeLayer: shared must be absent when the shared experts are held in experts/,
+      );
+      err += await throwsLike(() => moeLayer(ctx, xl, { router, experts: { gateUp: gu18, down: dn18 }, sharedInExperts: 2 }, { route, counters: c16 }), /moeLayer: counters must be absent with sharedInExperts/);
+      err += await throwsLike(() => planRouteTopk(ctx, logits, { ...V3, alwaysExperts: -1 }), /routeTopk: alwaysExperts must be a non-negative integer, got -1/);
+      const res = createTensor(ctx, [2, 8], 'f32');
+      err += await throwsLike(() => combine(ctx, y2, layout, w, { out: res, residual: res }), /combine: residual must be a buffer other than out's/);
       err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2, 3], [1, 2]] }), /layers\[1\] length must be 3 \(one count per expert\), got 2/);
       err += await throwsLike(() => parseExpertLoad({ layers: [[1, 2]] }, 3), /layers\[0\] length must be 3/);
       return { err, tol: 0 };

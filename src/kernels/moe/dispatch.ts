@@ -123,8 +123,14 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const [countP, offsetsP, mapP] = [countGrid[0], 1, mapGrid[0]].map((grid_x) =>
     paramsBuffer(ctx, LayoutParams, { entries, experts: E, rows, m_max: mMax, load_offset: layer * E, grid_x }),
   );
+  // The masked layout's starts do not depend on the counts: written once here, and without load
+  // counters the count pass writes the rows itself (one pass instead of three).
+  const direct = !contiguous && !counters;
+  if (!contiguous) ctx.device.queue.writeBuffer(starts.buffer, starts.byteOffset, Int32Array.from({ length: E + 1 }, (_, e) => e * mMax));
+  // The scan's width: the entries rounded up to a power of two (a decode step has a few dozen), at most SCAN_WG.
+  const scanWg = Math.min(SCAN_WG, Math.max(32, 2 ** Math.ceil(Math.log2(entries))));
   const [count, offsets, map] = await Promise.all([
-    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: SCAN_WG }, { Params: LayoutParams })),
+    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: scanWg, DIRECT: direct }, { Params: LayoutParams })),
     ctx.pipelines.get(
       module('moe.layoutOffsets', 'moe/layout_offsets.wgsl', offsetsTemplate, { CONTIGUOUS: contiguous, ALIGN: alignment, COUNT_LOAD: !!counters }, { Params: LayoutParams }),
     ),
@@ -133,28 +139,35 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const b = (t: Tensor, name: string) => t.binding(where, name);
   // Bindings a layout never touches (the masked layout's row maps, load counters when not counting).
   const [unused0, unused1] = [0, 1].map((i) => b(unusedTensor(ctx, i), 'unused'));
-  const dispatches: Dispatch[] = [
-    { pipeline: count, bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert')]), workgroups: countGrid },
-    {
-      pipeline: offsets,
-      bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused0]),
-      workgroups: [1, 1, 1],
-    },
-    {
-      pipeline: map,
-      bindGroup: bindGroup(ctx, map, [
-        mapP,
-        b(topkIdx, 'topkIdx'),
-        b(pos, 'pos'),
-        b(numTokensPerExpert, 'numTokensPerExpert'),
-        b(starts, 'starts'),
-        b(srcToDst, 'srcToDst'),
-        dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
-        mIndices ? b(mIndices, 'mIndices') : unused1,
-      ]),
-      workgroups: mapGrid,
-    },
-  ];
+  const countPass: Dispatch = {
+    pipeline: count,
+    bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert'), direct ? b(srcToDst, 'srcToDst') : unused0]),
+    workgroups: countGrid,
+  };
+  const dispatches: Dispatch[] = direct
+    ? [countPass]
+    : [
+        countPass,
+        {
+          pipeline: offsets,
+          bindGroup: bindGroup(ctx, offsets, [offsetsP, b(numTokensPerExpert, 'numTokensPerExpert'), b(starts, 'starts'), counters ? b(counters.tensor, 'counters') : unused0]),
+          workgroups: [1, 1, 1],
+        },
+        {
+          pipeline: map,
+          bindGroup: bindGroup(ctx, map, [
+            mapP,
+            b(topkIdx, 'topkIdx'),
+            b(pos, 'pos'),
+            b(numTokensPerExpert, 'numTokensPerExpert'),
+            b(starts, 'starts'),
+            b(srcToDst, 'srcToDst'),
+            dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
+            mIndices ? b(mIndices, 'mIndices') : unused1,
+          ]),
+          workgroups: mapGrid,
+        },
+      ];
   const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
   const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 }, [countP, offsetsP, mapP]);
   const lead = contiguous ? [rows] : [E, mMax];
@@ -263,14 +276,14 @@ export async function dispatch(ctx: GpuContext, x: Tensor, layout: DispatchLayou
 const CombineParams = d.struct({ tokens: d.u32, hidden: d.u32, pitch_y: d.u32, grid_x: d.u32 });
 const COMBINE_WG = 128;
 
-/** Plans y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk] (not run). */
-export async function planCombine(
-  ctx: GpuContext,
-  y: Tensor,
-  layoutIn: DispatchLayout,
-  topkWeights: Tensor,
-  opts: { out?: Tensor } = {},
-): Promise<{ out: Tensor; launch: Launch }> {
+export interface CombineOptions {
+  out?: Tensor;
+  /** [tokens, hidden] f32 added to the weighted sum (a buffer other than out's). */
+  residual?: Tensor;
+}
+
+/** Plans y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32 (+ residual), weighted by topkWeights [tokens, topk] (not run). */
+export async function planCombine(ctx: GpuContext, y: Tensor, layoutIn: DispatchLayout, topkWeights: Tensor, opts: CombineOptions = {}): Promise<{ out: Tensor; launch: Launch }> {
   const where = 'combine';
   const layout = checkLayout(where, layoutIn);
   expectTensor(where, 'y', y, { dtype: ['f32', 'bf16'], shape: [...layout.lead, null] });
@@ -278,7 +291,12 @@ export async function planCombine(
   expectTensor(where, 'topkWeights', topkWeights, { dtype: 'f32', shape: [layout.tokens, layout.topk] });
   const out = opts.out ?? createTensor(ctx, [layout.tokens, hidden], 'f32', 'combined');
   expectTensor(where, 'out', out, { dtype: 'f32', shape: [layout.tokens, hidden] });
-  const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16' };
+  const residual = opts.residual;
+  if (residual !== undefined) {
+    expectTensor(where, 'residual', residual, { dtype: 'f32', shape: [layout.tokens, hidden] });
+    if (residual.buffer === out.buffer) fail(where, 'residual', "a buffer other than out's (WebGPU forbids a writable binding aliasing another)", 'the same buffer');
+  }
+  const consts = { WG: COMBINE_WG, K: layout.topk, IN_BF16: y.dtype === 'bf16', RESIDUAL: residual !== undefined };
   const launch = await planKernel(ctx, {
     module: {
       kernel: 'moe.combine',
@@ -290,16 +308,22 @@ export async function planCombine(
     },
     params: CombineParams,
     values: { tokens: layout.tokens, hidden, pitch_y: y.pitch },
-    bindings: [y.binding(where, 'y'), layout.srcToDst.binding(where, 'srcToDst'), topkWeights.binding(where, 'topkWeights'), out.binding(where, 'out')],
+    bindings: [
+      y.binding(where, 'y'),
+      layout.srcToDst.binding(where, 'srcToDst'),
+      topkWeights.binding(where, 'topkWeights'),
+      out.binding(where, 'out'),
+      (residual ?? unusedTensor(ctx)).binding(where, 'residual'),
+    ],
     workgroups: Math.ceil((layout.tokens * hidden) / COMBINE_WG),
-    bytes: layout.tokens * layout.topk * (y.byteLength / layout.rows) + out.byteLength,
+    bytes: layout.tokens * layout.topk * (y.byteLength / layout.rows) + out.byteLength * (residual ? 2 : 1),
     flops: 2 * layout.tokens * layout.topk * hidden,
   });
   return { out, launch };
 }
 
 /** y (expert outputs in the layout's rows, f32/bf16) -> out [tokens, hidden] f32, weighted by topkWeights [tokens, topk]; submitted. */
-export async function combine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, topkWeights: Tensor, opts: { out?: Tensor } = {}): Promise<{ out: Tensor; launch: Launch }> {
+export async function combine(ctx: GpuContext, y: Tensor, layout: DispatchLayout, topkWeights: Tensor, opts: CombineOptions = {}): Promise<{ out: Tensor; launch: Launch }> {
   const r = await planCombine(ctx, y, layout, topkWeights, opts);
   r.launch.submit();
   return r;

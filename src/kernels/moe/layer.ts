@@ -30,10 +30,16 @@ export interface MlpWeights {
 export interface MoeLayerWeights {
   /** Router [numExperts, hidden] f32. */
   router: Tensor;
-  /** Routed experts: gateUp [numExperts, 2 * inter, hidden], down [numExperts, hidden, inter]. */
+  /** Routed experts: gateUp [numExperts (+ sharedInExperts), 2 * inter, hidden], down [numExperts (+ sharedInExperts), hidden, inter]. */
   experts: MlpWeights;
   /** Shared experts (n_shared_experts of them, concatenated): gateUp [2 * interShared, hidden], down [hidden, interShared]. */
   shared?: MlpWeights;
+  /**
+   * Or the shared experts as the experts' last groups, one per shared expert (its gate and up rows,
+   * its down columns): every token takes them with weight 1, so the routed experts' grouped GEMMs,
+   * SiLU and combine serve them too (three launches fewer than `shared`). Default 0.
+   */
+  sharedInExperts?: number;
 }
 
 export interface MoeLayerOptions {
@@ -46,6 +52,8 @@ export interface MoeLayerOptions {
   activations?: 'fp8' | 'f32';
   /** Where the layer's output goes ([tokens, hidden] f32); made by the plan when absent. */
   out?: Tensor;
+  /** [tokens, hidden] f32 added to the output (a model's residual stream; not out's buffer): out = residual + MoE(x), with no pass of its own. */
+  residual?: Tensor;
   /**
    * A plan of the same shapes whose temporaries this one uses too (layers of a model run one after
    * another, never at once): one set of temporaries for all of them. That plan must outlive this one.
@@ -165,10 +173,16 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
   if (x.shape.length !== 2) fail(where, 'x.shape', 'rank 2 [tokens, hidden]', x.shape);
   const [tokens, hidden] = x.shape;
   const E = opts.route.numExperts;
+  const always = weights.sharedInExperts ?? 0;
+  if (!Number.isInteger(always) || always < 0) fail(where, 'sharedInExperts', 'a non-negative integer', always);
+  if (always > 0 && weights.shared) fail(where, 'shared', 'absent when the shared experts are held in experts (sharedInExperts)', 'shared weights');
+  // The load counters count routed experts (EPLB's), which the layout would mix with the shared ones.
+  if (always > 0 && opts.counters) fail(where, 'counters', 'absent with sharedInExperts (the counters count routed experts only)', 'ExpertLoadCounters');
   expectTensor(where, 'router', weights.router, { dtype: 'f32', shape: [E, hidden] });
-  checkMlp(where, 'experts', weights.experts, hidden, E);
+  checkMlp(where, 'experts', weights.experts, hidden, E + always);
   if (weights.shared) checkMlp(where, 'shared', weights.shared, hidden, undefined);
   if (opts.out !== undefined) expectTensor(where, 'out', opts.out, { dtype: 'f32', shape: [tokens, hidden] });
+  if (opts.residual !== undefined) expectTensor(where, 'residual', opts.residual, { dtype: 'f32', shape: [tokens, hidden] });
   if (opts.activations !== undefined && opts.activations !== 'fp8' && opts.activations !== 'f32') fail(where, 'activations', "'fp8' or 'f32'", opts.activations);
   const cast = opts.activations !== 'f32';
   const fp8 = cast && isFp8(weights.experts.gateUp);
@@ -177,10 +191,10 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
   try {
     const logits = p.tensor([tokens, E], 'f32', 'routerLogits');
     p.add(await planGemm(ctx, where, denseProblem(where, false, { a: x, b: weights.router }, logits)), 'router');
-    const k = opts.route.topk;
-    const routed = await planRouteTopk(ctx, logits, opts.route, { topkIdx: p.tensor([tokens, k], 'i32', 'topkIdx', true), topkWeights: p.tensor([tokens, k], 'f32', 'topkWeights', true) });
+    const k = opts.route.topk + always;
+    const routed = await planRouteTopk(ctx, logits, { ...opts.route, alwaysExperts: always }, { topkIdx: p.tensor([tokens, k], 'i32', 'topkIdx', true), topkWeights: p.tensor([tokens, k], 'f32', 'topkWeights', true) });
     p.add(routed.launch, 'route');
-    layout = await planDispatchLayout(ctx, routed.topkIdx, { numExperts: E, layout: kind, counters: opts.counters, layer: opts.layer });
+    layout = await planDispatchLayout(ctx, routed.topkIdx, { numExperts: E + always, layout: kind, counters: opts.counters, layer: opts.layer });
     p.add(layout.launch, 'layout');
     const dispatched = await planDispatch(ctx, x, layout, {
       fp8,
@@ -191,7 +205,7 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
 
     // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back). FP8 weights
     // take FP8 or unquantised activations alike.
-    const expectedM = Math.ceil((tokens * opts.route.topk) / E);
+    const expectedM = Math.ceil((tokens * k) / (E + always));
     const l = layout;
     const groupedGemm: Gemm = async (a, b, out) => {
       const f = isFp8(b);
@@ -205,10 +219,10 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
     await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, cast, y);
     const out = opts.out ?? p.tensor([tokens, hidden], 'f32', 'moeOut', true);
-    const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out });
+    const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out, residual: opts.residual });
     p.add(combined.launch, 'combine');
     if (weights.shared) {
-      // The shared experts' down projection adds onto the routed sum: D = C + A @ B.T.
+      // The shared experts' down projection adds onto the routed sum (and the residual): D = C + A @ B.T.
       const dense: Gemm = (a, b, o, c) => {
         const f = isFp8(b);
         return planGemm(ctx, where, denseProblem(where, f, { a: values(a), sa: isFp8(a) ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined }, o, c));

@@ -13,12 +13,17 @@ import { checkRouteConfig, type RouteConfig } from './reference.ts';
 export interface RouteOptions extends RouteConfig {
   /** e_score_correction_bias [numExperts] f32: added to the scores for selection only. */
   eScoreCorrectionBias?: Tensor;
+  /**
+   * Experts every token also takes, after its topk: ids numExperts .. numExperts + alwaysExperts - 1
+   * with weight 1 (shared experts held as extra grouped experts, so one grouped GEMM serves both). Default 0.
+   */
+  alwaysExperts?: number;
 }
 
 export interface RouteOutputs {
-  /** [tokens, topk] i32, in order of decreasing choice score. */
+  /** [tokens, topk + alwaysExperts] i32: the picked experts in order of decreasing choice score, then the always-taken ones. */
   topkIdx: Tensor;
-  /** [tokens, topk] f32 */
+  /** [tokens, topk + alwaysExperts] f32 */
   topkWeights: Tensor;
 }
 
@@ -59,17 +64,21 @@ export async function planRouteTopk(
   if (tokens < 1) fail(where, 'logits.shape[0] (tokens)', 'at least 1', tokens);
   const bias = opts.eScoreCorrectionBias;
   if (bias !== undefined) expectTensor(where, 'eScoreCorrectionBias', bias, { dtype: 'f32', shape: [E] });
+  const always = opts.alwaysExperts ?? 0;
+  if (!Number.isInteger(always) || always < 0) fail(where, 'alwaysExperts', 'a non-negative integer', always);
+  const slots = c.topk + always;
   const outs = out ?? {
-    topkIdx: createTensor(ctx, [tokens, c.topk], 'i32', 'topkIdx'),
-    topkWeights: createTensor(ctx, [tokens, c.topk], 'f32', 'topkWeights'),
+    topkIdx: createTensor(ctx, [tokens, slots], 'i32', 'topkIdx'),
+    topkWeights: createTensor(ctx, [tokens, slots], 'f32', 'topkWeights'),
   };
-  expectTensor(where, 'out.topkIdx', outs.topkIdx, { dtype: 'i32', shape: [tokens, c.topk] });
-  expectTensor(where, 'out.topkWeights', outs.topkWeights, { dtype: 'f32', shape: [tokens, c.topk] });
+  expectTensor(where, 'out.topkIdx', outs.topkIdx, { dtype: 'i32', shape: [tokens, slots] });
+  expectTensor(where, 'out.topkWeights', outs.topkWeights, { dtype: 'f32', shape: [tokens, slots] });
 
   const consts = {
     WG,
     E,
     K: c.topk,
+    S: always,
     N_GROUP: c.nGroup,
     TOPK_GROUP: c.topkGroup,
     SIGMOID: c.scoringFunc === 'sigmoid',

@@ -1,5 +1,5 @@
 // The small kernels of a decode step: embedding gather, RMSNorm, rope, SiLU(gate) * up, residual
-// add, argmax. Each plan* validates, compiles (cached) and binds once, returning a Launch that a
+// add, argmax, and MLA's absorbed projections and cache append. Each plan* validates, compiles (cached) and binds once, returning a Launch that a
 // decode step records and replays; the plain functions plan and submit.
 import * as d from 'typegpu/data';
 import type { AnyWgslData } from 'typegpu/data';
@@ -23,10 +23,22 @@ import absorbQTemplate from '../../../shaders/nn/mla_absorb_q.wgsl';
 import absorbOTemplate from '../../../shaders/nn/mla_absorb_o.wgsl';
 import dequantTemplate from '../../../shaders/nn/dequant.wgsl';
 import ropeTemplate from '../../../shaders/nn/rope.wgsl';
+import ropePair from '../../../shaders/nn/rope_pair.wgsl';
+import kvAppendTemplate from '../../../shaders/nn/mla_kv_append.wgsl';
+import packWgsl from '../../../shaders/mla/pack.wgsl';
 import siluMulTemplate from '../../../shaders/nn/silu_mul.wgsl';
 
 const ELEMENTWISE_WG = 256;
 const ROW_WG = 128;
+
+/**
+ * Invocations for a row kernel that holds a row of n values in registers, about 8 each: a decode
+ * step's rows are single tokens, so one workgroup is the whole launch and its latency (serial
+ * loads) is what counts, not bytes.
+ */
+function rowWorkgroup(n: number): number {
+  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(n / 8)))));
+}
 
 interface NnKernel {
   name: string;
@@ -129,6 +141,7 @@ export async function planRmsNorm(ctx: GpuContext, x: Tensor, w: Tensor, opts: R
   if (opts.inPlace && opts.out) fail(where, 'out', 'absent when inPlace (the result replaces x)', 'a Tensor');
   const out = opts.inPlace ? xt : outTensor(ctx, where, [rows, n], opts.out, 'normed');
   if (out.buffer === wt.buffer || (!opts.inPlace && out.buffer === xt.buffer)) fail(where, 'out', 'a buffer of its own (use inPlace to overwrite x)', 'a buffer shared with x or w');
+  const wg = rowWorkgroup(n);
   const launch = await planNn(ctx, {
     name: 'rmsNorm',
     file: 'rms_norm.wgsl',
@@ -137,7 +150,7 @@ export async function planRmsNorm(ctx: GpuContext, x: Tensor, w: Tensor, opts: R
       { file: 'common/wg_reduce.wgsl', code: wgReduce },
       opts.inPlace ? { file: 'nn/rms_store_inplace.wgsl', code: rmsStoreInplace } : { file: 'nn/rms_store_out.wgsl', code: rmsStoreOut },
     ],
-    consts: { WG: ROW_WG, IN_PLACE: opts.inPlace === true },
+    consts: { WG: wg, PER: Math.ceil(n / wg), IN_PLACE: opts.inPlace === true },
     params: RmsNormParams,
     values: { rows, n, pitch_x: xt.shape[1], x_off: off, eps: opts.eps },
     bindings: [xt.binding(where, 'x'), wt.binding(where, 'w'), ...(opts.inPlace ? [] : [out.binding(where, 'out')])],
@@ -185,6 +198,15 @@ export function uploadRopeTable(ctx: GpuContext, invFreq: Float32Array, position
   return uploadTensor(ctx, ropeTableData(invFreq, positions, factor), [positions, invFreq.length, 2], 'f32', 'rope table');
 }
 
+const ropeHelper: WgslSource = { file: 'nn/rope_pair.wgsl', code: ropePair };
+
+/** The rope table's rotated dims (d/2 * 2), checked as [positions, d/2, 2] f32. */
+function ropeDims(where: string, table: Tensor): number {
+  const tb = expectTensor(where, 'table', table, { dtype: 'f32' });
+  if (tb.shape.length !== 3 || tb.shape[2] !== 2) fail(where, 'table.shape', '[positions, d/2, 2]', tb.shape);
+  return tb.shape[1] * 2;
+}
+
 export interface RopeOptions {
   /** Dims rotated per head: the table's d/2 * 2. */
   ropeOffset: number;
@@ -198,19 +220,18 @@ export async function planRope(ctx: GpuContext, x: Tensor, positions: Tensor, ta
   if (xt.shape.length !== 3) fail(where, 'x.shape', 'rank 3 [tokens, heads, headDim]', xt.shape);
   const [tokens, heads, headDim] = xt.shape;
   expectTensor(where, 'positions', positions, { dtype: 'i32', shape: [tokens] });
-  const tb = expectTensor(where, 'table', table, { dtype: 'f32' });
-  if (tb.shape.length !== 3 || tb.shape[2] !== 2) fail(where, 'table.shape', '[positions, d/2, 2]', tb.shape);
-  const dRope = tb.shape[1] * 2;
+  const dRope = ropeDims(where, table);
   const off = opts.ropeOffset;
   if (!Number.isInteger(off) || off < 0 || off + dRope > headDim) fail(where, 'ropeOffset', `an integer in 0..${headDim - dRope} (headDim ${headDim}, rope dims ${dRope})`, off);
   return planNn(ctx, {
     name: 'rope',
     file: 'rope.wgsl',
     code: ropeTemplate,
+    helpers: [ropeHelper],
     consts: { WG: ELEMENTWISE_WG, INTERLEAVE: opts.interleave },
     params: RopeParams,
-    values: { tokens, heads, head_dim: headDim, rope_off: off, d: dRope, pitch_t: heads * headDim, max_pos: tb.shape[0] },
-    bindings: [xt.binding(where, 'x'), positions.binding(where, 'positions'), tb.binding(where, 'table')],
+    values: { tokens, heads, head_dim: headDim, rope_off: off, d: dRope, pitch_t: heads * headDim, max_pos: table.shape[0] },
+    bindings: [xt.binding(where, 'x'), positions.binding(where, 'positions'), table.binding(where, 'table')],
     workgroups: Math.ceil((tokens * heads * dRope) / 2 / ELEMENTWISE_WG),
     bytes: tokens * heads * dRope * 8 + tokens * dRope * 4,
     flops: tokens * heads * dRope * 3,
@@ -366,46 +387,86 @@ export interface MlaDims {
 }
 
 const AbsorbParams = d.struct({ rows: d.u32, heads: d.u32, w_pitch: d.u32, w_kb: d.u32, grid_x: d.u32 });
+const AbsorbQParams = d.struct({ rows: d.u32, heads: d.u32, q_pitch: d.u32, max_pos: d.u32, w_pitch: d.u32, w_kb: d.u32, grid_x: d.u32 });
 
 function checkKvB(ctx: GpuContext, where: string, kvB: StoredWeight, m: MlaDims) {
   return storedWeight(ctx, where, 'kvB', kvB, [m.heads * (m.qkNopeHeadDim + m.vHeadDim), m.kvLoraRank]);
 }
 
-// W_UK: a workgroup per ABSORB_Q_COLS output columns of a (token, head), ABSORB_Q_GROUPS lane groups splitting the rows.
-const ABSORB_Q_COLS = 64;
-const ABSORB_Q_GROUPS = 4;
+/** Rope of MLA's rope dims: the tokens' positions [tokens] i32 and the cos/sin table [positions, d/2, 2] f32. */
+export interface MlaRope {
+  positions: Tensor;
+  table: Tensor;
+  interleave: boolean;
+}
+
+function checkMlaRope(where: string, r: MlaRope, tokens: number, m: MlaDims): void {
+  expectTensor(where, 'rope.positions', r.positions, { dtype: 'i32', shape: [tokens] });
+  const dRope = ropeDims(`${where} rope`, r.table);
+  if (dRope !== m.qkRopeHeadDim) fail(where, 'rope.table.shape[1]', `qkRopeHeadDim / 2 (${m.qkRopeHeadDim / 2})`, dRope / 2);
+}
+
+// W_UK: a workgroup per ABSORB_Q_QUADS column quads of a (token, head), up to ABSORB_Q_GROUPS lane groups splitting its rows.
+const ABSORB_Q_QUADS = 16;
+const ABSORB_Q_GROUPS = 16;
 
 /**
- * Absorbed MLA query: q [tokens, heads, nope + rope] f32 and kv_b_proj's weight (as stored) ->
- * out [tokens, heads, kvLoraRank + rope] f32 = [W_UK^T q_nope, q_rope], the query flashMlaWithKvcache
- * takes over the latent cache.
+ * Absorbed MLA query: q [tokens, heads, nope + rope] f32 (or [tokens, >= heads * (nope + rope)], the
+ * heads first: a fused projection's output) and kv_b_proj's weight (as stored) -> out [tokens,
+ * heads, kvLoraRank + rope] f32 = [W_UK^T q_nope, q_rope], the query flashMlaWithKvcache takes over
+ * the latent cache; with `rope`, q_rope is rotated on the way (no rope pass over q before).
  */
-export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeight, m: MlaDims, opts: { out?: Tensor; rope?: MlaRope } = {}): Promise<{ launch: Launch; out: Tensor }> {
   const where = 'mlaAbsorbQ';
   const dq = m.qkNopeHeadDim + m.qkRopeHeadDim;
-  const qt = expectTensor(where, 'q', q, { dtype: 'f32', shape: [null, m.heads, dq] });
+  const qt = expectTensor(where, 'q', q, { dtype: 'f32' });
+  if (qt.shape.length === 3) expectTensor(where, 'q', q, { dtype: 'f32', shape: [null, m.heads, dq] });
+  else if (qt.shape.length !== 2 || qt.shape[1] < m.heads * dq) fail(where, 'q.shape', `[tokens, ${m.heads}, ${dq}] or [tokens, >= ${m.heads * dq}]`, qt.shape);
   const w = checkKvB(ctx, where, kvB, m);
   const tokens = qt.shape[0];
+  if (opts.rope) checkMlaRope(where, opts.rope, tokens, m);
   const d = m.kvLoraRank + m.qkRopeHeadDim;
   const out = outTensor(ctx, where, [tokens, m.heads, d], opts.out, 'q_absorbed');
+  // Lane groups: the largest power of two up to ABSORB_Q_GROUPS dividing the rows (no tail to guard).
+  let jg = ABSORB_Q_GROUPS;
+  while (m.qkNopeHeadDim % jg !== 0) jg /= 2;
+  const unused = unusedTensor(ctx);
   const launch = await planNn(ctx, {
     name: 'mlaAbsorbQ',
     file: 'mla_absorb_q.wgsl',
     code: absorbQTemplate,
-    helpers: weightHelpers,
-    consts: { WG: ABSORB_Q_COLS * ABSORB_Q_GROUPS, COLS: ABSORB_Q_COLS, JG: ABSORB_Q_GROUPS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, DR: m.qkRopeHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
-    params: AbsorbParams,
-    values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
-    bindings: [qt.binding(where, 'q'), ...w.bindings, out.binding(where, 'out')],
-    workgroups: tokens * m.heads * Math.ceil(d / ABSORB_Q_COLS),
-    bytes: kvB.t.byteLength / 2 + qt.byteLength + out.byteLength,
+    helpers: [...weightHelpers, ropeHelper],
+    consts: {
+      WG: ABSORB_Q_QUADS * jg,
+      CQ: ABSORB_Q_QUADS,
+      JG: jg,
+      JN: m.qkNopeHeadDim / jg,
+      DN: m.qkNopeHeadDim,
+      DV: m.vHeadDim,
+      DR: m.qkRopeHeadDim,
+      KVR: m.kvLoraRank,
+      W_KIND: w.kind,
+      ROPE: opts.rope !== undefined,
+      INTERLEAVE: opts.rope?.interleave ?? false,
+    },
+    params: AbsorbQParams,
+    values: { rows: tokens * m.heads, heads: m.heads, q_pitch: qt.shape.length === 3 ? m.heads * dq : qt.pitch, max_pos: opts.rope?.table.shape[0] ?? 1, w_pitch: w.pitch, w_kb: w.kb },
+    bindings: [
+      qt.binding(where, 'q'),
+      ...w.bindings,
+      out.binding(where, 'out'),
+      (opts.rope?.positions ?? unused).binding(where, 'rope.positions'),
+      (opts.rope?.table ?? unused).binding(where, 'rope.table'),
+    ],
+    workgroups: tokens * m.heads * Math.ceil(m.kvLoraRank / (4 * ABSORB_Q_QUADS)),
+    bytes: kvB.t.byteLength / 2 + tokens * m.heads * dq * 4 + out.byteLength,
     flops: 2 * tokens * m.heads * m.qkNopeHeadDim * m.kvLoraRank,
   });
   return { launch, out };
 }
 
-// W_UV: a workgroup of lanes splitting the latent channels per ABSORB_O_ROWS outputs (a GEMV per head, coalesced).
-const ABSORB_O_WG = 64;
+// W_UV: ABSORB_O_LANES lanes per output row split its latent channels in quads, ABSORB_O_ROWS rows per workgroup.
+const ABSORB_O_LANES = 32;
 const ABSORB_O_ROWS = 8;
 
 /** o [tokens, heads, kvLoraRank] f32 (attention over the latent cache) -> out [tokens, heads * vHeadDim] f32 through W_UV. */
@@ -420,7 +481,16 @@ export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeig
     file: 'mla_absorb_o.wgsl',
     code: absorbOTemplate,
     helpers: weightHelpers,
-    consts: { WG: ABSORB_O_WG, R: ABSORB_O_ROWS, DN: m.qkNopeHeadDim, DV: m.vHeadDim, KVR: m.kvLoraRank, W_KIND: w.kind },
+    consts: {
+      WG: ABSORB_O_LANES * ABSORB_O_ROWS,
+      RPW: ABSORB_O_ROWS,
+      LANES: ABSORB_O_LANES,
+      CQ: Math.ceil(m.kvLoraRank / (4 * ABSORB_O_LANES)),
+      DN: m.qkNopeHeadDim,
+      DV: m.vHeadDim,
+      KVR: m.kvLoraRank,
+      W_KIND: w.kind,
+    },
     params: AbsorbParams,
     values: { rows: tokens * m.heads, heads: m.heads, w_pitch: w.pitch, w_kb: w.kb },
     bindings: [ot.binding(where, 'o'), ...w.bindings, out.binding(where, 'out')],
@@ -429,6 +499,69 @@ export async function planMlaAbsorbO(ctx: GpuContext, o: Tensor, kvB: StoredWeig
     flops: 2 * tokens * m.heads * m.vHeadDim * m.kvLoraRank,
   });
   return { launch, out };
+}
+
+const KvAppendParams = d.struct({ tokens: d.u32, pitch_x: d.u32, kv_off: d.u32, num_rows: d.u32, max_pos: d.u32, eps: d.f32, grid_x: d.u32 });
+const KV_APPEND_WG = 128;
+
+export interface MlaKvAppendArgs {
+  /** kv_a_proj_with_mqa's output [tokens, >= kvOffset + kvLoraRank + rope] f32: the latent, then k_pe, from column kvOffset. */
+  kv: Tensor;
+  kvOffset?: number;
+  /** kv_a_layernorm's weight [kvLoraRank] f32. */
+  norm: Tensor;
+  eps: number;
+  rope: MlaRope;
+  /** [tokens] i32 cache slots (block * blockSize + offset); slots outside the cache are skipped. */
+  slots: Tensor;
+  /** [numBlocks, blockSize, 1, kvLoraRank + rope] bf16 or f16 (appendKvcache's 16-bit layouts). */
+  kcache: Tensor;
+}
+
+/**
+ * MLA's new latent cache rows in one pass: kv_a_layernorm over the latent, rope over k_pe (the
+ * tokens' positions), written into the cache at the slots as appendKvcache writes bf16/f16 rows.
+ */
+export async function planMlaKvAppend(ctx: GpuContext, a: MlaKvAppendArgs): Promise<Launch> {
+  const where = 'mlaKvAppend';
+  const x = rows2(where, 'kv', a.kv, 'f32');
+  const nw = expectTensor(where, 'norm', a.norm, { dtype: 'f32' });
+  if (nw.shape.length !== 1 || nw.shape[0] % 2 !== 0) fail(where, 'norm.shape', 'rank 1 [kvLoraRank], kvLoraRank even (the cache packs channel pairs)', nw.shape);
+  const kvr = nw.shape[0];
+  const tokens = x.shape[0];
+  const dRope = ropeDims(`${where} rope`, a.rope.table);
+  expectTensor(where, 'rope.positions', a.rope.positions, { dtype: 'i32', shape: [tokens] });
+  const d = kvr + dRope;
+  const off = a.kvOffset ?? 0;
+  if (!Number.isInteger(off) || off < 0 || off + d > x.shape[1]) fail(where, 'kvOffset', `an integer in 0..${x.shape[1] - d} (kv has ${x.shape[1]} columns, a row ${d})`, off);
+  if (!(a.eps >= 0)) fail(where, 'eps', 'a non-negative number', a.eps);
+  expectTensor(where, 'slots', a.slots, { dtype: 'i32', shape: [tokens] });
+  const k = expectTensor(where, 'kcache', a.kcache, { dtype: ['bf16', 'f16'], shape: [null, null, 1, d] });
+  const words = d / 2;
+  return planNn(ctx, {
+    name: 'mlaKvAppend',
+    file: 'mla_kv_append.wgsl',
+    code: kvAppendTemplate,
+    helpers: [
+      { file: 'common/wg_reduce.wgsl', code: wgReduce },
+      { file: 'mla/pack.wgsl', code: packWgsl },
+      ropeHelper,
+    ],
+    consts: { WG: KV_APPEND_WG, PER: Math.ceil(words / KV_APPEND_WG), KVR: kvr, DR: dRope, PACK_KIND: k.dtype === 'bf16' ? 1 : 2, K_PITCH_WORDS: k.pitch / 2, INTERLEAVE: a.rope.interleave },
+    params: KvAppendParams,
+    values: { tokens, pitch_x: x.pitch, kv_off: off, num_rows: k.shape[0] * k.shape[1], max_pos: a.rope.table.shape[0], eps: a.eps },
+    bindings: [
+      x.binding(where, 'kv'),
+      nw.binding(where, 'norm'),
+      a.rope.positions.binding(where, 'rope.positions'),
+      a.slots.binding(where, 'slots'),
+      a.rope.table.binding(where, 'rope.table'),
+      k.binding(where, 'kcache'),
+    ],
+    workgroups: tokens,
+    bytes: tokens * (d * 4 + d * 2) + kvr * 4,
+    flops: tokens * d * 4,
+  });
 }
 
 const DequantParams = d.struct({ rows: d.u32, cols: d.u32, w_pitch: d.u32, w_kb: d.u32, grid_x: d.u32 });
