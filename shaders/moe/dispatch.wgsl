@@ -58,12 +58,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var g0 = 0u; g0 < params.groups; g0 = g0 + WG / SEG) {
     let g = g0 + lid / SEG;
     let col0 = g * 128u + lane * 4u;
-    var vals = vec4<f32>(0.0);
-    if (src >= 0 && g < params.groups) {
-      for (var j = 0u; j < min(params.k - min(col0, params.k), 4u); j = j + 1u) {
-        vals[j] = load_x(u32(src) * params.pitch_x + col0 + j);
-      }
-    }
+    let live = src >= 0 && g < params.groups && col0 < params.k;
+    let vals = load_x4(u32(max(src, 0)) * params.pitch_x + col0, select(0u, params.k - col0, live));
     // All invocations reach the reduction (it has barriers); idle ones contribute 0.
     let group_amax = segment_max(max(max(abs(vals.x), abs(vals.y)), max(abs(vals.z), abs(vals.w))), lid);
     if (g < params.groups && col0 < params.k) {
