@@ -1,13 +1,16 @@
 // `deepwgsl bench --mla`: FlashMLA's performance cases (b=128, s_q 1 and 2, causal on/off, varlen
 // mean seqlen 4096..32768, h_q=128, h_kv=1, d=576, dv=512) plus h_q 16/32/64 and the FP8 cache, each
 // beside the ceiling that bounds it (f32 FMA rate or streaming bandwidth, whichever takes longer).
-// No unfused baseline yet (QK^T GEMM + softmax + PV GEMM through our kernels): see docs/BENCHMARKS.md.
+// bf16 s_q=1 non-causal cases also time the unfused baseline (src/kernels/mla/unfused.ts: gather, QK^T
+// GEMM, softmax, P.V GEMM through our own kernels) in the same run, to show what fusion buys.
 // Upstream's mean 16384/32768 caches exceed one storage binding: the kernel binds them as several windows.
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import { encodeKvRow, kvLayout, type KvFormat } from '../kernels/mla/kvformat.ts';
 import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs } from '../kernels/mla/mla.ts';
+import { planUnfusedMla } from '../kernels/mla/unfused.ts';
+import { DeepwgslError } from '../gpu/errors.ts';
 import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
 
 interface MlaBenchCase {
@@ -47,6 +50,7 @@ export function mlaBenchCases(quick: boolean, software: boolean): MlaBenchCase[]
 
 interface Inputs {
   seqlens: Int32Array;
+  table: Int32Array;
   kcache: Tensor;
   blockTable: Tensor;
   cacheSeqlens: Tensor;
@@ -91,6 +95,7 @@ function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
   const cacheSeqlens = uploadTensor(ctx, seqlens, [c.b], 'i32');
   return {
     seqlens,
+    table,
     kcache,
     blockTable,
     cacheSeqlens,
@@ -102,7 +107,30 @@ function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
 
 const caseName = (c: MlaBenchCase) => `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen~${c.meanSeqlen}${c.causal ? ' causal' : ''} ${c.format}`;
 
-async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow> {
+/** Time, rates and the bounding ceiling of one timed launch (upstream's flop and byte counts). */
+function rateRow(name: string, ms: number, bytes: number, flops: number, opts: BenchOptions, note: string): BenchRow {
+  const s = ms / 1e3;
+  const gbs = bytes / s / 1e9;
+  const tflops = flops / s / 1e12;
+  const bw = opts.ceilings.find((x) => x.name === 'stream-read')?.value;
+  const fma = opts.ceilings.find((x) => x.name === 'fma-f32')?.value;
+  // The bound is whichever ceiling would take longer for this case.
+  const tMem = bw ? bytes / (bw * 1e9) : 0;
+  const tMath = fma ? flops / (fma * 1e12) : 0;
+  const mathBound = tMath >= tMem;
+  return {
+    suite: 'mla',
+    name,
+    ms,
+    gbs,
+    tflops,
+    pct: (100 * Math.max(tMem, tMath)) / s,
+    ceiling: mathBound ? 'fma-f32' : 'stream-read',
+    note: `${mathBound ? `${bw ? ((100 * gbs) / bw).toFixed(1) : '?'}% of stream-read` : `${fma ? ((100 * tflops) / fma).toFixed(1) : '?'}% of fma-f32`}; ${note}`,
+  };
+}
+
+async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow[]> {
   const name = caseName(c);
   const rnd = lcg(c.hQ * 31 + c.sQ);
   const q = uploadTensor(ctx, Float32Array.from({ length: c.b * c.sQ * c.hQ * D }, () => rnd() - 0.5), [c.b, c.sQ, c.hQ, D], 'bf16');
@@ -122,30 +150,24 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   const planned = await planFlashMla(ctx, { ...args, config: tuned?.best });
   const tried = tuned?.results.map((r) => `${r.config.kernel[0]}${r.config.wg}/${r.config.mt}/${r.config.bn}${r.config.dk ? `/${r.config.dk}/${r.config.bnv}` : ''}:${r.medianMs.toFixed(2)}`).join(' ');
   const t = await timeLaunch(ctx, planned.launch, { iters: opts.iters, warmup: 2 });
-  const s = t.medianMs / 1e3;
   const { bytes, flops, config } = planned.launch.info;
-  const gbs = bytes / s / 1e9;
-  const tflops = flops / s / 1e12;
-  const bw = opts.ceilings.find((x) => x.name === 'stream-read')?.value;
-  const fma = opts.ceilings.find((x) => x.name === 'fma-f32')?.value;
-  // The bound is whichever ceiling would take longer for this case.
-  const tMem = bw ? bytes / (bw * 1e9) : 0;
-  const tMath = fma ? flops / (fma * 1e12) : 0;
-  const mathBound = tMath >= tMem;
-  const row: BenchRow = {
-    suite: 'mla',
-    name,
-    ms: t.medianMs,
-    gbs,
-    tflops,
-    pct: (100 * Math.max(tMem, tMath)) / s,
-    ceiling: mathBound ? 'fma-f32' : 'stream-read',
-    note: `${mathBound ? `${bw ? ((100 * gbs) / bw).toFixed(1) : '?'}% of stream-read` : `${fma ? ((100 * tflops) / fma).toFixed(1) : '?'}% of fma-f32`}; ${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`,
-  };
-  q.destroy();
+  const rows = [rateRow(name, t.medianMs, bytes, flops, opts, `${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
   planned.out.destroy();
   planned.lse.destroy();
-  return row;
+  // The unfused baseline on the same inputs (its operands past one storage binding: skipped with the reason).
+  if (c.format === 'bf16' && c.sQ === 1 && !c.causal) {
+    try {
+      const u = await planUnfusedMla(ctx, { q, kcache: inputs.kcache, blockTable: inputs.table, seqlens: inputs.seqlens, headDimV: DV });
+      const tu = await timeLaunch(ctx, u.launch, { iters: opts.iters, warmup: 1 });
+      u.destroy();
+      rows.push(rateRow(`${name} unfused`, tu.medianMs, bytes, flops, opts, `gather + ${c.b} x (QK^T GEMM) + softmax + ${c.b} x (P.V GEMM), f32 scores; the fused kernel is ${(tu.medianMs / t.medianMs).toFixed(2)}x faster`));
+    } catch (e) {
+      if (!(e instanceof DeepwgslError)) throw e;
+      rows.push({ suite: 'mla', name: `${name} unfused`, ms: NaN, note: `skipped: ${e.message}` });
+    }
+  }
+  q.destroy();
+  return rows;
 }
 
 export const mlaSuite: BenchSuite = {
@@ -163,7 +185,7 @@ export const mlaSuite: BenchSuite = {
       const inputs = makeInputs(ctx, group[0]);
       for (const c of group) {
         if (typeof inputs === 'string') emit({ suite: 'mla', name: caseName(c), ms: NaN, note: inputs });
-        else emit(await runCase(ctx, c, inputs, opts));
+        else for (const row of await runCase(ctx, c, inputs, opts)) emit(row);
       }
       if (typeof inputs !== 'string') inputs.destroy();
     }

@@ -10,6 +10,7 @@ import { planAppendKvcache } from '../../src/kernels/mla/append.ts';
 import { decodeKvRow, encodeKvRow, kvLayout, type KvFormat } from '../../src/kernels/mla/kvformat.ts';
 import { getMlaMetadata, planFlashMla, type FlashMlaArgs, type MlaActDtype, type MlaConfig, type MlaSchedMeta } from '../../src/kernels/mla/mla.ts';
 import { mlaReference } from '../../src/kernels/mla/reference.ts';
+import { planUnfusedMla } from '../../src/kernels/mla/unfused.ts';
 import { mismatches, rand, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
 
 export interface MlaCase {
@@ -80,20 +81,20 @@ export function buildMlaCase(ctx: GpuContext, c: MlaCase, meta: MlaSchedMeta = g
   });
   const numRows = numBlocks * bs;
   const rowLen = layout.rowElems;
-  const stored = new Array<number>(numRows * hKv * rowLen).fill(NAN_BITS[format]);
+  const stored = (format === 'fp8' ? new Uint8Array(numRows * hKv * rowLen) : new Uint16Array(numRows * hKv * rowLen)).fill(NAN_BITS[format]);
   const kRows = new Map<number, Float64Array>();
   c.seqlens.forEach((len, b) => {
     for (let n = 0; n < len; n++) {
       const row = table[b * maxBlocks + Math.floor(n / bs)] * bs + (n % bs);
       for (let g = 0; g < hKv; g++) {
         const enc = encodeKvRow(layout, uniform(c.d));
-        enc.forEach((v, i) => (stored[(row * hKv + g) * rowLen + i] = v));
+        stored.set(enc, (row * hKv + g) * rowLen);
         kRows.set(row * hKv + g, decodeKvRow(layout, enc));
       }
     }
   });
   const qv = uniform(c.b * c.sQ * c.hQ * c.d).map((v) => roundTo(qDtype, v));
-  const kcache = uploadTensor(ctx, format === 'fp8' ? Uint8Array.from(stored) : Uint16Array.from(stored), [numBlocks, bs, hKv, rowLen], layout.dtype, 'kcache');
+  const kcache = uploadTensor(ctx, stored, [numBlocks, bs, hKv, rowLen], layout.dtype, 'kcache');
   const q = uploadTensor(ctx, qv, [c.b, c.sQ, c.hQ, c.d], qDtype, 'q');
   const tensors: Tensor[] = [kcache, q];
   const up = (data: ArrayLike<number>, shape: number[], dtype: 'i32' | 'f32') => {
@@ -255,6 +256,24 @@ export const mlaChecks: Check[] = [
         }
       }
       return { err: worst, tol: 1, note: `${cases.length} cases; ${note}` };
+    },
+  },
+  {
+    name: 'mla unfused baseline (gather, QK^T GEMM, softmax, P.V GEMM; what bench --mla compares against)',
+    async run(ctx) {
+      const c: MlaCase = { b: 3, sQ: 1, hQ: 16, ...deepseek, seqlens: [70, 1, 130] };
+      const built = buildMlaCase(ctx, c);
+      const blockTable = (await readTensor(built.args.blockTable!)) as Int32Array;
+      const u = await planUnfusedMla(ctx, { q: built.args.q, kcache: built.args.kcache, blockTable, seqlens: Int32Array.from(c.seqlens), headDimV: c.dv });
+      poisonTensor(u.out);
+      poisonTensor(u.lse);
+      await u.launch.run();
+      const eo = relErr(await readTensor(u.out), built.ref.out);
+      const el = lseErr(await readTensor(u.lse), built.ref.lse);
+      u.destroy();
+      built.destroy();
+      const tolO = mlaOutTol('f32');
+      return { err: Math.max(eo / tolO, el / MLA_LSE_TOL), tol: 1, note: `out ${eo.toExponential(2)} (tol ${tolO.toExponential(1)}), lse ${el.toExponential(2)}` };
     },
   },
   {

@@ -50,38 +50,61 @@ export function mlaReference(x: MlaReferenceInput): { out: Float64Array; lse: Fl
   const hpk = hQ / hKv;
   const out = new Float64Array(B * sQ * hQ * dv);
   const lse = new Float64Array(B * hQ * sQ);
-  const acc = new Float64Array(dv);
+  const acc = new Float64Array(hpk * dv);
+  const qg = new Float64Array(hpk * d);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t < sQ; t++) {
       const rows = attendedRows(x, b, t);
+      const n = rows.length;
+      const s = new Float64Array(hpk * n);
+      const ks = new Float64Array(n * d);
       for (let g = 0; g < hKv; g++) {
-        // Rows looked up once per kv head, then shared by its query heads (the full sweep needs the speed).
-        const ks = rows.map((r) => Float64Array.from(x.k(r, g)));
-        for (let h = g * hpk; h < (g + 1) * hpk; h++) {
-          const qo = ((b * sQ + t) * hQ + h) * d;
-          const q = Float64Array.from({ length: d }, (_, c) => x.q[qo + c]);
-          const s = ks.map((k) => {
-            let dot = 0;
-            for (let c = 0; c < d; c++) dot += q[c] * k[c];
-            return dot * scale;
-          });
-          const li = (b * hQ + h) * sQ + t;
-          const oo = ((b * sQ + t) * hQ + h) * dv;
-          if (s.length === 0) {
-            lse[li] = Infinity;
-            continue;
+        // The rows of kv head g and the q rows of its heads as flat arrays (the full sweep needs the speed).
+        rows.forEach((r, j) => ks.set(x.k(r, g), j * d));
+        const q0 = ((b * sQ + t) * hQ + g * hpk) * d;
+        for (let i = 0; i < hpk * d; i++) qg[i] = x.q[q0 + i];
+        for (let j = 0; j < n; j++) {
+          const ko = j * d;
+          for (let h = 0; h < hpk; h++) {
+            const qo = h * d;
+            // Four partial sums: independent adds run ~1.3x faster in V8.
+            let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+            let c = 0;
+            for (; c + 3 < d; c += 4) {
+              s0 += qg[qo + c] * ks[ko + c];
+              s1 += qg[qo + c + 1] * ks[ko + c + 1];
+              s2 += qg[qo + c + 2] * ks[ko + c + 2];
+              s3 += qg[qo + c + 3] * ks[ko + c + 3];
+            }
+            for (; c < d; c++) s0 += qg[qo + c] * ks[ko + c];
+            s[h * n + j] = (s0 + s1 + s2 + s3) * scale;
           }
-          const mx = s.reduce((a, v) => Math.max(a, v), -Infinity);
-          const p = s.map((v) => Math.exp(v - mx));
-          const sum = p.reduce((a, v) => a + v, 0);
-          const l = mx + Math.log(sum);
-          lse[li] = l;
-          const sink = x.attnSink ? 1 / (1 + Math.exp(x.attnSink[h] - l)) : 1;
-          acc.fill(0);
-          ks.forEach((k, j) => {
-            for (let c = 0; c < dv; c++) acc[c] += p[j] * k[c];
-          });
-          for (let c = 0; c < dv; c++) out[oo + c] = (acc[c] / sum) * sink;
+        }
+        acc.fill(0);
+        const sums = new Float64Array(hpk);
+        for (let h = 0; h < hpk; h++) {
+          let mx = -Infinity;
+          for (let j = 0; j < n; j++) mx = Math.max(mx, s[h * n + j]);
+          let sum = 0;
+          for (let j = 0; j < n; j++) sum += s[h * n + j] = Math.exp(s[h * n + j] - mx);
+          sums[h] = sum;
+          lse[(b * hQ + g * hpk + h) * sQ + t] = n === 0 ? Infinity : mx + Math.log(sum);
+        }
+        for (let j = 0; j < n; j++) {
+          const ko = j * d;
+          for (let h = 0; h < hpk; h++) {
+            const p = s[h * n + j];
+            const ao = h * dv;
+            for (let c = 0; c < dv; c++) acc[ao + c] += p * ks[ko + c];
+          }
+        }
+        for (let h = 0; h < hpk; h++) {
+          if (n === 0) continue;
+          const hh = g * hpk + h;
+          const l = lse[(b * hQ + hh) * sQ + t];
+          const sink = x.attnSink ? 1 / (1 + Math.exp(x.attnSink[hh] - l)) : 1;
+          const oo = ((b * sQ + t) * hQ + hh) * dv;
+          for (let c = 0; c < dv; c++) out[oo + c] = (acc[h * dv + c] / sums[h]) * sink;
         }
       }
     }
