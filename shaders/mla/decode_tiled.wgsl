@@ -6,17 +6,19 @@
 //      same channels hit different banks); each invocation keeps a 4 x 4 register tile of scores;
 //   B. online softmax per row, TPR invocations per row, probabilities written over the scores;
 //   C. out[MT, DV] += P . V, V staged BNV cache rows at a time (rows padded to VS vec4s with zeros);
-//      each invocation keeps 4 rows x 4 vec4 columns of the output.
-// Staging goes through registers; with PREFETCH the next chunk's global loads are issued before
-// this chunk's FMAs (software pipelining), without it after them (fewer live registers: the FP8
-// cache's decoding made the pipelined kernel spill, 2.5x slower on an H100).
+//      each invocation keeps 4 rows x VC vec4 columns of the output (VC = 4, or fewer where more
+//      invocations share the columns).
+// Staging goes through registers, holding the cache words as stored (decoded when written to
+// workgroup memory: half the registers of f32), into two buffers used in turn, so one barrier per
+// round suffices: a round writes one chunk into one buffer, issues the next chunk's global loads
+// and then computes the chunk before from the other buffer while those loads fly (software pipelining).
 // Invocation tiles (both GEMMs): rows am + MQ * i, score columns an + GA_N * j (output vec4 columns
 // the same), i, j < 4, where MQ = MT / 4. Within each 32 invocations, LM rows x LN columns: every
 // vec4 read of workgroup memory in the inner loops is a broadcast or touches each bank once.
 // Register tiles are named variables, not arrays: a private array indexed in a loop may live in
 // local memory, which cost the first kernels most of their speed.
 // Every cache row is read once per workgroup for its scores and once for its values (an L2 hit).
-// Holes: WG, MT, MQ, BN, DK, KS4, BNV, QPT, KPT, VPT (staging items per invocation), PREFETCH, GA_N, LM, LN, TPR, CPT, VS, STAGE4, D, DV, DW, DVW, DV4
+// Holes: WG, MT, MQ, BN, DK, NK (chunks of d), KS4, BNV, QPT, KPT, VPT (staging items per invocation), GA_N, LM, LN, TPR, CPT, VS, VC, STAGE4, D, DV, DW, DVW, DV4
 // plus the io consts of load.wgsl / store_out.wgsl (prelude), Params (typegpu struct, as decode.wgsl).
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -32,8 +34,8 @@
 const MASKED: f32 = -3.0e38;
 const START: f32 = -1.0e38;
 
-var<workgroup> qs: array<vec4<f32>, MT * KS4>;   // q chunk, [row][DK/4 + 1]
-var<workgroup> stage: array<vec4<f32>, STAGE4>;  // K chunk [BN][DK/4 + 1] in A, V rows [BNV][VS] in C
+var<workgroup> qs: array<vec4<f32>, 2 * MT * KS4>;   // two q chunks, [row][DK/4 + 1]
+var<workgroup> stage: array<vec4<f32>, 2 * STAGE4>;  // two K chunks [BN][DK/4 + 1] in A, V rows [BNV][VS] in C
 var<workgroup> ps: array<vec4<f32>, BN * MQ>;    // scores, then probabilities: [position][am] of rows am + MQ * i
 var<workgroup> red: array<f32, WG>;
 var<workgroup> row_m: array<f32, MT>;
@@ -98,47 +100,42 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
     var pq: array<vec4<f32>, QPT>;
-    var pk: array<vec4<f32>, KPT>;
+    var pk: array<vec2<u32>, KPT>;
     fetch_a(&pq, &pk, lid, 0u, b, g, tg, row0);
-    for (var k0 = 0u; k0 < D; k0 = k0 + DK) {
-      // @unroll
-      for (var i = 0u; i < QPT; i++) {
-        let w = lid + i * WG;
-        if (w < MT * (DK / 4u)) { qs[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pq[i]; }
-      }
-      // @unroll
-      for (var i = 0u; i < KPT; i++) {
-        let w = lid + i * WG;
-        if (w < BN * (DK / 4u)) { stage[(w / (DK / 4u)) * KS4 + w % (DK / 4u)] = pk[i]; }
-      }
-      workgroupBarrier();
-      if (PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
-      for (var c4 = 0u; c4 < DK / 4u; c4 = c4 + 1u) {
-        let k0v = stage[an * KS4 + c4];
-        let k1v = stage[(an + GA_N) * KS4 + c4];
-        let k2v = stage[(an + 2u * GA_N) * KS4 + c4];
-        let k3v = stage[(an + 3u * GA_N) * KS4 + c4];
-        let q0v = qs[am * KS4 + c4];
-        let q1v = qs[(am + MQ) * KS4 + c4];
-        let q2v = qs[(am + 2u * MQ) * KS4 + c4];
-        let q3v = qs[(am + 3u * MQ) * KS4 + c4];
-        let kx = vec4<f32>(k0v.x, k1v.x, k2v.x, k3v.x);
-        let ky = vec4<f32>(k0v.y, k1v.y, k2v.y, k3v.y);
-        let kz = vec4<f32>(k0v.z, k1v.z, k2v.z, k3v.z);
-        let kw = vec4<f32>(k0v.w, k1v.w, k2v.w, k3v.w);
-        a0 = fma(vec4<f32>(q0v.x), kx, a0); a0 = fma(vec4<f32>(q0v.y), ky, a0); a0 = fma(vec4<f32>(q0v.z), kz, a0); a0 = fma(vec4<f32>(q0v.w), kw, a0);
-        a1 = fma(vec4<f32>(q1v.x), kx, a1); a1 = fma(vec4<f32>(q1v.y), ky, a1); a1 = fma(vec4<f32>(q1v.z), kz, a1); a1 = fma(vec4<f32>(q1v.w), kw, a1);
-        a2 = fma(vec4<f32>(q2v.x), kx, a2); a2 = fma(vec4<f32>(q2v.y), ky, a2); a2 = fma(vec4<f32>(q2v.z), kz, a2); a2 = fma(vec4<f32>(q2v.w), kw, a2);
-        a3 = fma(vec4<f32>(q3v.x), kx, a3); a3 = fma(vec4<f32>(q3v.y), ky, a3); a3 = fma(vec4<f32>(q3v.z), kz, a3); a3 = fma(vec4<f32>(q3v.w), kw, a3);
+    // Round i writes chunk i into buffer i % 2, issues chunk i + 1's loads and computes chunk i - 1.
+    for (var i = 0u; i <= NK; i = i + 1u) {
+      if (i < NK) { store_a(&pq, &pk, lid, i % 2u, i * DK); }
+      if (i + 1u < NK) { fetch_a(&pq, &pk, lid, (i + 1u) * DK, b, g, tg, row0); }
+      if (i > 0u) {
+        let cur = (i - 1u) % 2u;
+        let qb = cur * MT * KS4;
+        let kb = cur * STAGE4;
+        for (var c4 = 0u; c4 < DK / 4u; c4 = c4 + 1u) {
+          let k0v = stage[kb + an * KS4 + c4];
+          let k1v = stage[kb + (an + GA_N) * KS4 + c4];
+          let k2v = stage[kb + (an + 2u * GA_N) * KS4 + c4];
+          let k3v = stage[kb + (an + 3u * GA_N) * KS4 + c4];
+          let q0v = qs[qb + am * KS4 + c4];
+          let q1v = qs[qb + (am + MQ) * KS4 + c4];
+          let q2v = qs[qb + (am + 2u * MQ) * KS4 + c4];
+          let q3v = qs[qb + (am + 3u * MQ) * KS4 + c4];
+          let kx = vec4<f32>(k0v.x, k1v.x, k2v.x, k3v.x);
+          let ky = vec4<f32>(k0v.y, k1v.y, k2v.y, k3v.y);
+          let kz = vec4<f32>(k0v.z, k1v.z, k2v.z, k3v.z);
+          let kw = vec4<f32>(k0v.w, k1v.w, k2v.w, k3v.w);
+          a0 = fma(vec4<f32>(q0v.x), kx, a0); a0 = fma(vec4<f32>(q0v.y), ky, a0); a0 = fma(vec4<f32>(q0v.z), kz, a0); a0 = fma(vec4<f32>(q0v.w), kw, a0);
+          a1 = fma(vec4<f32>(q1v.x), kx, a1); a1 = fma(vec4<f32>(q1v.y), ky, a1); a1 = fma(vec4<f32>(q1v.z), kz, a1); a1 = fma(vec4<f32>(q1v.w), kw, a1);
+          a2 = fma(vec4<f32>(q2v.x), kx, a2); a2 = fma(vec4<f32>(q2v.y), ky, a2); a2 = fma(vec4<f32>(q2v.z), kz, a2); a2 = fma(vec4<f32>(q2v.w), kw, a2);
+          a3 = fma(vec4<f32>(q3v.x), kx, a3); a3 = fma(vec4<f32>(q3v.y), ky, a3); a3 = fma(vec4<f32>(q3v.z), kz, a3); a3 = fma(vec4<f32>(q3v.w), kw, a3);
+        }
       }
       workgroupBarrier();
-      if (!PREFETCH && k0 + DK < D) { fetch_a(&pq, &pk, lid, k0 + DK, b, g, tg, row0); }
     }
     for (var j = 0u; j < 4u; j = j + 1u) {
       ps[(an + GA_N * j) * MQ + am] = vec4<f32>(a0[j], a1[j], a2[j], a3[j]) * params.scale;
     }
     // The first V rows' loads fly during the softmax.
-    var pv: array<vec4<f32>, VPT>;
+    var pv: array<vec2<u32>, VPT>;
     fetch_c(&pv, lid, 0u, g);
     workgroupBarrier();
     // B: online softmax of row bm over its columns bq, bq + TPR, ...
@@ -178,28 +175,35 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     o10 = o10 * al.y; o11 = o11 * al.y; o12 = o12 * al.y; o13 = o13 * al.y;
     o20 = o20 * al.z; o21 = o21 * al.z; o22 = o22 * al.z; o23 = o23 * al.z;
     o30 = o30 * al.w; o31 = o31 * al.w; o32 = o32 * al.w; o33 = o33 * al.w;
-    for (var v0 = 0u; v0 < BN; v0 = v0 + BNV) {
-      // @unroll
-      for (var i = 0u; i < VPT; i++) {
-        let w = lid + i * WG;
-        if (w < BNV * VS) { stage[w] = pv[i]; }
+    // Only the rounds with positions of this item (short items: a decode step's splits).
+    let nv = min(BN, range.y - c0 + BNV - 1u) / BNV;
+    // Round i writes V round i into buffer i % 2, issues round i + 1's loads and computes round i - 1.
+    for (var i = 0u; i <= nv; i = i + 1u) {
+      if (i < nv) { store_c(&pv, lid, i % 2u); }
+      if (i + 1u < nv) { fetch_c(&pv, lid, (i + 1u) * BNV, g); }
+      if (i > 0u) {
+        let cur = (i - 1u) % 2u;
+        let v0 = (i - 1u) * BNV;
+        for (var nn = 0u; nn < BNV; nn = nn + 1u) {
+          let p = ps[(v0 + nn) * MQ + am];
+          let vb = cur * STAGE4 + nn * VS + an;
+          let v0c = stage[vb];
+          o00 = fma(vec4<f32>(p.x), v0c, o00); o10 = fma(vec4<f32>(p.y), v0c, o10); o20 = fma(vec4<f32>(p.z), v0c, o20); o30 = fma(vec4<f32>(p.w), v0c, o30);
+          if (VC > 1u) {
+            let v1c = stage[vb + GA_N];
+            o01 = fma(vec4<f32>(p.x), v1c, o01); o11 = fma(vec4<f32>(p.y), v1c, o11); o21 = fma(vec4<f32>(p.z), v1c, o21); o31 = fma(vec4<f32>(p.w), v1c, o31);
+          }
+          if (VC > 2u) {
+            let v2c = stage[vb + 2u * GA_N];
+            o02 = fma(vec4<f32>(p.x), v2c, o02); o12 = fma(vec4<f32>(p.y), v2c, o12); o22 = fma(vec4<f32>(p.z), v2c, o22); o32 = fma(vec4<f32>(p.w), v2c, o32);
+          }
+          if (VC > 3u) {
+            let v3c = stage[vb + 3u * GA_N];
+            o03 = fma(vec4<f32>(p.x), v3c, o03); o13 = fma(vec4<f32>(p.y), v3c, o13); o23 = fma(vec4<f32>(p.z), v3c, o23); o33 = fma(vec4<f32>(p.w), v3c, o33);
+          }
+        }
       }
       workgroupBarrier();
-      if (PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
-      for (var nn = 0u; nn < BNV; nn = nn + 1u) {
-        let p = ps[(v0 + nn) * MQ + am];
-        let vb = nn * VS + an;
-        let v0c = stage[vb];
-        let v1c = stage[vb + GA_N];
-        let v2c = stage[vb + 2u * GA_N];
-        let v3c = stage[vb + 3u * GA_N];
-        o00 = fma(vec4<f32>(p.x), v0c, o00); o01 = fma(vec4<f32>(p.x), v1c, o01); o02 = fma(vec4<f32>(p.x), v2c, o02); o03 = fma(vec4<f32>(p.x), v3c, o03);
-        o10 = fma(vec4<f32>(p.y), v0c, o10); o11 = fma(vec4<f32>(p.y), v1c, o11); o12 = fma(vec4<f32>(p.y), v2c, o12); o13 = fma(vec4<f32>(p.y), v3c, o13);
-        o20 = fma(vec4<f32>(p.z), v0c, o20); o21 = fma(vec4<f32>(p.z), v1c, o21); o22 = fma(vec4<f32>(p.z), v2c, o22); o23 = fma(vec4<f32>(p.z), v3c, o23);
-        o30 = fma(vec4<f32>(p.w), v0c, o30); o31 = fma(vec4<f32>(p.w), v1c, o31); o32 = fma(vec4<f32>(p.w), v2c, o32); o33 = fma(vec4<f32>(p.w), v3c, o33);
-      }
-      workgroupBarrier();
-      if (!PREFETCH && v0 + BNV < BN) { fetch_c(&pv, lid, v0 + BNV, g); }
     }
   }
   workgroupBarrier();
@@ -211,57 +215,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   emit_row(ctx, row0, am + 3u * MQ, an, o30, o31, o32, o33);
 }
 
-// This invocation's items of the q and K chunk at channel k0 (register staging).
-fn fetch_a(pq: ptr<function, array<vec4<f32>, QPT>>, pk: ptr<function, array<vec4<f32>, KPT>>, lid: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) {
+// This invocation's items of the q and K chunk at channel k0 (register staging; K as stored).
+fn fetch_a(pq: ptr<function, array<vec4<f32>, QPT>>, pk: ptr<function, array<vec2<u32>, KPT>>, lid: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) {
   // @unroll
   for (var i = 0u; i < QPT; i++) {
     (*pq)[i] = fetch_q(lid + i * WG, k0, b, g, tg, row0);
   }
   // @unroll
   for (var i = 0u; i < KPT; i++) {
-    (*pk)[i] = fetch_k(lid + i * WG, k0, g);
+    let w = lid + i * WG;
+    (*pk)[i] = select(vec2<u32>(0u), k_quad_raw(krow[min(w / (DK / 4u), BN - 1u)], g, chunk_word(w, k0), DW), w < BN * (DK / 4u));
   }
 }
 
-// This invocation's items of the V round starting at tile position v0.
-fn fetch_c(pv: ptr<function, array<vec4<f32>, VPT>>, lid: u32, v0: u32, g: u32) {
+// Writes the staged q and K chunk at channel k0 into buffer buf, the K words decoded.
+fn store_a(pq: ptr<function, array<vec4<f32>, QPT>>, pk: ptr<function, array<vec2<u32>, KPT>>, lid: u32, buf: u32, k0: u32) {
+  // @unroll
+  for (var i = 0u; i < QPT; i++) {
+    let w = lid + i * WG;
+    if (w < MT * (DK / 4u)) { qs[buf * MT * KS4 + (w / (DK / 4u)) * KS4 + w % (DK / 4u)] = (*pq)[i]; }
+  }
+  // @unroll
+  for (var i = 0u; i < KPT; i++) {
+    let w = lid + i * WG;
+    if (w < BN * (DK / 4u)) { stage[buf * STAGE4 + (w / (DK / 4u)) * KS4 + w % (DK / 4u)] = k_quad_decode((*pk)[i], chunk_word(w, k0)); }
+  }
+}
+
+// This invocation's items of the V round starting at tile position v0 (as stored): position v0 + w / VS, value channels 4 (w % VS) .. + 3.
+fn fetch_c(pv: ptr<function, array<vec2<u32>, VPT>>, lid: u32, v0: u32, g: u32) {
   // @unroll
   for (var i = 0u; i < VPT; i++) {
-    (*pv)[i] = fetch_v(lid + i * WG, v0, g);
+    let w = lid + i * WG;
+    let c4 = w % VS;
+    (*pv)[i] = select(vec2<u32>(0u), k_quad_raw(krow[min(v0 + w / VS, BN - 1u)], g, 2u * c4, DVW), w < BNV * VS && c4 < DV4);
+  }
+}
+
+fn store_c(pv: ptr<function, array<vec2<u32>, VPT>>, lid: u32, buf: u32) {
+  // @unroll
+  for (var i = 0u; i < VPT; i++) {
+    let w = lid + i * WG;
+    if (w < BNV * VS) { stage[buf * STAGE4 + w] = k_quad_decode((*pv)[i], 2u * (w % VS)); }
   }
 }
 
 // Staging loads. Item w of a q chunk: row w / (DK / 4), channels k0 + 4 (w % (DK / 4)) .. + 3 (zeros past the rows or d).
 fn fetch_q(w: u32, k0: u32, b: u32, g: u32, tg: u32, row0: u32) -> vec4<f32> {
   let m = w / (DK / 4u);
-  let e = k0 / 2u + 2u * (w % (DK / 4u));
+  let e = chunk_word(w, k0);
   if (m >= MT || row0 + m >= params.m_rows || e >= DW) { return vec4<f32>(0.0); }
   let th = row_token_head(row0 + m, g, tg);
   let qrow = (b * params.s_q + th.x) * params.h_q + th.y;
   return vec4<f32>(load_q(qrow, e), select(vec2<f32>(0.0), load_q(qrow, min(e + 1u, DW - 1u)), e + 1u < DW));
 }
 
-// Item w of a K chunk: tile position w / (DK / 4), the same channels (zeros for masked rows).
-fn fetch_k(w: u32, k0: u32, g: u32) -> vec4<f32> {
-  let n = w / (DK / 4u);
-  let e = k0 / 2u + 2u * (w % (DK / 4u));
-  if (n >= BN) { return vec4<f32>(0.0); }
-  return k_quad(krow[n], g, e, DW);
-}
-
-// Item w of a V round starting at tile position v0: position v0 + w / VS, value channels 4 (w % VS) .. + 3.
-fn fetch_v(w: u32, v0: u32, g: u32) -> vec4<f32> {
-  let c4 = w % VS;
-  if (w >= BNV * VS || c4 >= DV4) { return vec4<f32>(0.0); }
-  return k_quad(krow[v0 + w / VS], g, 2u * c4, DVW);
-}
-
-// Channels 2e .. 2e + 3 of cache row kr (words e, e + 1 below `words`), zeros for kr < 0.
-fn k_quad(kr: i32, g: u32, e: u32, words: u32) -> vec4<f32> {
-  if (kr < 0 || e >= words) { return vec4<f32>(0.0); }
-  let lo = unpack_pair(load_k_word(u32(kr), g, e), K_TILE_KIND);
-  let hi = select(vec2<f32>(0.0), unpack_pair(load_k_word(u32(kr), g, min(e + 1u, words - 1u)), K_TILE_KIND), e + 1u < words);
-  return vec4<f32>(lo, hi);
+// The first word of item w of a chunk at channel k0 (channels 2e .. 2e + 3; e is even).
+fn chunk_word(w: u32, k0: u32) -> u32 {
+  return k0 / 2u + 2u * (w % (DK / 4u));
 }
 
 // ctx = (batch, kv head, token group, slot bits). Writes row m of the tile (its 4 vec4 columns cgn + GA_N * j): out and lse, or the split's scratch.
@@ -276,7 +287,7 @@ fn emit_row(ctx: vec4<u32>, row0: u32, m: u32, cgn: u32, c0: vec4<f32>, c1: vec4
   let l = row_l[m];
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let srow = u32(max(slot, 0)) * rows_per_batch + th.x * params.h_q + th.y;
-  for (var j = 0u; j < 4u; j = j + 1u) {
+  for (var j = 0u; j < VC; j = j + 1u) {
     let c4 = cgn + GA_N * j;
     if (c4 >= DV4) { break; }
     var v = c0;

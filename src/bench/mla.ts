@@ -3,6 +3,7 @@
 // beside the ceiling that bounds it (f32 FMA rate or streaming bandwidth, whichever takes longer).
 // bf16 s_q=1 non-causal cases also time the unfused baseline (src/kernels/mla/unfused.ts: gather, QK^T
 // GEMM, softmax, P.V GEMM through our own kernels) in the same run, to show what fusion buys.
+// On hardware also V2-Lite's decode-step call at batch 1 (h_q=16, f32 q, replayable schedule): latency.
 // Upstream's mean 16384/32768 caches exceed one storage binding: the kernel binds them as several windows.
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
@@ -20,9 +21,12 @@ interface MlaBenchCase {
   meanSeqlen: number;
   causal: boolean;
   format: KvFormat;
+  /** A decode step's call (the model runtime's): one sequence of exactly meanSeqlen, f32 q, a replayable schedule for up to DECODE_MAX positions. */
+  decode?: boolean;
 }
 
 const D = 576;
+const DECODE_MAX = 4096;
 const DV = 512;
 const BLOCK = 64;
 
@@ -35,7 +39,9 @@ function lcg(seed: number): () => number {
 export function mlaBenchCases(quick: boolean, software: boolean): MlaBenchCase[] {
   if (software) return [{ b: 2, sQ: 1, hQ: 16, meanSeqlen: 256, causal: false, format: 'bf16' }, { b: 2, sQ: 2, hQ: 16, meanSeqlen: 256, causal: true, format: 'fp8' }];
   const b = 128;
-  const cases: MlaBenchCase[] = [];
+  // V2-Lite's decode-step shape (h_q=16) at batch 1: latency, not throughput.
+  const cases: MlaBenchCase[] = [64, 1024].map((n) => ({ b: 1, sQ: 1, hQ: 16, meanSeqlen: n, causal: false, format: 'bf16', decode: true }));
+  cases.push({ b: 1, sQ: 1, hQ: 16, meanSeqlen: 64, causal: false, format: 'fp8', decode: true });
   if (quick) {
     cases.push({ b, sQ: 1, hQ: 128, meanSeqlen: 4096, causal: false, format: 'bf16' });
     cases.push({ b, sQ: 1, hQ: 16, meanSeqlen: 4096, causal: false, format: 'bf16' });
@@ -61,8 +67,8 @@ interface Inputs {
 function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
   const rnd = lcg(c.meanSeqlen * 7 + c.b);
   const normal = () => Math.sqrt(-2 * Math.log(1 - rnd())) * Math.cos(2 * Math.PI * rnd());
-  const seqlens = Int32Array.from({ length: c.b }, () => Math.max(2, Math.round(c.meanSeqlen + (normal() * c.meanSeqlen) / 2)));
-  const blocks = Array.from(seqlens, (n) => Math.ceil(n / BLOCK));
+  const seqlens = Int32Array.from({ length: c.b }, () => (c.decode ? c.meanSeqlen : Math.max(2, Math.round(c.meanSeqlen + (normal() * c.meanSeqlen) / 2))));
+  const blocks = Array.from(seqlens, (n) => Math.ceil((c.decode ? DECODE_MAX : n) / BLOCK));
   const maxBlocks = Math.max(...blocks);
   const numBlocks = blocks.reduce((a, n) => a + n, 0);
   const layout = kvLayout('bench', c.format, D, DV);
@@ -105,7 +111,7 @@ function makeInputs(ctx: GpuContext, c: MlaBenchCase): Inputs | string {
   };
 }
 
-const caseName = (c: MlaBenchCase) => `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen~${c.meanSeqlen}${c.causal ? ' causal' : ''} ${c.format}`;
+const caseName = (c: MlaBenchCase) => `b=${c.b} s_q=${c.sQ} h_q=${c.hQ} seqlen${c.decode ? '=' : '~'}${c.meanSeqlen}${c.causal ? ' causal' : ''} ${c.format}${c.decode ? ' decode step (f32 q, replayable schedule)' : ''}`;
 
 /** Time, rates and the bounding ceiling of one timed launch (upstream's flop and byte counts). */
 function rateRow(name: string, ms: number, bytes: number, flops: number, opts: BenchOptions, note: string): BenchRow {
@@ -133,7 +139,7 @@ function rateRow(name: string, ms: number, bytes: number, flops: number, opts: B
 async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow[]> {
   const name = caseName(c);
   const rnd = lcg(c.hQ * 31 + c.sQ);
-  const q = uploadTensor(ctx, Float32Array.from({ length: c.b * c.sQ * c.hQ * D }, () => rnd() - 0.5), [c.b, c.sQ, c.hQ, D], 'bf16');
+  const q = uploadTensor(ctx, Float32Array.from({ length: c.b * c.sQ * c.hQ * D }, () => rnd() - 0.5), [c.b, c.sQ, c.hQ, D], c.decode ? 'f32' : 'bf16');
   const args: FlashMlaArgs = {
     q,
     kcache: inputs.kcache,
@@ -141,7 +147,7 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
     cacheSeqlens: inputs.cacheSeqlens,
     hostSeqlens: inputs.seqlens,
     headDimV: DV,
-    schedMeta: getMlaMetadata(),
+    schedMeta: getMlaMetadata(c.decode ? { maxSeqlen: DECODE_MAX } : {}),
     causal: c.causal,
     kvFormat: c.format,
   };
@@ -149,13 +155,14 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   const tuned = opts.tune ? await autotuneMla(ctx, args, { iters: Math.min(opts.iters, 5), force: true }) : undefined;
   const planned = await planFlashMla(ctx, { ...args, config: tuned?.best });
   const tried = tuned?.results.map((r) => `${r.config.kernel[0]}${r.config.wg}/${r.config.mt}/${r.config.bn}${r.config.dk ? `/${r.config.dk}/${r.config.bnv}` : ''}:${r.medianMs.toFixed(2)}`).join(' ');
-  const t = await timeLaunch(ctx, planned.launch, { iters: opts.iters, warmup: 2 });
+  const t = await timeLaunch(ctx, planned.launch, { iters: c.decode ? Math.max(20, opts.iters) : opts.iters, warmup: 2 });
   const { bytes, flops, config } = planned.launch.info;
-  const rows = [rateRow(name, t.medianMs, bytes, flops, opts, `${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
+  const rows = [rateRow(name, t.medianMs, bytes, flops, opts, `${c.decode ? 'latency-bound; ' : ''}${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
   planned.out.destroy();
   planned.lse.destroy();
+  args.schedMeta.destroy();
   // The unfused baseline on the same inputs (its operands past one storage binding: skipped with the reason).
-  if (c.format === 'bf16' && c.sQ === 1 && !c.causal) {
+  if (c.format === 'bf16' && c.sQ === 1 && !c.causal && !c.decode) {
     try {
       const u = await planUnfusedMla(ctx, { q, kcache: inputs.kcache, blockTable: inputs.table, seqlens: inputs.seqlens, headDimV: DV });
       const tu = await timeLaunch(ctx, u.launch, { iters: opts.iters, warmup: 1 });
@@ -178,7 +185,7 @@ export const mlaSuite: BenchSuite = {
     // Cases that share seqlens and format share one cache.
     const groups = new Map<string, MlaBenchCase[]>();
     for (const c of cases) {
-      const k = `${c.meanSeqlen}|${c.format}`;
+      const k = `${c.meanSeqlen}|${c.format}|${c.b}`;
       groups.set(k, [...(groups.get(k) ?? []), c]);
     }
     for (const group of groups.values()) {

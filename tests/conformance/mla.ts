@@ -240,6 +240,8 @@ export const mlaChecks: Check[] = [
   caseCheck('row kernel: odd d=81 dv=63, f32 q, h_kv=3, split', { b: 2, sQ: 2, hQ: 6, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], qDtype: 'f32', parts: 5, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8 } }),
   caseCheck('tiled kernel variants: wg=64 mt=8 bn=128 dk=16 bnv=4, causal, odd d=81 dv=63', { b: 2, sQ: 2, hQ: 6, d: 81, dv: 63, blockSize: 16, seqlens: [75, 12], causal: true, config: { kernel: 'tiled', wg: 64, mt: 8, bn: 128, dk: 16, bnv: 4 } }),
   caseCheck('tiled kernel variants: wg=128 mt=32 bn=64, h_q=20 (a partial row tile)', { b: 2, sQ: 1, hQ: 20, ...tiny, blockSize: 16, seqlens: [130, 3], config: { kernel: 'tiled', wg: 128, mt: 32, bn: 64, dk: 16, bnv: 8 } }),
+  caseCheck('tiled kernel variants: 2 output vec4 columns per invocation, d=576 dv=256, short split items', { b: 2, sQ: 1, hQ: 16, d: 576, dv: 256, seqlens: [300, 21], parts: 6, config: { kernel: 'tiled', wg: 128, mt: 16, bn: 128, dk: 8, bnv: 2 } }),
+  caseCheck('tiled kernel variants: wg=32 mt=16 bn=32 (3 output vec4 columns), d=96 dv=80, causal s_q=2', { b: 2, sQ: 2, hQ: 8, d: 96, dv: 80, blockSize: 16, seqlens: [70, 9], causal: true, config: { kernel: 'tiled', wg: 32, mt: 16, bn: 32, dk: 8, bnv: 4 } }),
   splitCheck('cache split over 3 storage windows (rows straddle them), tiled, causal', { b: 2, sQ: 2, hQ: 8, ...tiny, blockSize: 16, seqlens: [100, 60], causal: true, config: { cacheWindow: 12288 } }),
   splitCheck('cache split over 4 storage windows, row kernel, fp8 DeepSeek shape, split', { b: 2, sQ: 1, hQ: 4, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 4, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8, cacheWindow: 65536 } }),
   {

@@ -49,8 +49,6 @@ export interface MlaConfig {
    * this size. Default: the device's maxStorageBufferBindingSize (rounded down to the offset alignment).
    */
   cacheWindow?: number;
-  /** Tiled kernel: issue the next staging chunk's loads before this chunk's FMAs (default: except for the FP8 cache). */
-  prefetch?: boolean;
 }
 
 /** What a schedule was made for: a later call with other values is refused (upstream's rule). */
@@ -295,17 +293,22 @@ function rowsPerGroup(s: Shapes): number {
   return (s.topk === null ? s.sQ : 1) * (s.hQ / s.hKv);
 }
 
-export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number }): MlaConfig {
+/**
+ * The heuristic tiles. `shortItems`: the schedule's work items hold few positions (a replayable
+ * schedule splits 16 positions apart: a decode step), so latency counts, i.e. the rounds per tile.
+ */
+export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number; shortItems?: boolean }): MlaConfig {
   const mt = Math.min(32, nextPow2(s.mRows));
   // The tiled kernel: enough score columns (wg / (mt / 4)) that 4 vec4 output columns each cover dv.
   const mq = Math.max(1, mt / 4);
   const cols = Math.max(nextPow2(Math.ceil(Math.ceil(s.dv / 4) / 4)), 32 / Math.min(4, mq));
   const wg = Math.min(ctx.limits.maxComputeInvocationsPerWorkgroup, Math.max(32, mq * cols));
-  // Staging per round (dk channels, bnv V rows): mt=32 best at 32/8 (H100), fewer rows best at 8/2
-  // (1.7x at h_q=16: fewer staged registers). Software adapters take the smallest: their compilers
-  // take minutes over the unrolled copies.
-  const staging = [[32, 8], [16, 8], [16, 4], [8, 4], [8, 2], [4, 1]];
-  const order = ctx.isSoftware ? staging.reverse() : mt < 32 ? staging.slice(4) : staging;
+  // Staging per round (dk channels, bnv V rows), measured on an H200 (v3, two staging buffers): mt=32
+  // best at 16/2, fewer rows at 8/2 (every bigger round slower: more staged registers); short items
+  // take 16/2 (half the rounds of 8/2: each round waits on a global load). Software adapters take
+  // the smallest: their compilers take minutes over the unrolled copies.
+  const staging = [[16, 2], [8, 2], [4, 1]];
+  const order = ctx.isSoftware ? staging.reverse() : mt < 32 && !s.shortItems ? staging.slice(1) : staging;
   for (const [dk, bnv] of order) {
     const c: MlaConfig = { kernel: 'tiled', wg, mt, bn: (16 * wg) / mt, dk, bnv };
     const shape = tiledShape(s, c);
@@ -359,7 +362,7 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   const { wg, mt, bn } = c;
   const dk = c.dk ?? 32;
   const bnv = c.bnv ?? 8;
-  // 4 x 4 register tiles of scores over an mt x bn tile, then 4 rows x 4 vec4 columns of the output.
+  // 4 x 4 register tiles of scores over an mt x bn tile, then 4 rows x vc vec4 columns of the output.
   if (mt < 4 || mt % 4 !== 0 || wg % mt !== 0 || wg % 32 !== 0) return 'mt a multiple of 4 dividing wg, wg a multiple of 32';
   if (bn !== (16 * wg) / mt) return `bn = 16 * wg / mt (${(16 * wg) / mt})`;
   const mq = mt / 4;
@@ -370,9 +373,11 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
   if (gaN % ln !== 0) return `wg / (mt / 4) a multiple of ${ln}`;
   if (dk % 4 !== 0 || dk < 4 || bn % bnv !== 0) return 'dk a multiple of 4 and bnv dividing bn';
   const dv4 = Math.ceil(s.dv / 4);
-  if (4 * gaN < dv4) return `4 * (wg / (mt / 4)) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
+  // Output vec4 columns per invocation: as few as cover dv with gaN invocations per row.
+  const vc = Math.ceil(dv4 / gaN);
+  if (vc > 4) return `4 * (wg / (mt / 4)) >= ceil(dv / 4) output vec4s (dv=${s.dv}: more wg or fewer mt)`;
   const ks4 = dk / 4 + 1;
-  const vs = 4 * gaN;
+  const vs = vc * gaN;
   const qpt = Math.ceil((mt * dk) / 4 / wg);
   const kpt = Math.ceil((bn * dk) / 4 / wg);
   const vpt = Math.ceil((bnv * vs) / wg);
@@ -387,6 +392,7 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
     TPR: wg / mt,
     CPT: bn / (wg / mt),
     VS: vs,
+    VC: vc,
     DV4: dv4,
     KS4: ks4,
     STAGE4: stage4,
@@ -395,7 +401,8 @@ function tiledShape(s: { dv: number }, c: MlaConfig): Record<string, number> | s
     VPT: vpt,
     DK: dk,
     BNV: bnv,
-    bytes: 16 * mt * ks4 + 16 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
+    // q and the stage twice (two buffers used in turn).
+    bytes: 32 * mt * ks4 + 32 * stage4 + 4 * bn * mt + 4 * wg + 12 * mt + 4 * bn + 16,
   };
 }
 
@@ -465,7 +472,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
   if (tiled) delete tiled.bytes;
-  const all = tiled ? { ...consts, ...tiled, PREFETCH: c.prefetch ?? s.layout.format !== 'fp8' } : consts;
+  const all = tiled ? { ...consts, ...tiled, NK: Math.ceil(s.d / tiled.DK) } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
     config: all,
@@ -498,8 +505,8 @@ function combineModule(s: Shapes, out: Tensor, hasSink: boolean): KernelModule {
   };
 }
 
-function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>): MlaConfig {
-  const base = defaultMlaConfig(ctx, { d: s.d, dv: s.dv, mRows: rowsPerGroup(s) });
+function resolveConfig(ctx: GpuContext, s: Shapes, given?: Partial<MlaConfig>, shortItems = false): MlaConfig {
+  const base = defaultMlaConfig(ctx, { d: s.d, dv: s.dv, mRows: rowsPerGroup(s), shortItems });
   const c: MlaConfig = given?.kernel !== undefined && given.kernel !== base.kernel ? ({ ...given } as MlaConfig) : { ...base, ...given };
   const { wg, mt, bn } = c;
   if (c.kernel !== 'rows' && c.kernel !== 'tiled') fail(WHERE, 'config.kernel', "'rows' or 'tiled'", c.kernel);
@@ -531,7 +538,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const s = validate(a);
   if (!(a.schedMeta instanceof MlaSchedMeta)) fail(WHERE, 'schedMeta', 'the object getMlaMetadata() returns', typeof a.schedMeta);
   const meta = a.schedMeta;
-  const config = resolveConfig(ctx, s, a.config);
+  const config = resolveConfig(ctx, s, a.config, meta.replayable);
   const win = cacheWindows(ctx, a.kcache, config.cacheWindow);
   const mRows = rowsPerGroup(s);
   const mtiles = Math.ceil(mRows / config.mt);
