@@ -114,10 +114,7 @@ const mla: PlaygroundKernel = {
   jitKernel: (_f, config) => ((config as MlaConfig).kernel === 'tiled' ? 'mla.decode_tiled' : 'mla.decode'),
   async configs(ctx, f) {
     const built = buildMlaCase(ctx, mlaCase(f));
-    // Software adapters' compilers take minutes (or give up) on the big staging rounds' unrolled
-    // copies, as defaultMlaConfig says: offer the light tiles first there.
-    const stagingOf = (x: MlaConfig) => (x.kernel === 'tiled' ? (x.dk ?? 0) * (x.bnv ?? 0) : 0);
-    const c = mlaCandidates(ctx, built.args).sort((x, y) => (ctx.isSoftware ? stagingOf(x) - stagingOf(y) : 0));
+    const c = mlaCandidates(ctx, built.args);
     built.destroy();
     return [defaultMlaConfig(ctx, { d: Number(f.d), dv: Number(f.dv), mRows: (Number(f.s_q) * Number(f.h_q)) / Number(f.h_kv) }), ...c];
   },

@@ -646,6 +646,10 @@ export async function flashMlaWithKvcache(ctx: GpuContext, a: FlashMlaArgs): Pro
 }
 
 /** Every tile config worth timing for these arguments (those the device's limits allow). */
+// Staging per round (dk, bnv) that autotune tries; software adapters list the light ones first, as
+// defaultMlaConfig picks them there (their compilers take minutes, or lose the device, on big rounds).
+const STAGINGS = [[32, 8], [16, 8], [32, 4], [16, 4], [8, 2], [4, 1]];
+
 export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   const s = validate(a);
   const rows = nextPow2(rowsPerGroup(s));
@@ -653,7 +657,7 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
   for (const mt of [4, 8, 16, 32].filter((m) => m <= Math.max(4, rows))) {
     for (const wg of [32, 64, 128, 256, 512].filter((w) => w <= ctx.limits.maxComputeInvocationsPerWorkgroup && w % mt === 0)) {
       for (const bn of [(16 * wg) / mt]) {
-        for (const [dk, bnv] of [[32, 8], [16, 8], [32, 4], [16, 4], [8, 2], [4, 1]]) {
+        for (const [dk, bnv] of ctx.isSoftware ? [...STAGINGS].reverse() : STAGINGS) {
           const c: MlaConfig = { kernel: 'tiled', wg, mt, bn, dk, bnv };
           const shape = tiledShape(s, c);
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
