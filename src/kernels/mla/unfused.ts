@@ -7,7 +7,7 @@
 import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
-import { createTensor, expectTensor, Tensor, uploadTensor } from '../../gpu/tensor.ts';
+import { createTensor, DTYPE_BYTES, expectTensor, Tensor, uploadTensor } from '../../gpu/tensor.ts';
 import { Launch, planKernel } from '../../jit/launch.ts';
 import { denseProblem, planGemm } from '../gemm/gemm.ts';
 import wgReduceWgsl from '../../../shaders/common/wg_reduce.wgsl';
@@ -40,7 +40,7 @@ export interface UnfusedMla {
   destroy(): void;
 }
 
-const sub = (t: Tensor, shape: number[], elemOffset: number, bytes: number) => new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset + elemOffset * bytes);
+const sub = (t: Tensor, shape: number[], elemOffset: number) => new Tensor(t.ctx, t.buffer, shape, t.dtype, t.byteOffset + elemOffset * DTYPE_BYTES[t.dtype]);
 
 export async function planUnfusedMla(ctx: GpuContext, a: UnfusedMlaArgs): Promise<UnfusedMla> {
   const q = expectTensor(WHERE, 'q', a.q, { dtype: 'bf16' });
@@ -90,9 +90,9 @@ export async function planUnfusedMla(ctx: GpuContext, a: UnfusedMlaArgs): Promis
     }),
   );
   const gemm = async (x: Tensor, y: Tensor, o: Tensor) => planGemm(ctx, 'bf16GemmNT', denseProblem('bf16GemmNT', false, { a: x, b: y }, o));
-  const qi = (i: number) => sub(q, [m, dim], i * m * dim, 2);
-  const si = (i: number) => sub(s, [m, padded[i]], m * starts[i], 4);
-  for (let i = 0; i < b; i++) launches.push(await gemm(qi(i), sub(kc, [padded[i], dim], starts[i] * dim, 2), si(i)));
+  const qi = (i: number) => sub(q, [m, dim], i * m * dim);
+  const si = (i: number) => sub(s, [m, padded[i]], m * starts[i]);
+  for (let i = 0; i < b; i++) launches.push(await gemm(qi(i), sub(kc, [padded[i], dim], starts[i] * dim), si(i)));
   launches.push(
     await planKernel(ctx, {
       module: {
@@ -111,7 +111,7 @@ export async function planUnfusedMla(ctx: GpuContext, a: UnfusedMlaArgs): Promis
       flops: 0,
     }),
   );
-  for (let i = 0; i < b; i++) launches.push(await gemm(si(i), sub(vt, [dv, padded[i]], dv * starts[i], 2), sub(out, [m, dv], i * m * dv, 4)));
+  for (let i = 0; i < b; i++) launches.push(await gemm(si(i), sub(vt, [dv, padded[i]], dv * starts[i]), sub(out, [m, dv], i * m * dv)));
   const flops = launches.reduce((x, l) => x + l.info.flops, 0);
   const bytes = launches.reduce((x, l) => x + l.info.bytes, 0);
   const launch = new Launch(ctx, launches.flatMap((l) => l.dispatches), { kernel: 'mla.unfused', config: { gemms: 2 * b }, bytes, flops });

@@ -400,10 +400,10 @@ export interface MlaRope {
   interleave: boolean;
 }
 
-function checkMlaRope(where: string, r: MlaRope, tokens: number, m: MlaDims): void {
+/** Checks MLA's rope inputs for `tokens` tokens; returns the rotated dims. */
+function checkMlaRope(where: string, r: MlaRope, tokens: number): number {
   expectTensor(where, 'rope.positions', r.positions, { dtype: 'i32', shape: [tokens] });
-  const dRope = ropeDims(`${where} rope`, r.table);
-  if (dRope !== m.qkRopeHeadDim) fail(where, 'rope.table.shape[1]', `qkRopeHeadDim / 2 (${m.qkRopeHeadDim / 2})`, dRope / 2);
+  return ropeDims(`${where} rope`, r.table);
 }
 
 // W_UK: a workgroup per ABSORB_Q_QUADS column quads of a (token, head), up to ABSORB_Q_GROUPS lane groups splitting its rows.
@@ -424,7 +424,8 @@ export async function planMlaAbsorbQ(ctx: GpuContext, q: Tensor, kvB: StoredWeig
   else if (qt.shape.length !== 2 || qt.shape[1] < m.heads * dq) fail(where, 'q.shape', `[tokens, ${m.heads}, ${dq}] or [tokens, >= ${m.heads * dq}]`, qt.shape);
   const w = checkKvB(ctx, where, kvB, m);
   const tokens = qt.shape[0];
-  if (opts.rope) checkMlaRope(where, opts.rope, tokens, m);
+  const dRope = opts.rope ? checkMlaRope(where, opts.rope, tokens) : m.qkRopeHeadDim;
+  if (dRope !== m.qkRopeHeadDim) fail(where, 'rope.table.shape[1]', `qkRopeHeadDim / 2 (${m.qkRopeHeadDim / 2})`, dRope / 2);
   const d = m.kvLoraRank + m.qkRopeHeadDim;
   const out = outTensor(ctx, where, [tokens, m.heads, d], opts.out, 'q_absorbed');
   // Lane groups: the largest power of two up to ABSORB_Q_GROUPS dividing the rows (no tail to guard).
@@ -529,8 +530,7 @@ export async function planMlaKvAppend(ctx: GpuContext, a: MlaKvAppendArgs): Prom
   if (nw.shape.length !== 1 || nw.shape[0] % 2 !== 0) fail(where, 'norm.shape', 'rank 1 [kvLoraRank], kvLoraRank even (the cache packs channel pairs)', nw.shape);
   const kvr = nw.shape[0];
   const tokens = x.shape[0];
-  const dRope = ropeDims(`${where} rope`, a.rope.table);
-  expectTensor(where, 'rope.positions', a.rope.positions, { dtype: 'i32', shape: [tokens] });
+  const dRope = checkMlaRope(where, a.rope, tokens);
   const d = kvr + dRope;
   const off = a.kvOffset ?? 0;
   if (!Number.isInteger(off) || off < 0 || off + d > x.shape[1]) fail(where, 'kvOffset', `an integer in 0..${x.shape[1] - d} (kv has ${x.shape[1]} columns, a row ${d})`, off);
