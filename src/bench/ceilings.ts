@@ -1,5 +1,6 @@
-// The device's own limits, measured through WebGPU: streaming read bandwidth and f32/f16 FMA rate.
-// Every kernel's benchmark is reported as a percentage of these, not of a datasheet.
+// The device's own limits, measured through WebGPU: streaming read bandwidth, f32/f16 FMA rate, and
+// the cost of one dependent dispatch. Every kernel's benchmark is reported as a percentage of these,
+// not of a datasheet; a decode step's floor needs the last one too (hundreds of dependent launches).
 import * as d from 'typegpu/data';
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, poisonTensor, readTensor } from '../gpu/tensor.ts';
@@ -7,6 +8,7 @@ import { bindGroup, Launch, paramsBuffer } from '../jit/launch.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import fmaTemplate from '../../shaders/bench/fma.wgsl';
 import streamTemplate from '../../shaders/bench/stream_read.wgsl';
+import chainTemplate from '../../shaders/bench/dispatch_chain.wgsl';
 
 export type CeilingSize = 'check' | 'quick' | 'full';
 
@@ -19,15 +21,16 @@ export interface PlannedCeiling {
 }
 
 export interface CeilingKernel {
-  name: 'stream-read' | 'fma-f32' | 'fma-f16';
-  unit: 'GB/s' | 'TFLOP/s';
+  name: 'stream-read' | 'fma-f32' | 'fma-f16' | 'dispatch';
+  unit: Ceiling['unit'];
   needs?: string[];
   plan(ctx: GpuContext, size: CeilingSize): Promise<PlannedCeiling>;
 }
 
 export interface Ceiling {
   name: string;
-  unit: 'GB/s' | 'TFLOP/s';
+  /** µs: the time per dispatch of a chain of dependent ones (lower is better). */
+  unit: 'GB/s' | 'TFLOP/s' | 'µs';
   value: number;
   medianMs: number;
   method: 'timestamp' | 'cpu';
@@ -134,7 +137,73 @@ function fmaKernel(t: 'f32' | 'f16'): CeilingKernel {
   };
 }
 
-export const CEILING_KERNELS: CeilingKernel[] = [streamRead, fmaKernel('f32'), fmaKernel('f16')];
+const CHAIN_WG = 64;
+
+const dispatchChain: CeilingKernel = {
+  name: 'dispatch',
+  unit: 'µs',
+  async plan(ctx, size) {
+    const n = { check: 50, quick: 500, full: 1000 }[size];
+    const x = createTensor(ctx, [CHAIN_WG], 'u32', 'chain-x');
+    const start = Uint32Array.from({ length: CHAIN_WG }, (_, i) => (i * 2654435761) >>> 0);
+    ctx.device.queue.writeBuffer(x.buffer, x.byteOffset, start);
+    const pipeline = await ctx.pipelines.get({
+      kernel: 'bench.dispatch_chain',
+      config: { wg: CHAIN_WG },
+      template: { file: 'bench/dispatch_chain.wgsl', code: chainTemplate },
+      consts: { WG: CHAIN_WG },
+    });
+    const bg = bindGroup(ctx, pipeline, [x.binding('bench', 'x')]);
+    const launch = new Launch(ctx, Array.from({ length: n }, () => ({ pipeline, bindGroup: bg, workgroups: [1, 1, 1] as const })), {
+      kernel: 'dispatch-chain',
+      config: { wg: CHAIN_WG, dispatches: n },
+      bytes: 0,
+      flops: 0,
+    });
+    return {
+      launch,
+      tolerance: 0,
+      async verify() {
+        // Each run of the launch applies x -> 3x + 1 (mod 2^32) n times to every word; how many runs
+        // there were is the caller's, so find the step count from word 0 and check every word with it.
+        const got = (await readTensor(x)) as Uint32Array;
+        let w = start;
+        for (let steps = 0; steps <= 1 << 16; steps++) {
+          if (w[0] === got[0]) return steps > 0 && steps % n === 0 && w.every((u, i) => u === got[i]) ? 0 : 1;
+          w = w.map((u) => (Math.imul(u, 3) + 1) >>> 0);
+        }
+        return 1;
+      },
+      destroy() {
+        x.destroy();
+      },
+    };
+  },
+};
+
+export const CEILING_KERNELS: CeilingKernel[] = [streamRead, fmaKernel('f32'), fmaKernel('f16'), dispatchChain];
+
+const clockLoad = new WeakMap<GpuContext, Launch>();
+
+/**
+ * Brings a hardware GPU to the clock it runs at under load. GPUs clock down when idle, and light
+ * work does not bring them back: an H200 sat at 345-675 MHz through seconds of back-to-back
+ * microsecond dispatches, while heavy work took it to 1980 MHz within ~0.2 s (and it fell back
+ * within ~2 s of idling). A microsecond kernel timed after setup or host work is otherwise timed at
+ * a fraction of the clock a decode step runs at (the step's GEMMs keep the clock up). Runs the f32
+ * FMA ceiling kernel for `ms`; nothing on software adapters.
+ */
+export async function raiseClocks(ctx: GpuContext, ms = 200): Promise<void> {
+  if (ctx.isSoftware) return;
+  let load = clockLoad.get(ctx);
+  if (!load) {
+    const p = await fmaKernel('f32').plan(ctx, 'quick');
+    load = new Launch(ctx, Array.from({ length: 20 }, () => p.launch.dispatches[0]), p.launch.info);
+    clockLoad.set(ctx, load);
+  }
+  const end = performance.now() + ms;
+  while (performance.now() < end) await load.run();
+}
 
 /** Conformance: the ceiling kernels compute what they claim, so their timings mean something. */
 export async function runCeilingCheck(ctx: GpuContext, k: CeilingKernel): Promise<{ err: number; tol: number }> {
@@ -155,13 +224,14 @@ export async function measureCeilings(ctx: GpuContext, size: CeilingSize = 'full
     if (err > p.tolerance) throw new Error(`ceiling kernel ${k.name} computed a wrong result (error ${err}); its timing would mean nothing`);
     const s = t.medianMs / 1e3;
     const { bytes, flops } = p.launch.info;
+    const n = p.launch.dispatches.length;
     out.push({
       name: k.name,
       unit: k.unit,
-      value: k.unit === 'GB/s' ? bytes / s / 1e9 : flops / s / 1e12,
+      value: { 'GB/s': bytes / s / 1e9, 'TFLOP/s': flops / s / 1e12, µs: (t.medianMs * 1e3) / n }[k.unit],
       medianMs: t.medianMs,
       method: t.method,
-      problem: k.unit === 'GB/s' ? `${(bytes / 2 ** 20).toFixed(0)} MiB read` : `${(flops / 1e12).toFixed(3)} TFLOP`,
+      problem: { 'GB/s': `${(bytes / 2 ** 20).toFixed(0)} MiB read`, 'TFLOP/s': `${(flops / 1e12).toFixed(3)} TFLOP`, µs: `${n} dependent dispatches` }[k.unit],
     });
     p.destroy();
   }

@@ -19,6 +19,7 @@ import {
 import { Launch } from '../jit/launch.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
+import { raiseClocks } from './ceilings.ts';
 
 const DENSE_NK: [number, number][] = [[2112, 7168], [576, 7168], [24576, 1536], [32768, 512], [7168, 16384], [4096, 7168], [7168, 2048]];
 const GROUPED_NK: [number, number][] = [[6144, 7168], [7168, 3072], [4096, 4096], [4096, 2048]];
@@ -124,20 +125,10 @@ async function decodeMasked(ctx: GpuContext, g: number, active: number, rows: nu
 const V2_LITE_DENSE: [string, number, number][] = [['q_proj', 3072, 2048], ['kv_a', 576, 2048], ['o_proj', 2048, 2048], ['lm_head', 102400, 2048]];
 const V2_LITE_EXPERTS: [string, number, number][] = [['experts gate/up', 2816, 2048], ['experts down', 2048, 1408]];
 
-/**
- * Steady state: a GPU that idled while the case was set up (uploads, compiles) runs its first
- * milliseconds at lower clocks, and a series of microsecond launches never ramps it up (an H100 timed
- * the same kernels 3-7x slower that way). Runs the launch back to back for ~50 ms first.
- */
+/** Steady state: the clock raised (see raiseClocks), the launch's pipeline and buffers warm. */
 export async function keepBusy(ctx: GpuContext, launch: Launch): Promise<void> {
-  const est = await timeLaunch(ctx, launch, { iters: 2, warmup: 1 });
-  const n = Math.min(20000, Math.ceil(50 / Math.max(est.medianMs, 1e-3)));
-  const enc = ctx.device.createCommandEncoder({ label: 'keepBusy' });
-  const pass = enc.beginComputePass();
-  for (let i = 0; i < n; i++) launch.encode(pass);
-  pass.end();
-  ctx.device.queue.submit([enc.finish()]);
-  await ctx.sync();
+  await raiseClocks(ctx);
+  await timeLaunch(ctx, launch, { iters: 2, warmup: 1 });
 }
 
 /** Weights the back-to-back timing rotates through: past the L2 (50 MB on an H100), as a decode step's are. */
@@ -250,7 +241,10 @@ async function tfjsRow(tf: Tfjs, m: number, n: number, k: number, opts: BenchOpt
 
 async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => void): Promise<void> {
   const soft = ctx.isSoftware;
-  const ms = soft ? [1, 128] : opts.quick ? [1, 4, 128] : [1, 4, 128, 4096];
+  // DEEPWGSL_GEMM_M=1,4: only the dense, lm_head and V2-Lite rows, at these m (a decode-sized pass).
+  const onlyM = envVar('DEEPWGSL_GEMM_M')?.split(',').map(Number);
+  if (onlyM && !onlyM.every((m) => Number.isInteger(m) && m >= 1)) throw new Error(`bench --gemm: DEEPWGSL_GEMM_M must list positive integers, got '${envVar('DEEPWGSL_GEMM_M')}'`);
+  const ms = onlyM ?? (soft ? [1, 128] : opts.quick ? [1, 4, 128] : [1, 4, 128, 4096]);
   const nk = soft ? [[256, 512] as [number, number]] : opts.quick ? DENSE_NK.slice(0, 2) : DENSE_NK;
   const ours = new Map<string, number>();
   const keep = (r: BenchRow) => {
@@ -261,7 +255,7 @@ async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => v
     for (const [n, k] of nk) await measure(ctx, `fp8 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', true), opts, keep);
   }
   if (!soft) {
-    for (const m of opts.quick ? [1] : ms) await measure(ctx, `fp8 lm_head m=${m} n=129280 k=7168 f32`, dense(ctx, m, 129280, 7168, 'f32', true), opts, emit);
+    for (const m of opts.quick && !onlyM ? [1] : ms) await measure(ctx, `fp8 lm_head m=${m} n=129280 k=7168 f32`, dense(ctx, m, 129280, 7168, 'f32', true), opts, emit);
   }
   for (const m of ms) {
     for (const [n, k] of nk) await measure(ctx, `bf16 dense m=${m} n=${n} k=${k} bf16`, dense(ctx, m, n, k, 'bf16', false), opts, emit);
@@ -274,11 +268,12 @@ async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => v
   }
   // V2-Lite decode (W8A32 as the decoder runs it): m = 1 and 4 tokens; the experts masked, 6 of 64 groups active.
   if (!soft) {
-    for (const m of [1, 4]) {
+    for (const m of (onlyM ?? [1, 4]).filter((m) => m <= 16)) {
       for (const [what, n, k] of V2_LITE_DENSE) await measure(ctx, `v2-lite ${what} w8a32 m=${m} n=${n} k=${k} f32`, dense(ctx, m, n, k, 'f32', true, 'f32'), opts, emit);
       for (const [what, n, k] of V2_LITE_EXPERTS) await measure(ctx, `v2-lite ${what} w8a32 masked 6/64 m=${m} n=${n} k=${k}`, await decodeMasked(ctx, 64, 6, m, n, k), opts, emit);
     }
   }
+  if (onlyM) return;
   const gnk = soft ? [[256, 256] as [number, number]] : opts.quick ? GROUPED_NK.slice(0, 1) : GROUPED_NK;
   for (const [g, mPer] of soft ? [[2, 128] as [number, number]] : opts.quick ? CONTIGUOUS.slice(1) : CONTIGUOUS) {
     for (const [n, k] of gnk) await measure(ctx, `fp8 contiguous g=${g} m/g=${mPer} n=${n} k=${k}`, await contiguous(ctx, g, mPer, n, k), opts, emit);

@@ -3,6 +3,7 @@
 // decode batch (128 tokens, masked layout) and a prefill chunk (4096 tokens, contiguous layout).
 // Every case is memory-bound: rows are % of the streaming-read ceiling.
 import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
+import { raiseClocks } from './ceilings.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor } from '../gpu/tensor.ts';
 import type { Launch } from '../jit/launch.ts';
@@ -29,6 +30,7 @@ async function runMoeBench(ctx: GpuContext, opts: BenchOptions, emit: (row: Benc
   const hidden = soft ? 512 : 7168;
   const stream = opts.ceilings.find((c) => c.name === 'stream-read');
   const row = async (name: string, launch: Launch, note: string) => {
+    await raiseClocks(ctx);
     const t = await timeLaunch(ctx, launch, { iters: opts.iters });
     const gbs = launch.info.bytes / t.medianMs / 1e6;
     emit({ suite: 'moe', name, ms: t.medianMs, gbs, pct: stream ? (100 * gbs) / stream.value : undefined, ceiling: stream?.name, note: `${note}; ${t.method}` });
