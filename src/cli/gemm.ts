@@ -12,16 +12,19 @@ async function gemm(ctx: GpuContext, v: Values): Promise<void> {
   const bytes = (len: number) => Uint8Array.from({ length: len }, () => (Math.random() * 0x7e) | ((Math.random() < 0.5 ? 0 : 0x80)));
   const scales = (len: number) => Float32Array.from({ length: len }, () => 10 ** (Math.random() * 2 - 1));
   const kb = Math.ceil(k / 128);
+  // --a f32: W8A32, the decoder's default (f32 activations read as they are, no A scales).
+  const a32 = v.a === 'f32';
+  if (!a32 && v.a !== 'e4m3') throw new Error(`deepwgsl gemm: --a must be e4m3 or f32, got '${v.a}'`);
   const p = denseProblem(
     'gemm',
     true,
     {
-      a: uploadTensor(ctx, bytes(m * k), [m, k], 'e4m3'),
-      sa: uploadTensor(ctx, scales(m * kb), [m, kb], 'f32'),
+      a: a32 ? uploadTensor(ctx, Float32Array.from({ length: m * k }, () => Math.random() - 0.5), [m, k], 'f32') : uploadTensor(ctx, bytes(m * k), [m, k], 'e4m3'),
+      ...(!a32 && { sa: uploadTensor(ctx, scales(m * kb), [m, kb], 'f32') }),
       b: uploadTensor(ctx, bytes(n * k), [n, k], 'e4m3'),
       sb: uploadTensor(ctx, scales(Math.ceil(n / 128) * kb), [Math.ceil(n / 128), kb], 'f32'),
     },
-    createTensor(ctx, [m, n], 'bf16'),
+    createTensor(ctx, [m, n], a32 ? 'f32' : 'bf16'),
   );
   let config;
   if (v.autotune) {
@@ -34,17 +37,18 @@ async function gemm(ctx: GpuContext, v: Values): Promise<void> {
   await keepBusy(ctx, launch);
   const t = await timeLaunch(ctx, launch, { iters });
   const s = t.medianMs / 1e3;
-  out(`fp8GemmNT m=${m} n=${n} k=${k} ${JSON.stringify(launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${(launch.info.bytes / s / 1e9).toPrecision(4)} GB/s, ${(launch.info.flops / s / 1e12).toPrecision(4)} TFLOP/s (${t.method})`);
+  out(`fp8GemmNT${a32 ? ' (W8A32)' : ''} m=${m} n=${n} k=${k} ${JSON.stringify(launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${(launch.info.bytes / s / 1e9).toPrecision(4)} GB/s, ${(launch.info.flops / s / 1e12).toPrecision(4)} TFLOP/s (${t.method})`);
 }
 
 export const gemmCommands: Command[] = [
   {
     name: 'gemm',
-    usage: ['deepwgsl gemm [--m M] [--n N] [--k K] [--autotune]  one FP8 GEMM (bf16 out): time it, or autotune its configs'],
+    usage: ['deepwgsl gemm [--m M] [--n N] [--k K] [--a e4m3|f32] [--autotune]  one FP8 GEMM (bf16 out; f32 with --a f32): time it, or autotune its configs'],
     options: {
       m: { type: 'string', default: '128' },
       n: { type: 'string', default: '4096' },
       k: { type: 'string', default: '7168' },
+      a: { type: 'string', default: 'e4m3' },
       autotune: { type: 'boolean', default: false },
       iters: { type: 'string', default: '20' },
     },
