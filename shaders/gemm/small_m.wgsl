@@ -11,6 +11,7 @@
 // workgroup memory (same bits every run). Loops over per-lane registers are unrolled by the JIT
 // (// @unroll) so that acc and the loaded words stay in registers. Split-k (grid y, dense only)
 // writes f32 partials to a workspace (out_row0 = split * rows) that splitk_reduce.wgsl sums.
+// Grid z names the region through mode_z (z_plain.wgsl, or z_routed.wgsl: only the groups tokens picked).
 // Holes: WG, G, KS, NC, MR, VEC, STAGE_A, WIDE, A_KIND, B_KIND, A_WORDS, B_WORDS, OUT_KIND, C_KIND (prelude), Params.
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -30,16 +31,23 @@ var<workgroup> a_tile: array<vec4<f32>, A_TILE>;
 var<workgroup> sa_tile: array<f32, SA_TILE>;
 var<workgroup> red: array<f32, NC * WG>;
 var<workgroup> res: array<f32, MR * COLS>;
-var<workgroup> rows_wg: u32;
+var<workgroup> region_wg: vec2<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kl = lid % KL;
   let cg = lid / KL;
-  let z = wid.z;
   let col_blk = wid.x * COLS;
-  if (lid == 0u) { rows_wg = mode_rows(z); }
-  let rows = workgroupUniformLoad(&rows_wg);
+  if (lid == 0u) {
+    let zz = mode_z(wid.z);
+    var rz = 0u;
+    if (zz != NO_REGION) { rz = mode_rows(zz); }
+    region_wg = vec2<u32>(zz, rz);
+  }
+  let region = workgroupUniformLoad(&region_wg);
+  // A workgroup with no region has no rows: it loads and stores nothing.
+  let z = select(region.x, 0u, region.x == NO_REGION);
+  let rows = region.y;
   let g = u32(mode_group(z, 0u));
   let s_lo = wid.y * params.split_slices;
   let c_lo = s_lo * 32u;

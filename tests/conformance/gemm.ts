@@ -41,6 +41,8 @@ interface Case {
   c?: DType;
   groupRows?: number[];
   maskedM?: number[];
+  /** Masked: the routed group ids the launch walks; groups not named are expected untouched. */
+  routed?: number[];
   expectedM?: number;
   config?: GemmConfig;
 }
@@ -116,7 +118,7 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
     cHost = co.x;
     c = uploadTensor(ctx, co.store, outShape, cs.c, 'c');
   }
-  const opts = { c, config: cs.config };
+  const opts = { c, config: cs.config, routed: cs.routed };
   const lhs = sa ? ([a, sa] as [Tensor, Tensor]) : a;
   if (cs.layout === 'dense') {
     if (fp8) await fp8GemmNT(ctx, lhs, [b, sb!], out, opts);
@@ -146,7 +148,7 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
     }
   } else if (cs.layout === 'dense') ref = gemmReference(refA, refB, rowsA, n, k, cHost);
   else if (cs.layout === 'contiguous') ref = contiguousReference(refA, refB, mIndices!, n, k);
-  else ref = maskedReference(refA, refB, cs.maskedM!, cs.m, n, k);
+  else ref = maskedReference(refA, refB, cs.maskedM!.map((v, g) => (!cs.routed || cs.routed.includes(g) ? v : 0)), cs.m, n, k);
   const o: number[] = [];
   const r: number[] = [];
   let untouched = 0;
@@ -260,6 +262,9 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3], 4), /maskedM.length must be 2, got 1/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], t([2, 8, 129], 'f32'), [3, 3], 4), /out.shape must be \[2, 8, 130\]/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { config: { ...SMALL, splits: 2 } }), /split-k only in the dense layout/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [0, 1], config: TILED }), /routed groups only with the small-m kernel/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: t([2], 'f32') }), /routed.dtype must be 'i32', got 'f32'/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [] }), /routed must be at least one group id, got 0/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: WIDE }), /wide only with e4m3 B, k % 16 == 0/);
   err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
   return { err, tol: 0, note: '27 bad calls' };
@@ -315,6 +320,17 @@ export const gemmChecks: Check[] = [
         { layout: 'masked', ops: 'e4m3', m: 40, n: 66, k: 160, out: 'f32', maskedM: [0, 40, 17], config: TILED },
         { layout: 'masked', ops: 'e4m3', m: 24, n: 64, k: 130, out: 'f16', maskedM: [20, 5], expectedM: 4 },
         { layout: 'masked', ops: ['f16', 'bf16'], m: 36, n: 32, k: 64, out: 'bf16', maskedM: [36, 2, 0], expectedM: 30 },
+      ]),
+  },
+  {
+    // Decode's MoE: grid z over the tokens' topk ids; repeats, -1 and ids past the groups launch
+    // nothing twice or at all, and a group with rows that no id names stays untouched.
+    name: 'gemm masked over routed group ids (small-m): repeats, -1 and out-of-range ids, unnamed groups untouched',
+    run: (ctx) =>
+      runCases(ctx, [
+        { layout: 'masked', ops: 'e4m3', m: 8, n: 130, k: 200, out: 'bf16', maskedM: [3, 0, 8, 1], routed: [2, -1, 0, 2, 3, 7], config: SMALL },
+        { layout: 'masked', ops: ['f32', 'e4m3'], m: 8, n: 130, k: 256, out: 'f32', maskedM: [1, 2, 3], routed: [2, 0, 0], expectedM: 1 },
+        { layout: 'masked', ops: ['bf16', 'bf16'], m: 4, n: 66, k: 64, out: 'f32', maskedM: [4, 1], routed: [1, 0, 1, 1], config: { ...SMALL, mr: 1 } },
       ]),
   },
   {

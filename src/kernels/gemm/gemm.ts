@@ -6,7 +6,7 @@ import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { envFlag } from '../../gpu/env.ts';
 import { DeepwgslError, fail } from '../../gpu/errors.ts';
-import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, type Tensor } from '../../gpu/tensor.ts';
+import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, Tensor } from '../../gpu/tensor.ts';
 import { autotune, tunedConfig, type AutotuneResult } from '../../jit/autotune.ts';
 import type { KernelModule, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
@@ -30,6 +30,8 @@ import splitkWgsl from '../../../shaders/gemm/splitk_reduce.wgsl';
 import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
 import wideWgsl from '../../../shaders/gemm/wide.wgsl';
 import wideNoneWgsl from '../../../shaders/gemm/wide_none.wgsl';
+import zPlainWgsl from '../../../shaders/gemm/z_plain.wgsl';
+import zRoutedWgsl from '../../../shaders/gemm/z_routed.wgsl';
 
 export type GemmLayout = 'dense' | 'contiguous' | 'masked';
 
@@ -108,6 +110,8 @@ export interface GemmProblem {
   groups: number;
   /** Regions along grid z: the group count when masked, else 1. */
   regions: number;
+  /** Masked, small-m kernel: grid z walks these group ids (the tokens' topk ids) instead of every group. */
+  routed?: Tensor;
   /** Rows per group the launch should expect (masked: expectedM; otherwise m). */
   expectedM: number;
 }
@@ -121,6 +125,12 @@ export interface GemmOptions {
 export interface GroupedOptions extends GemmOptions {
   /** Read mIndices/maskedM back and validate them before dispatch (default true; a GPU sync). */
   checkIndices?: boolean;
+  /**
+   * Masked layout, small-m kernel: i32 group ids (decode: the tokens' topk ids, -1 for none) naming
+   * every group that holds rows; the launch covers these groups only, not all of them (a few tokens
+   * over hundreds of experts). A group with rows that is not named is not computed.
+   */
+  routed?: Tensor | Int32Array | number[];
 }
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
@@ -211,6 +221,13 @@ async function indexTensor(ctx: GpuContext, where: string, name: string, x: unkn
   return { t: expectTensor(where, name, x, { dtype: 'i32', shape: [len] }) };
 }
 
+/** The masked layout's routed group ids, flat (an i32 tensor of any shape, e.g. topk ids [tokens, k], or host ids). */
+async function routedIds(ctx: GpuContext, where: string, x: unknown): Promise<Tensor> {
+  const n = x instanceof Int32Array || Array.isArray(x) ? x.length : expectTensor(where, 'routed', x, { dtype: 'i32' }).numel;
+  if (n < 1) fail(where, 'routed', 'at least one group id', n);
+  return x instanceof Tensor ? x.view([n]) : (await indexTensor(ctx, where, 'routed', x, n)).t;
+}
+
 // ---- problem builders (validation happens here, before anything is dispatched) ----
 
 export function denseProblem(where: string, fp8: boolean, raw: RawOperands, out: unknown, c?: unknown): GemmProblem {
@@ -232,7 +249,7 @@ export async function contiguousProblem(
 }
 
 export async function maskedProblem(
-  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, maskedM: unknown, expectedM: number, check: boolean,
+  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, maskedM: unknown, expectedM: number, check: boolean, routed?: unknown,
 ): Promise<GemmProblem> {
   const ops = checkOperands(where, fp8, raw, [0, 0], 0);
   const [g, mMax] = ops.a.shape;
@@ -246,7 +263,7 @@ export async function maskedProblem(
       if (x < 0 || x > mMax) fail(where, `maskedM[${i}]`, `in 0..mMax (${mMax})`, x);
     });
   }
-  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax) };
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: routed === undefined ? undefined : await routedIds(ctx, where, routed) };
 }
 
 // ---- configs ----
@@ -271,12 +288,14 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (![1, 2, 4, 8].includes(c.ks) || c.g % c.ks !== 0 || ((c.g / c.ks) * c.nc) % 2 !== 0) return 'ks in 1,2,4,8 dividing g, and an even column count (g / ks) * nc';
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
+    if (p.routed && p.routed.shape[0] > ctx.limits.maxComputeWorkgroupsPerDimension) return `at most ${ctx.limits.maxComputeWorkgroupsPerDimension} routed entries`;
     if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands and mr <= 4';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
   if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
   if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
+  if (p.routed) return 'routed groups only with the small-m kernel';
   if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
   if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
   const wg = (c.bm / c.tm) * (c.bn / c.tn);
@@ -307,8 +326,8 @@ function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUP
  * (dense, a second pass) only while each lane still has >= 2 iterations of work.
  */
 function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: number, wide: boolean, ksMax = 8): SmallMConfig {
-  // Masked: how many groups hold rows is not known when planning; count them all.
-  const cols = p.n * p.regions;
+  // Masked: how many groups hold rows is not known when planning; count them all (or every routed id).
+  const cols = p.n * Math.min(p.regions, p.routed?.numel ?? p.regions);
   const chunksPerLane = (wide ? 4 : 1) * vec;
   const maxLanesPerCol = Math.max(32, Math.floor(ceilDiv(p.k, 4) / chunksPerLane));
   const wantPerCol = Math.min(maxLanesPerCol, Math.max(32, (TARGET_LANES * nc) / cols));
@@ -398,7 +417,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     rows[p.layout],
     { file: 'gemm/epilogue.wgsl', code: epilogueWgsl },
   ];
-  const dtypes = { a: p.a.dtype, sa: !!p.sa, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout };
+  const dtypes = { a: p.a.dtype, sa: !!p.sa, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout, routed: !!p.routed };
   const consts = {
     A_KIND: KIND[p.a.dtype],
     B_KIND: KIND[p.b.dtype],
@@ -416,7 +435,11 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
       kernel: 'gemm.smallM',
       config: { ...c, ...dtypes },
       template: { file: 'gemm/small_m.wgsl', code: smallMWgsl },
-      helpers: [...helpers, c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl }],
+      helpers: [
+        ...helpers,
+        c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl },
+        p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl },
+      ],
       consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
     };
@@ -501,7 +524,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
   const wide = c.kernel === 'smallM' && c.wide;
   const dims =
     c.kernel === 'smallM'
-      ? [ceilDiv(p.n, (c.g / c.ks) * c.nc), nSplits, p.regions]
+      ? [ceilDiv(p.n, (c.g / c.ks) * c.nc), nSplits, p.routed?.shape[0] ?? p.regions]
       : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
   const res = [
     paramsBuffer(ctx, GemmParams, values),
@@ -514,6 +537,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     p.aux?.binding(where, p.layout === 'masked' ? 'maskedM' : 'mIndices'),
     wide ? p.b.binding(where, 'rhs') : undefined,
     wide ? p.a.binding(where, 'lhs') : undefined,
+    p.routed?.binding(where, 'routed'),
   ];
   const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
   if (ws) {
@@ -567,7 +591,7 @@ export async function mGroupedFp8GemmNTMasked(
   const where = 'mGroupedFp8GemmNTMasked';
   const [a, sa] = lhsOperand(where, lhs);
   const [b, sb] = operandPair(where, 'rhs', rhs);
-  const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true);
+  const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed);
   const launch = await planGemm(ctx, where, p, opts.config);
   launch.submit();
   return launch;
@@ -593,7 +617,7 @@ export async function mGroupedBf16GemmNTMasked(
   ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
 ): Promise<Launch> {
   const where = 'mGroupedBf16GemmNTMasked';
-  const launch = await planGemm(ctx, where, await maskedProblem(ctx, where, false, { a, b }, out, maskedM, expectedM, opts.checkIndices ?? true), opts.config);
+  const launch = await planGemm(ctx, where, await maskedProblem(ctx, where, false, { a, b }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed), opts.config);
   launch.submit();
   return launch;
 }

@@ -206,6 +206,8 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back). FP8 weights
     // take FP8 or unquantised activations alike.
     const expectedM = Math.ceil((tokens * k) / (E + always));
+    // Fewer picks than experts (decode): the grouped GEMMs launch over the picks, not every expert.
+    const routedIds = kind === 'masked' && tokens * k < E + always ? routed.topkIdx : undefined;
     const l = layout;
     const groupedGemm: Gemm = async (a, b, out) => {
       const f = isFp8(b);
@@ -213,7 +215,7 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
       const problem =
         kind === 'contiguous'
           ? await contiguousProblem(ctx, where, f, raw, out, l.mIndices!, false)
-          : await maskedProblem(ctx, where, f, raw, out, l.numTokensPerExpert, expectedM, false);
+          : await maskedProblem(ctx, where, f, raw, out, l.numTokensPerExpert, expectedM, false, routedIds);
       return planGemm(ctx, where, problem);
     };
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
