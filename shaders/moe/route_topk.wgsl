@@ -21,6 +21,11 @@ var<workgroup> score: array<f32, E>;
 var<workgroup> kept: u32;
 var<workgroup> gscore: array<f32, N_GROUP>;
 var<workgroup> picked: array<u32, K>;
+// One expert per invocation (E <= WG): each counts the candidates that beat its own, in one pass
+// with no barriers inside, instead of K rounds of a workgroup argmax. Same order, same ties.
+const RANKED: bool = EPT == 1u;
+var<workgroup> rank_v: array<f32, select(1u, E, RANKED)>;
+var<workgroup> rank_live: array<u32, select(1u, E, RANKED)>;
 
 fn choice(e: u32) -> f32 {
   if (HAS_BIAS) { return score[e] + bias[e]; }
@@ -93,9 +98,27 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   let keep = workgroupUniformLoad(&kept);
 
-  // K rounds: each invocation offers its best free expert, the workgroup takes the best offer.
+  if (RANKED) {
+    let live = lid < E && (keep & (1u << (lid / GROUP_SIZE))) != 0u;
+    var v = 0.0;
+    if (lid < E) {
+      v = choice(lid);
+      rank_v[lid % E] = v;
+      rank_live[lid % E] = select(0u, 1u, live);
+    }
+    workgroupBarrier();
+    if (live) {
+      var rank = 0u;
+      for (var j = 0u; j < E; j = j + 1u) {
+        if (rank_live[j] != 0u && beats(rank_v[j], j, v, lid)) { rank = rank + 1u; }
+      }
+      if (rank < K) { picked[rank] = lid; }
+    }
+    workgroupBarrier();
+  }
+  // Else K rounds: each invocation offers its best free expert, the workgroup takes the best offer.
   var taken = 0u;   // bit j: this invocation's expert lid + j * WG is taken (EPT <= 32)
-  for (var r = 0u; r < K; r = r + 1u) {
+  for (var r = 0u; r < select(K, 0u, RANKED); r = r + 1u) {
     var bv = 0.0;
     var bi = NONE;
     for (var j = 0u; j < EPT; j = j + 1u) {
