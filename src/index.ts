@@ -26,7 +26,7 @@ export { Profiler, type ProfileEvent, type TimedPass, type ChromeTrace, type Chr
 export { MemoryTuningStore, FileTuningStore, IndexedDbTuningStore, defaultTuningStore, type TuningStore } from './jit/tuning-cache.ts';
 export * from './kernels/cast/index.ts';
 export * from './eplb/index.ts';
-export { measureCeilings, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
+export { measureCeilings, raiseClocks, CEILING_KERNELS, type Ceiling } from './bench/ceilings.ts';
 export * from './kernels/gemm/index.ts';
 export * from './kernels/moe/index.ts';
 export { SUITES, runBench, BENCH_COLUMNS, CEILING_COLUMNS, markdownHeader, markdownRow, type TableColumn, type BenchSuite, type BenchRow, type BenchReport, type BenchOptions } from './bench/suites.ts';
