@@ -103,8 +103,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var v = 0.0;
     if (lid < E) {
       v = choice(lid);
-      rank_v[lid % E] = v;
-      rank_live[lid % E] = select(0u, 1u, live);
+      rank_v[lid] = v;
+      rank_live[lid] = select(0u, 1u, live);
     }
     workgroupBarrier();
     if (live) {

@@ -167,12 +167,16 @@ const dispatchChain: CeilingKernel = {
         // Each run of the launch applies x -> 3x + 1 (mod 2^32) n times to every word; how many runs
         // there were is the caller's, so find the step count from word 0 and check every word with it.
         const got = (await readTensor(x)) as Uint32Array;
-        let w = start;
-        for (let steps = 0; steps <= 1 << 16; steps++) {
-          if (w[0] === got[0]) return steps > 0 && steps % n === 0 && w.every((u, i) => u === got[i]) ? 0 : 1;
-          w = w.map((u) => (Math.imul(u, 3) + 1) >>> 0);
-        }
-        return 1;
+        const step = (u: number) => (Math.imul(u, 3) + 1) >>> 0;
+        let steps = 0;
+        for (let v = start[0]; v !== got[0]; v = step(v)) if (++steps > 1 << 26) return 1;
+        if (steps === 0 || steps % n !== 0) return 1;
+        return start.every((u, i) => {
+          for (let s = 0; s < steps; s++) u = step(u);
+          return u === got[i];
+        })
+          ? 0
+          : 1;
       },
       destroy() {
         x.destroy();

@@ -129,6 +129,8 @@ export const decodeSuite: BenchSuite = {
             // Per kernel: each launch of the step REPEAT times back to back in its own timed pass, as the
             // step runs them (one dependent dispatch after another), so the pass's own fixed cost (~5-10
             // us, more than most of these kernels) is spread over the repeats; summed by what they do.
+            // Repeats find weights that fit the L2 there (most per-layer matrices), so GEMM rows read
+            // low: the one-pass step time above is the total that counts.
             await raiseClocks(ctx);
             const events = await new Profiler(ctx).profilePasses(
               planned.launches.map((l) => ({ name: l.info.kernel, info: l.info, encode: (p) => Array.from({ length: REPEAT }, () => l.encode(p)) })),

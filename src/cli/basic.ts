@@ -79,7 +79,7 @@ export const basicCommands: Command[] = [
   {
     name: 'bench',
     usage: [
-      'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s and f32/f16 FMA TFLOP/s',
+      'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s, f32/f16 FMA TFLOP/s and µs per dependent dispatch',
       `deepwgsl bench --<suite> [--quick] [--json] [--tune]  kernel suites, each beside the measured ceilings (--tune: re-time configs)`,
     ],
     get options() {

@@ -225,6 +225,8 @@ async function indexTensor(ctx: GpuContext, where: string, name: string, x: unkn
 async function routedIds(ctx: GpuContext, where: string, x: unknown): Promise<Tensor> {
   const n = x instanceof Int32Array || Array.isArray(x) ? x.length : expectTensor(where, 'routed', x, { dtype: 'i32' }).numel;
   if (n < 1) fail(where, 'routed', 'at least one group id', n);
+  const max = ctx.limits.maxComputeWorkgroupsPerDimension;
+  if (n > max) fail(where, 'routed.length', `at most ${max} (one grid row each on this device)`, n);
   return x instanceof Tensor ? x.view([n]) : (await indexTensor(ctx, where, 'routed', x, n)).t;
 }
 
@@ -257,13 +259,20 @@ export async function maskedProblem(
   if (!Number.isInteger(expectedM) || expectedM < 0) fail(where, 'expectedM', 'a non-negative integer', expectedM);
   const o = checkOut(where, out, [g, mMax, ops.n], undefined);
   const { t, host } = await indexTensor(ctx, where, 'maskedM', maskedM, g);
+  const r = routed === undefined ? undefined : await routedIds(ctx, where, routed);
   if (check || host) {
     const v = host ?? (await hostInts(t));
     v.forEach((x, i) => {
       if (x < 0 || x > mMax) fail(where, `maskedM[${i}]`, `in 0..mMax (${mMax})`, x);
     });
+    // A group with rows that routed does not name would be left as it was: refuse it.
+    if (r) {
+      const named = new Set(await hostInts(routed instanceof Int32Array || Array.isArray(routed) ? routed : r));
+      const missed = v.findIndex((x, i) => x > 0 && !named.has(i));
+      if (missed >= 0) fail(where, 'routed', 'ids naming every group with rows', `none for group ${missed} (maskedM[${missed}] = ${v[missed]})`);
+    }
   }
-  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: routed === undefined ? undefined : await routedIds(ctx, where, routed) };
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r };
 }
 
 // ---- configs ----
@@ -288,8 +297,8 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (![1, 2, 4, 8].includes(c.ks) || c.g % c.ks !== 0 || ((c.g / c.ks) * c.nc) % 2 !== 0) return 'ks in 1,2,4,8 dividing g, and an even column count (g / ks) * nc';
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
-    if (p.routed && p.routed.shape[0] > ctx.limits.maxComputeWorkgroupsPerDimension) return `at most ${ctx.limits.maxComputeWorkgroupsPerDimension} routed entries`;
-    if (c.wide && !wideOk(p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands and mr <= 4';
+    if (storageBindings(p, c) > lim.maxStorageBuffersPerShaderStage) return `${storageBindings(p, c)} storage buffers over this device's ${lim.maxStorageBuffersPerShaderStage} per stage`;
+    if (c.wide && !wideOk(ctx, p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands, mr <= 4 and two storage buffers to spare';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
@@ -304,9 +313,20 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   return undefined;
 }
 
-/** 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0), and A read directly (mr <= 4). */
-function wideOk(p: GemmProblem, mr: number): boolean {
-  return p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && mr <= 4;
+/** Storage buffers a small-m launch binds: A, B, out, their scales, C, the row map, the 16-byte views, routed ids. */
+function storageBindings(p: GemmProblem, c: Pick<SmallMConfig, 'wide'>): number {
+  return 3 + [p.sa, p.sb, p.c, p.aux, p.routed].filter(Boolean).length + (c.wide ? 2 : 0);
+}
+
+/**
+ * 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0), A read directly (mr <= 4),
+ * and room for their two extra bindings (WebGPU guarantees only 8 storage buffers per stage).
+ */
+function wideOk(ctx: GpuContext, p: GemmProblem, mr: number): boolean {
+  return (
+    p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && mr <= 4 &&
+    storageBindings(p, { wide: true }) <= ctx.limits.maxStorageBuffersPerShaderStage
+  );
 }
 
 /** Enough workgroups to fill a large GPU; WebGPU does not tell how many cores there are. */
@@ -348,7 +368,7 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
-    const wide = wideOk(p, mr);
+    const wide = wideOk(ctx, p, mr);
     // m = 1: two columns per lane share A's decode. More rows: one column per lane (H100, Deno:
     // nc 1 ran m = 4 3.5x faster than nc 2 or 4, whose unrolled rows x columns bodies are larger).
     const nc = rows <= 1 ? 2 : 1;
@@ -372,7 +392,7 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     for (const mr of new Set([nextPow2(rows), 1])) {
-      for (const wide of wideOk(p, mr) ? [true, false] : [false]) {
+      for (const wide of wideOk(ctx, p, mr) ? [true, false] : [false]) {
         for (const nc of [1, 2, 4]) {
           for (const vec of [1, 2, 4]) {
             for (const ksMax of [1, 2, 4, 8]) {
@@ -478,10 +498,14 @@ function checkGrid(ctx: GpuContext, where: string, dims: number[]): [number, num
   return [dims[0], dims[1], dims[2]];
 }
 
-/** Upstream's counts: 2*m*n*k FLOPs (valid rows only, when known) and the bytes of every operand. */
+/**
+ * Upstream's counts: 2*m*n*k FLOPs and the bytes of every operand; with routed ids, of at most as
+ * many groups as there are ids (the groups a launch can touch).
+ */
 function launchInfo(p: GemmProblem, c: GemmConfig): { kernel: string; config: object; bytes: number; flops: number } {
-  const bytes = [p.a, p.sa, p.b, p.sb, p.out, p.c].reduce((s, t) => s + (t ? t.byteLength : 0), 0);
-  return { kernel: `gemm.${c.kernel}`, config: c, bytes, flops: 2 * p.m * p.regions * p.n * p.k };
+  const share = p.routed ? Math.min(1, p.routed.numel / p.regions) : 1;
+  const bytes = share * [p.a, p.sa, p.b, p.sb, p.out, p.c].reduce((s, t) => s + (t ? t.byteLength : 0), 0);
+  return { kernel: `gemm.${c.kernel}`, config: c, bytes, flops: share * 2 * p.m * p.regions * p.n * p.k };
 }
 
 /** Compiles (cached) and binds a GEMM; `launch.run()` or `launch.encode(pass)` executes it. */
@@ -632,7 +656,7 @@ function tuningKey(p: GemmProblem): { kernel: string; shapeKey: string } {
   const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
   return {
     kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
-    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}`,
+    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}${p.routed ? `|routed=${p.routed.numel}` : ''}`,
   };
 }
 
