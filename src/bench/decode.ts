@@ -14,7 +14,7 @@ import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
 import { activeShare } from '../model/describe.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
-import { envVar, runtime } from '../gpu/env.ts';
+import { envPositiveInts, envVar, runtime } from '../gpu/env.ts';
 import type { BenchSuite } from './suites.ts';
 import { raiseClocks } from './ceilings.ts';
 
@@ -67,8 +67,7 @@ export const decodeSuite: BenchSuite = {
     const steps = Math.max(3, Math.min(opts.iters, 32));
     // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
     const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
-    const batches = envVar('DEEPWGSL_DECODE_BATCHES')?.split(',').map(Number) ?? BATCHES;
-    if (!batches.every((b) => Number.isInteger(b) && b >= 1)) throw new Error(`bench --decode: DEEPWGSL_DECODE_BATCHES must list positive integers, got '${envVar('DEEPWGSL_DECODE_BATCHES')}'`);
+    const batches = envPositiveInts('DEEPWGSL_DECODE_BATCHES', 'bench --decode') ?? BATCHES;
     const mlaVariants = JSON.parse(envVar('DEEPWGSL_DECODE_MLA') ?? '[]') as DecoderOptions['mlaConfig'][];
     const base: DecoderOptions = { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];

@@ -4,7 +4,7 @@
 // fraction). Each row is given as a percentage of its roofline: max(bytes/stream-read,
 // flops/f32-FMA), both measured on this device.
 import type { GpuContext } from '../gpu/context.ts';
-import { envVar } from '../gpu/env.ts';
+import { envPositiveInts, envVar } from '../gpu/env.ts';
 import { createTensor, DTYPE_BYTES, rowPitch, type DType, type Tensor } from '../gpu/tensor.ts';
 import {
   autotuneGemm,
@@ -242,8 +242,7 @@ async function tfjsRow(tf: Tfjs, m: number, n: number, k: number, opts: BenchOpt
 async function run(ctx: GpuContext, opts: BenchOptions, emit: (r: BenchRow) => void): Promise<void> {
   const soft = ctx.isSoftware;
   // DEEPWGSL_GEMM_M=1,4: only the dense, lm_head and V2-Lite rows, at these m (a decode-sized pass).
-  const onlyM = envVar('DEEPWGSL_GEMM_M')?.split(',').map(Number);
-  if (onlyM && !onlyM.every((m) => Number.isInteger(m) && m >= 1)) throw new Error(`bench --gemm: DEEPWGSL_GEMM_M must list positive integers, got '${envVar('DEEPWGSL_GEMM_M')}'`);
+  const onlyM = envPositiveInts('DEEPWGSL_GEMM_M', 'bench --gemm');
   const ms = onlyM ?? (soft ? [1, 128] : opts.quick ? [1, 4, 128] : [1, 4, 128, 4096]);
   const nk = soft ? [[256, 512] as [number, number]] : opts.quick ? DENSE_NK.slice(0, 2) : DENSE_NK;
   const ours = new Map<string, number>();

@@ -22,6 +22,14 @@ export function setEnvVar(name: string, value: string): void {
   if (g.process?.env) g.process.env[name] = value;
 }
 
+/** A comma-separated list of positive integers (`1,8`), or undefined when unset; `where` names the caller in the error. */
+export function envPositiveInts(name: string, where: string): number[] | undefined {
+  const v = envVar(name);
+  const xs = v?.split(',').map(Number);
+  if (xs && !xs.every((x) => Number.isInteger(x) && x >= 1)) throw new Error(`${where}: ${name} must list positive integers, got '${v}'`);
+  return xs;
+}
+
 export function envFlag(name: string): boolean {
   const v = envVar(name);
   return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';

@@ -68,6 +68,9 @@ export function encodeLaunches(ctx: GpuContext, launches: readonly Launch[], lab
   ctx.device.queue.submit([enc.finish()]);
 }
 
+/** The smallest power of two >= x (1 for x <= 1): workgroup sizes and tuning buckets. */
+export const nextPow2 = (x: number): number => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
+
 /** Splits a workgroup count over x and y when it exceeds the per-dimension limit; kernels rebuild the flat id. */
 export function grid(ctx: GpuContext, count: number): [number, number, number] {
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;

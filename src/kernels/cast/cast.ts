@@ -5,7 +5,7 @@ import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, type Tensor } from '../../gpu/tensor.ts';
 import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
 import type { KernelModule, WgslSource } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer } from '../../jit/launch.ts';
+import { bindGroup, grid, Launch, nextPow2, paramsBuffer } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import divRn from '../../../shaders/common/div_rn.wgsl';
 import fp8 from '../../../shaders/common/fp8.wgsl';
@@ -161,7 +161,7 @@ export async function autotuneCast(
   const out = await planCast(ctx, kind, x);
   return autotune(ctx, {
     kernel: `cast.${kind}`,
-    shapeKey: `${x.dtype}|k=${x.shape[1]}|rows=${2 ** Math.ceil(Math.log2(Math.max(1, x.shape[0])))}`,
+    shapeKey: `${x.dtype}|k=${x.shape[1]}|rows=${nextPow2(x.shape[0])}`,
     candidates: castCandidates(ctx, kind),
     plan: async (config) => (await planCast(ctx, kind, x, { out, config })).launch,
     ...opts,

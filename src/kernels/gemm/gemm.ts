@@ -9,7 +9,7 @@ import { DeepwgslError, fail } from '../../gpu/errors.ts';
 import { createTensor, DTYPE_BYTES, expectTensor, readTensor, uploadTensor, type DType, Tensor } from '../../gpu/tensor.ts';
 import { autotune, tunedConfig, type AutotuneResult } from '../../jit/autotune.ts';
 import type { KernelModule, WgslSource } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import { bindGroup, grid, Launch, nextPow2, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import halfWgsl from '../../../shaders/common/half.wgsl';
@@ -134,7 +134,6 @@ export interface GroupedOptions extends GemmOptions {
 }
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
-const nextPow2 = (x: number) => 2 ** Math.ceil(Math.log2(Math.max(1, x)));
 
 function operandPair(where: string, name: string, x: unknown): [unknown, unknown] {
   if (!Array.isArray(x) || x.length !== 2) fail(where, name, `a pair [${name}, ${name}Scales]`, Array.isArray(x) ? `an array of ${x.length}` : typeof x);

@@ -8,7 +8,7 @@ import { DeepwgslError, fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, readTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
 import { autotune, type AutotuneResult } from '../../jit/autotune.ts';
-import { bindGroup, grid, Launch, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
+import { bindGroup, grid, Launch, nextPow2, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
 import packWgsl from '../../../shaders/mla/pack.wgsl';
@@ -286,7 +286,6 @@ function checkKey(meta: MlaSchedMeta, key: SchedKey): void {
   }
 }
 
-const nextPow2 = (n: number) => 2 ** Math.ceil(Math.log2(Math.max(1, n)));
 
 /** Query rows one workgroup serves: all (token, head) pairs of a kv head (dense) or the heads of one token (sparse). */
 function rowsPerGroup(s: Shapes): number {

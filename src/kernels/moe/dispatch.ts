@@ -13,7 +13,7 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, unusedTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { KernelModule } from '../../jit/compose.ts';
-import { bindGroup, grid, Launch, paramsBuffer, planKernel, type Dispatch } from '../../jit/launch.ts';
+import { bindGroup, grid, Launch, nextPow2, paramsBuffer, planKernel, type Dispatch } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import combineTemplate from '../../../shaders/moe/combine.wgsl';
 import dispatchTemplate from '../../../shaders/moe/dispatch.wgsl';
@@ -128,7 +128,7 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const direct = !contiguous && !counters;
   if (!contiguous) ctx.device.queue.writeBuffer(starts.buffer, starts.byteOffset, Int32Array.from({ length: E + 1 }, (_, e) => e * mMax));
   // The scan's width: the entries rounded up to a power of two (a decode step has a few dozen), at most SCAN_WG.
-  const scanWg = Math.min(SCAN_WG, Math.max(32, 2 ** Math.ceil(Math.log2(entries))));
+  const scanWg = Math.min(SCAN_WG, Math.max(32, nextPow2(entries)));
   const [count, offsets, map] = await Promise.all([
     ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: scanWg, DIRECT: direct }, { Params: LayoutParams })),
     ctx.pipelines.get(

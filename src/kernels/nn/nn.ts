@@ -7,7 +7,7 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { WgslConst, WgslSource } from '../../jit/compose.ts';
-import { planKernel, type Launch } from '../../jit/launch.ts';
+import { nextPow2, planKernel, type Launch } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
 import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
@@ -37,7 +37,7 @@ const ROW_WG = 128;
  * loads) is what counts, not bytes.
  */
 function rowWorkgroup(n: number): number {
-  return Math.min(256, Math.max(32, 2 ** Math.ceil(Math.log2(Math.ceil(n / 8)))));
+  return Math.min(256, Math.max(32, nextPow2(Math.ceil(n / 8))));
 }
 
 interface NnKernel {
