@@ -125,12 +125,6 @@ async function decodeMasked(ctx: GpuContext, g: number, active: number, rows: nu
 const V2_LITE_DENSE: [string, number, number][] = [['q_proj', 3072, 2048], ['kv_a', 576, 2048], ['o_proj', 2048, 2048], ['lm_head', 102400, 2048]];
 const V2_LITE_EXPERTS: [string, number, number][] = [['experts gate/up', 2816, 2048], ['experts down', 2048, 1408]];
 
-/** Steady state: the clock raised (see raiseClocks), the launch's pipeline and buffers warm. */
-export async function keepBusy(ctx: GpuContext, launch: Launch): Promise<void> {
-  await raiseClocks(ctx);
-  await timeLaunch(ctx, launch, { iters: 2, warmup: 1 });
-}
-
 /** Weights the back-to-back timing rotates through: past the L2 (50 MB on an H100), as a decode step's are. */
 const ROTATE_BYTES = 128 << 20;
 
@@ -152,7 +146,7 @@ async function backToBack(ctx: GpuContext, made: Made, launch: Launch, iters: nu
   }
   const reps = Math.ceil(16 / copies);
   const all = new Launch(ctx, Array.from({ length: reps }, () => launches.flatMap((l) => l.dispatches)).flat(), launch.info);
-  await keepBusy(ctx, all);
+  await raiseClocks(ctx);
   const t = await timeLaunch(ctx, all, { iters: Math.max(3, iters >> 2) });
   for (const x of extra) x.destroy();
   return { ms: t.medianMs / (reps * copies), launches: reps * copies };
@@ -165,7 +159,7 @@ async function measure(ctx: GpuContext, name: string, made: Made | string, opts:
   // --tune: time every candidate on this case first (and remember the winner), else stored winner or heuristic.
   const tuned = opts.tune ? await autotuneGemm(ctx, made.p, { force: true, iters: Math.max(3, opts.iters >> 1) }) : undefined;
   const launch = await planGemm(ctx, 'bench', made.p, tuned?.best);
-  await keepBusy(ctx, launch);
+  await raiseClocks(ctx);
   const alone = await timeLaunch(ctx, launch, { iters: opts.iters });
   const b2b = launch.info.kernel === 'gemm.smallM' ? await backToBack(ctx, made, launch, opts.iters) : undefined;
   const t = { medianMs: b2b?.ms ?? alone.medianMs, method: alone.method };

@@ -1,7 +1,7 @@
 // deepwgsl gemm: one FP8 GEMM shape, autotuned or with the heuristic config, timed on this device.
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor } from '../gpu/tensor.ts';
-import { keepBusy } from '../bench/gemm.ts';
+import { raiseClocks } from '../bench/ceilings.ts';
 import { autotuneGemm, denseProblem, planGemm } from '../kernels/gemm/gemm.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
@@ -34,7 +34,7 @@ async function gemm(ctx: GpuContext, v: Values): Promise<void> {
     config = r.best;
   }
   const launch = await planGemm(ctx, 'gemm', p, config);
-  await keepBusy(ctx, launch);
+  await raiseClocks(ctx);
   const t = await timeLaunch(ctx, launch, { iters });
   const s = t.medianMs / 1e3;
   out(`fp8GemmNT${a32 ? ' (W8A32)' : ''} m=${m} n=${n} k=${k} ${JSON.stringify(launch.info.config)}: ${t.medianMs.toFixed(4)} ms, ${(launch.info.bytes / s / 1e9).toPrecision(4)} GB/s, ${(launch.info.flops / s / 1e12).toPrecision(4)} TFLOP/s (${t.method})`);
