@@ -220,13 +220,13 @@ async function indexTensor(ctx: GpuContext, where: string, name: string, x: unkn
   return { t: expectTensor(where, name, x, { dtype: 'i32', shape: [len] }) };
 }
 
-/** The masked layout's routed group ids, flat (an i32 tensor of any shape, e.g. topk ids [tokens, k], or host ids). */
-async function routedIds(ctx: GpuContext, where: string, x: unknown): Promise<Tensor> {
+/** The masked layout's routed group ids, flat (an i32 tensor of any shape, e.g. topk ids [tokens, k], or host ids, uploaded). */
+async function routedIds(ctx: GpuContext, where: string, x: unknown): Promise<{ t: Tensor; host?: Int32Array }> {
   const n = x instanceof Int32Array || Array.isArray(x) ? x.length : expectTensor(where, 'routed', x, { dtype: 'i32' }).numel;
   if (n < 1) fail(where, 'routed', 'at least one group id', n);
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (n > max) fail(where, 'routed.length', `at most ${max} (one grid row each on this device)`, n);
-  return x instanceof Tensor ? x.view([n]) : (await indexTensor(ctx, where, 'routed', x, n)).t;
+  return indexTensor(ctx, where, 'routed', x instanceof Tensor ? x.view([n]) : x, n);
 }
 
 // ---- problem builders (validation happens here, before anything is dispatched) ----
@@ -266,12 +266,12 @@ export async function maskedProblem(
     });
     // A group with rows that routed does not name would be left as it was: refuse it.
     if (r) {
-      const named = new Set(await hostInts(routed instanceof Int32Array || Array.isArray(routed) ? routed : r));
+      const named = new Set(r.host ?? (await hostInts(r.t)));
       const missed = v.findIndex((x, i) => x > 0 && !named.has(i));
       if (missed >= 0) fail(where, 'routed', 'ids naming every group with rows', `none for group ${missed} (maskedM[${missed}] = ${v[missed]})`);
     }
   }
-  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r };
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r?.t };
 }
 
 // ---- configs ----
@@ -296,7 +296,8 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (![1, 2, 4, 8].includes(c.ks) || c.g % c.ks !== 0 || ((c.g / c.ks) * c.nc) % 2 !== 0) return 'ks in 1,2,4,8 dividing g, and an even column count (g / ks) * nc';
     if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
-    if (storageBindings(p, c) > lim.maxStorageBuffersPerShaderStage) return `${storageBindings(p, c)} storage buffers over this device's ${lim.maxStorageBuffersPerShaderStage} per stage`;
+    const buffers = storageBindings(p, c);
+    if (buffers > lim.maxStorageBuffersPerShaderStage) return `${buffers} storage buffers over this device's ${lim.maxStorageBuffersPerShaderStage} per stage`;
     if (c.wide && !wideOk(ctx, p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands, mr <= 4 and two storage buffers to spare';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
