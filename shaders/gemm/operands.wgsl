@@ -14,10 +14,11 @@ fn e4m3x4_nan_path(w: u32) -> vec4<f32> {
   return vec4<f32>(d.x, d.z, d.y, d.w);
 }
 
-// True when any byte of any word is a NaN code (0x7f or 0xff): a zero byte of ~w & 0x7f7f7f7f.
+// True when any byte of any word is a NaN code (0x7f or 0xff): adding 1 to a byte's low 7 bits
+// reaches bit 7 only from 0x7f, and never carries into the next byte.
 fn e4m3_has_nan(w: vec4<u32>) -> bool {
-  let t = ~w & vec4<u32>(0x7f7f7f7fu);
-  return any(((t - vec4<u32>(0x01010101u)) & ~t & vec4<u32>(0x80808080u)) != vec4<u32>(0u));
+  let t = (w & vec4<u32>(0x7f7f7f7fu)) + vec4<u32>(0x01010101u);
+  return ((t.x | t.y | t.z | t.w) & 0x80808080u) != 0u;
 }
 
 // The f16 route without the NaN check. Each 16-bit half of x holds a byte shifted left by 7: its

@@ -19,6 +19,7 @@ export {
   type FP8Lhs,
   type GemmConfig,
   type SmallMConfig,
+  type GemvConfig,
   type TiledConfig,
   type GemmProblem,
   type GemmLayout,
