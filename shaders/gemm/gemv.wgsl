@@ -20,19 +20,12 @@ const COLS = TEAMS * RW;
 const PARTS = T / SGM;
 const SLOTS = WG / SGM;
 var<workgroup> red: array<f32, MR * RW * SLOTS>;
-var<workgroup> region_wg: vec2<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lane = lid % T;
   let team = lid / T;
-  if (lid == 0u) {
-    let zz = mode_z(wid.z);
-    var rz = 0u;
-    if (zz != NO_REGION) { rz = mode_rows(zz); }
-    region_wg = vec2<u32>(zz, rz);
-  }
-  let region = workgroupUniformLoad(&region_wg);
+  let region = workgroup_region(wid.z, lid);
   // A workgroup with no region has no rows: it loads and stores nothing.
   let z = select(region.x, 0u, region.x == NO_REGION);
   let rows = region.y;

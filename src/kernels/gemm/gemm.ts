@@ -22,6 +22,7 @@ import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
 import gemvWgsl from '../../../shaders/gemm/gemv.wgsl';
 import loadAbWgsl from '../../../shaders/gemm/load_ab.wgsl';
 import operandsWgsl from '../../../shaders/gemm/operands.wgsl';
+import regionWgsl from '../../../shaders/gemm/region.wgsl';
 import rowsContiguousWgsl from '../../../shaders/gemm/rows_contiguous.wgsl';
 import rowsDenseWgsl from '../../../shaders/gemm/rows_dense.wgsl';
 import rowsMaskedWgsl from '../../../shaders/gemm/rows_masked.wgsl';
@@ -550,6 +551,7 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
     B_SCALE: { f32: p.b.dtype === 'e4m3' ? 256 : 1 },
   };
   const zMode = p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl };
+  const region = { file: 'gemm/region.wgsl', code: regionWgsl };
   if (c.kernel === 'gemv') {
     const sgm = gemvSgm(ctx, c);
     return {
@@ -560,6 +562,7 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
         ...helpers,
         { file: 'gemm/wide.wgsl', code: wideWgsl },
         zMode,
+        region,
         sgm > 1 ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroupWgsl } : { file: 'common/shuffle_none.wgsl', code: shuffleNoneWgsl },
       ],
       consts: { ...consts, WG: c.wg, T: c.t, CPL: gemvChunks(p.k, c.t), MR: c.mr, R: c.r, RW: c.rw, VALS: c.mr * c.r, SGM: sgm },
@@ -576,6 +579,7 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
         ...helpers,
         c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl },
         zMode,
+        region,
       ],
       consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
