@@ -21,6 +21,20 @@ const PARTS = T / SGM;
 const SLOTS = WG / SGM;
 var<workgroup> red: array<f32, MR * RW * SLOTS>;
 
+// One step's loads: this lane's CPL chunks of R columns from `col`. Columns past n read the last
+// column again and chunks past k the last chunk; their sums are never stored.
+fn load_step(g: u32, col: u32, lane: u32, kc: u32) -> array<vec4<u32>, R * CPL> {
+  var bw: array<vec4<u32>, R * CPL>;
+  // @unroll
+  for (var j = 0u; j < R; j++) {
+    // @unroll
+    for (var i = 0u; i < CPL; i++) {
+      bw[j * CPL + i] = load_b16(g * params.n + min(col + j, params.n - 1u), min(lane + i * T, kc - 1u) * 4u);
+    }
+  }
+  return bw;
+}
+
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lane = lid % T;
@@ -35,15 +49,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let col0 = wid.x * COLS + team * RW;
 
   for (var r0 = 0u; r0 < rows; r0 += MR) {
-    // Columns past n read the last column again; their sums are never stored.
-    var bw: array<vec4<u32>, R * CPL>;
-    // @unroll
-    for (var j = 0u; j < R; j++) {
-      // @unroll
-      for (var i = 0u; i < CPL; i++) {
-        bw[j * CPL + i] = load_b16(g * params.n + min(col0 + j, params.n - 1u), min(lane + i * T, kc - 1u) * 4u);
-      }
-    }
+    var bw = load_step(g, col0, lane, kc);
     // This lane's chunks of A, decoded and unscaled, with their 1x128 scales. Chunks past k
     // re-read the last one; their products are never summed.
     var av: array<vec4<f32>, MR * CPL * 4>;
@@ -89,15 +95,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           }
         }
       }
-      if (s + R < RW) {
-        // @unroll
-        for (var j = 0u; j < R; j++) {
-          // @unroll
-          for (var i = 0u; i < CPL; i++) {
-            bw[j * CPL + i] = load_b16(g * params.n + min(col0 + s + R + j, params.n - 1u), min(lane + i * T, kc - 1u) * 4u);
-          }
-        }
-      }
+      if (s + R < RW) { bw = load_step(g, col0 + s + R, lane, kc); }
       // Every lane of an SGM-lane segment ends with the segment's sum; one lane parks it.
       // @unroll
       for (var v = 0u; v < VALS; v++) {

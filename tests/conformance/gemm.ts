@@ -61,7 +61,8 @@ const GEMV: GemvConfig = { kernel: 'gemv', mr: 1, wg: 64, t: 32, r: 2, rw: 4, su
 function gemvCases(ctx: GpuContext): Case[] {
   const sg = ctx.has('subgroups') ? [false, true] : [false];
   return sg.flatMap((subgroups) => [
-    ...dense([[1, 67, 1040]], { ...GEMV, rw: 6, subgroups }),
+    // Same config, another k (3 chunks per lane, not 1): a pipeline of its own.
+    ...dense([[1, 67, 256], [1, 67, 1040]], { ...GEMV, rw: 6, subgroups }),
     ...dense([[3, 130, 400]], { ...GEMV, mr: 2, t: 64, wg: 128, r: 4, rw: 8, subgroups }).map((c) => ({ ...c, c: 'f32' as DType })),
     ...dense([[4, 66, 256]], { ...GEMV, mr: 4, wg: 128, rw: 2, subgroups }, ['f32', 'e4m3']),
     ...dense([[1, 200, 2048]], { ...GEMV, t: 128, wg: 256, rw: 16, subgroups }, ['bf16', 'e4m3']).map((c) => ({ ...c, out: 'f16' as DType })),
@@ -213,12 +214,13 @@ function dense(shapes: [number, number, number][], config: GemmConfig | undefine
 
 function allCodesCheck(config: GemmConfig, codesIn: 'a' | 'b' = 'a'): Check['run'] {
   // Row i of one operand holds code i, the other is 1.0, all scales 1: out = decode(code) exactly (NaN code included).
-  // Codes in B take the 16-byte-load path's NaN check (k = 16, the rest of each row zero).
+  // Codes in B take the 16-byte-load path's NaN check (k = 16: code i at byte i % 16 of its row, the
+  // rest zero, A all 1.0), so every byte position of the 16 is checked.
   return async (ctx) => {
     const k = codesIn === 'b' ? 16 : 1;
-    const rows = (n: number, code: (i: number) => number) => Uint8Array.from({ length: n * k }, (_, j) => (j % k === 0 ? code(j / k) : 0));
+    const rows = (n: number, at: (row: number, j: number) => number) => Uint8Array.from({ length: n * k }, (_, j) => at(Math.floor(j / k), j % k));
     const one = (shape: number[]) => uploadTensor(ctx, new Float32Array(shape[0] * shape[1]).fill(1), shape, 'f32');
-    const codes = uploadTensor(ctx, rows(256, (i) => i), [256, k], 'e4m3');
+    const codes = uploadTensor(ctx, rows(256, (i, j) => (j === i % k ? i : 0)), [256, k], 'e4m3');
     const unit = uploadTensor(ctx, rows(1, () => encodeE4M3(1)), [1, k], 'e4m3');
     const [a, b] = codesIn === 'a' ? [codes, unit] : [unit, codes];
     const out = createTensor(ctx, [a.shape[0], b.shape[0]], 'f32');

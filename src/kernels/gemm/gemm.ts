@@ -433,12 +433,14 @@ function gemvConfig(
 ): GemvConfig | undefined {
   const t = opts.t ?? [32, 64, 128, 256].find((x) => mr * gemvChunks(p.k, x) <= maxChunks);
   if (t === undefined || p.k % 16 !== 0 || mr * gemvChunks(p.k, t) > maxChunks) return undefined;
-  const r = opts.r ?? (gemvChunks(p.k, t) === 1 ? 4 : 2);
   const cols = p.n * Math.min(p.regions, p.routed?.numel ?? p.regions);
-  const base = { kernel: 'gemv' as const, mr, wg: Math.max(t, 128), t, r, rw: r, subgroups: ctx.has('subgroups'), ...opts };
-  // Without shuffles every lane parks its sums in workgroup memory: fewer columns per team fit.
-  const limit = Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16) / (4 * mr * (base.wg / gemvSgm(ctx, base))) / r) * r;
-  if (opts.rw === undefined) base.rw = Math.max(r, Math.min(GEMV_MAX_RW, limit, ceilDiv(ceilDiv(cols * t, lanes), r) * r));
+  const base = { kernel: 'gemv' as const, mr, wg: Math.max(t, 128), t, r: gemvChunks(p.k, t) === 1 ? 4 : 2, rw: 2, subgroups: ctx.has('subgroups'), ...opts };
+  // Without shuffles every lane parks its sums in workgroup memory: fewer columns per team fit
+  // (4 per step may not, 2 then).
+  const fit = Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16) / (4 * mr * (base.wg / gemvSgm(ctx, base))));
+  if (opts.r === undefined && fit < base.r) base.r = 2;
+  const limit = Math.floor(fit / base.r) * base.r;
+  if (opts.rw === undefined) base.rw = Math.max(base.r, Math.min(GEMV_MAX_RW, limit, ceilDiv(ceilDiv(cols * t, lanes), base.r) * base.r));
   return base;
 }
 
@@ -451,10 +453,13 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
-    // 2..4 rows with e4m3 B: A in registers, when a lane's share of it stays small (H200: 1.2-2.7x
-    // the small-m kernel). One row: only where k is short or long; at k = 2048..7168 small-m ran
-    // up to 1.3x faster (docs/BENCHMARKS.md, v7).
-    const gv = mr <= 4 && (mr >= 2 || p.k <= 1536 || p.k >= 16384) ? gemvConfig(ctx, p, mr) : undefined;
+    // 2..4 rows with e4m3 B: A in registers, when a lane's share of it stays small (H200 through
+    // Dawn, m = 4: 1.1-2.7x the small-m kernel). One row: only where k is short (<= 1536) or
+    // long (16384: 4 chunks per lane of 256; longer k does not fit); at k = 2048..7168 small-m
+    // ran up to 1.3x faster (docs/BENCHMARKS.md, v7). Only with subgroups, as measured:
+    // without them every lane's sums go through workgroup memory.
+    const oneRowWins = p.k <= 1536 || p.k >= 16384;
+    const gv = mr <= 4 && (mr >= 2 || oneRowWins) && ctx.has('subgroups') ? gemvConfig(ctx, p, mr) : undefined;
     if (gv && !configProblem(ctx, p, gv)) return gv;
     const wide = wideOk(ctx, p, { kernel: 'smallM', mr, wide: true });
     // m = 1: two columns per lane share A's decode. More rows: one column per lane (H100, Deno:
@@ -556,7 +561,8 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
     const sgm = gemvSgm(ctx, c);
     return {
       kernel: 'gemm.gemv',
-      config: { ...c, ...dtypes, sgm },
+      // cpl comes from k: it is part of the code, so part of the pipeline's cache key.
+      config: { ...c, ...dtypes, sgm, cpl: gemvChunks(p.k, c.t) },
       template: { file: 'gemm/gemv.wgsl', code: gemvWgsl },
       helpers: [
         ...helpers,
