@@ -458,8 +458,11 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
     // long (16384: 4 chunks per lane of 256; longer k does not fit); at k = 2048..7168 small-m
     // ran up to 1.3x faster (docs/BENCHMARKS.md, v7). Only with subgroups, as measured:
     // without them every lane's sums go through workgroup memory.
+    // And only where one pass covers every region's rows (masked: mMax <= mr): each further pass
+    // walks all of a team's columns again, a chain of dependent steps (decode at batch 4, whose
+    // experts take up to 4 rows under expectedM = 1, ran its down GEMM 2.4x slower).
     const oneRowWins = p.k <= 1536 || p.k >= 16384;
-    const gv = mr <= 4 && (mr >= 2 || oneRowWins) && ctx.has('subgroups') ? gemvConfig(ctx, p, mr) : undefined;
+    const gv = mr <= 4 && p.m <= mr && (mr >= 2 || oneRowWins) && ctx.has('subgroups') ? gemvConfig(ctx, p, mr) : undefined;
     if (gv && !configProblem(ctx, p, gv)) return gv;
     const wide = wideOk(ctx, p, { kernel: 'smallM', mr, wide: true });
     // m = 1: two columns per lane share A's decode. More rows: one column per lane (H100, Deno:
