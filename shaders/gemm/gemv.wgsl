@@ -3,7 +3,7 @@
 // per 16 bytes of B, which is what bounds it (docs/BENCHMARKS.md, v6). Here a team of T lanes spans
 // all of k: lane l holds the 16-value chunks l, l + T, ... (CPL of them) of the MR rows of A,
 // decoded once, and the team walks RW rows of B (output columns) R at a time, so A is read once
-// per RW columns. A step's R * CPL loads are all issued first, the next step's before this step's
+// per RW columns; the grid's teams take the steps' columns in turn, one sweep over B. A step's R * CPL loads are all issued first, the next step's before this step's
 // sums are shuffled (xor, within SGM lanes: subgroups, when the JIT has them) and parked in
 // workgroup memory. No barrier until the team's columns are done: then the T / SGM parts of each
 // sum are added by a fixed tree (the same bits every run) and stored. As in small_m.wgsl, each
@@ -15,7 +15,6 @@
 @group(0) @binding(3) var<storage, read_write> out: array<u32>;
 
 const TEAMS = WG / T;
-const COLS = TEAMS * RW;
 // Parts of each sum per team once the shuffles are done; one slot per part of every team.
 const PARTS = T / SGM;
 const SLOTS = WG / SGM;
@@ -36,7 +35,7 @@ fn load_step(g: u32, col: u32, lane: u32, kc: u32) -> array<vec4<u32>, R * CPL> 
 }
 
 @compute @workgroup_size(WG)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let lane = lid % T;
   let team = lid / T;
   let region = workgroup_region(wid.z, lid);
@@ -46,10 +45,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let g = u32(mode_group(z, 0u));
   let r_base = z * params.m;
   let kc = params.k / 16u;
-  let col0 = wid.x * COLS + team * RW;
+  // Step i of team tg takes columns (i * TT + tg) * R ..: at each step the grid's teams read one
+  // band of B's rows together, as one sweep (a block of columns per team had each team read its own
+  // region: DRAM pages opened all over B).
+  let tt = nwg.x * TEAMS;
+  let tg = wid.x * TEAMS + team;
 
   for (var r0 = 0u; r0 < rows; r0 += MR) {
-    var bw = load_step(g, col0, lane, kc);
+    var bw = load_step(g, tg * R, lane, kc);
     // This lane's chunks of A, decoded and unscaled, with their 1x128 scales. Chunks past k
     // re-read the last one; their products are never summed.
     var av: array<vec4<f32>, MR * CPL * 4>;
@@ -73,7 +76,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       var acc = array<f32, VALS>();
       // @unroll
       for (var j = 0u; j < R; j++) {
-        let col = min(col0 + s + j, params.n - 1u);
+        let col = min(((s / R) * tt + tg) * R + j, params.n - 1u);
         // @unroll
         for (var i = 0u; i < CPL; i++) {
           let c = lane + i * T;
@@ -95,7 +98,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           }
         }
       }
-      if (s + R < RW) { bw = load_step(g, col0 + s + R, lane, kc); }
+      if (s + R < RW) { bw = load_step(g, ((s / R + 1u) * tt + tg) * R, lane, kc); }
       // Every lane of an SGM-lane segment ends with the segment's sum; one lane parks it.
       // @unroll
       for (var v = 0u; v < VALS; v++) {
@@ -119,7 +122,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       let q = 2u * (e % (RW / 2u));
       let tm = (e / (RW / 2u)) % TEAMS;
       let r = e / ((RW / 2u) * TEAMS);
-      let col = wid.x * COLS + tm * RW + q;
+      let col = ((q / R) * tt + wid.x * TEAMS + tm) * R + q % R;
       let at = (r * RW + q) * SLOTS + tm * PARTS;
       if (r0 + r < rows && col < params.n) { store_pair(r_base + r0 + r, col, vec2<f32>(red[at], red[at + SLOTS]), false); }
     }
