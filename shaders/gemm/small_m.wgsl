@@ -31,13 +31,20 @@ var<workgroup> a_tile: array<vec4<f32>, A_TILE>;
 var<workgroup> sa_tile: array<f32, SA_TILE>;
 var<workgroup> red: array<f32, NC * WG>;
 var<workgroup> res: array<f32, MR * COLS>;
+var<workgroup> region_wg: vec2<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kl = lid % KL;
   let cg = lid / KL;
   let col_blk = wid.x * COLS;
-  let region = workgroup_region(wid.z, lid);
+  if (lid == 0u) {
+    let zz = mode_z(wid.z);
+    var rz = 0u;
+    if (zz != NO_REGION) { rz = mode_rows(zz); }
+    region_wg = vec2<u32>(zz, rz);
+  }
+  let region = workgroupUniformLoad(&region_wg);
   // A workgroup with no region has no rows: it loads and stores nothing.
   let z = select(region.x, 0u, region.x == NO_REGION);
   let rows = region.y;

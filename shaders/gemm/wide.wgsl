@@ -1,5 +1,5 @@
-// 16-byte loads for the small-m kernel (with WIDE) and the gemv kernel: e4m3 B, k % 16 == 0, A and B rows 16-byte aligned.
-// Second read-only views of the A and B buffers as vec4<u32>. `ch` is a chunk index (4 k values), a multiple of 4.
+// 16-byte loads for the small-m kernel (WIDE: e4m3 B, k % 16 == 0, A and B rows 16-byte aligned):
+// second read-only views of the A and B buffers as vec4<u32>. `ch` is a chunk index (4 k values), a multiple of 4.
 @group(0) @binding(8) var<storage, read> b4: array<vec4<u32>>;
 @group(0) @binding(9) var<storage, read> a4: array<vec4<u32>>;
 

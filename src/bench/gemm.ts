@@ -163,7 +163,7 @@ async function measure(ctx: GpuContext, name: string, made: Made | string, opts:
   const launch = await planGemm(ctx, 'bench', made.p, tuned?.best);
   await raiseClocks(ctx);
   const alone = await timeLaunch(ctx, launch, { iters: opts.iters });
-  const b2b = launch.info.kernel === 'gemm.smallM' || launch.info.kernel === 'gemm.gemv' ? await backToBack(ctx, made, launch, opts.iters) : undefined;
+  const b2b = launch.info.kernel === 'gemm.smallM' ? await backToBack(ctx, made, launch, opts.iters) : undefined;
   const t = { medianMs: b2b?.ms ?? alone.medianMs, method: alone.method };
   const s = t.medianMs / 1e3;
   const memMs = (made.bytes / (bw * 1e9)) * 1e3;

@@ -19,7 +19,6 @@ import {
   mGroupedFp8GemmNTMasked,
   planGemm,
   type GemmConfig,
-  type GemvConfig,
   type SmallMConfig,
   type TiledConfig,
 } from '../../src/kernels/gemm/gemm.ts';
@@ -54,20 +53,6 @@ const WIDE: SmallMConfig = { kernel: 'smallM', mr: 4, g: 4, ks: 2, nc: 4, vec: 2
 /** Four lane groups along k on two columns: the in-workgroup k split (a 128-lane tree per column). */
 const KSPLIT: SmallMConfig = { kernel: 'smallM', mr: 1, g: 4, ks: 4, nc: 2, vec: 1, splits: 1, wide: true };
 const TILED: TiledConfig = { kernel: 'tiled', bm: 32, bn: 32, bk: 16, tm: 4, tn: 4, splits: 1 };
-/** A in registers: two 32-lane teams, 4 columns each, 2 per step (k past 32 * 16 gives a lane several chunks). */
-const GEMV: GemvConfig = { kernel: 'gemv', mr: 1, wg: 64, t: 32, r: 2, rw: 4, subgroups: false };
-
-/** gemv cases: chunks per lane 1..3 with a ragged last one, teams of 32..128 lanes, rows past mr (A loaded twice), shuffles where the adapter has subgroups. */
-function gemvCases(ctx: GpuContext): Case[] {
-  const sg = ctx.has('subgroups') ? [false, true] : [false];
-  return sg.flatMap((subgroups) => [
-    // Same config, another k (3 chunks per lane, not 1): a pipeline of its own.
-    ...dense([[1, 67, 256], [1, 67, 1040]], { ...GEMV, rw: 6, subgroups }),
-    ...dense([[3, 130, 400]], { ...GEMV, mr: 2, t: 64, wg: 128, r: 4, rw: 8, subgroups }).map((c) => ({ ...c, c: 'f32' as DType })),
-    ...dense([[4, 66, 256]], { ...GEMV, mr: 4, wg: 128, rw: 2, subgroups }, ['f32', 'e4m3']),
-    ...dense([[1, 200, 2048]], { ...GEMV, t: 128, wg: 256, rw: 16, subgroups }, ['bf16', 'e4m3']).map((c) => ({ ...c, out: 'f16' as DType })),
-  ]);
-}
 
 /** Host operand: stored values (as the GPU decodes them) and scales spanning 1e-3..1e3 for FP8. */
 function operand(rows: number, k: number, dtype: DType, scaleRows: number): { store: ArrayLike<number>; x: Float64Array; scales?: Float32Array } {
@@ -278,19 +263,13 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3], 4), /maskedM.length must be 2, got 1/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], t([2, 8, 129], 'f32'), [3, 3], 4), /out.shape must be \[2, 8, 130\]/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { config: { ...SMALL, splits: 2 } }), /split-k only in the dense layout/);
-  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [0, 1], config: TILED }), /routed groups only with the small-m and gemv kernels/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [0, 1], config: TILED }), /routed groups only with the small-m kernel/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: t([2], 'f32') }), /routed.dtype must be 'i32', got 'f32'/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [] }), /routed must be at least one group id, got 0/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 2], 4, { routed: [0, -1] }), /routed must be ids naming every group with rows, got 'none for group 1 \(maskedM\[1\] = 2\)'/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: WIDE }), /wide only with e4m3 B, k % 16 == 0/);
   err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
-  const gemvAt = (config: GemvConfig) => fp8GemmNT(ctx, [t([4, 208], 'e4m3'), t([4, 2], 'f32')], [t([130, 208], 'e4m3'), sb], out, { config });
-  err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: GEMV }), /gemv only with e4m3 B, k % 16 == 0/);
-  err += await throwsLike(() => gemvAt({ ...GEMV, t: 48 }), /config must be t in 32,64,128,256 and wg a multiple of t/);
-  err += await throwsLike(() => gemvAt({ ...GEMV, rw: 3 }), /config must be rw a multiple of r up to 256/);
-  err += await throwsLike(() => mGroupedFp8GemmNTContiguous(ctx, [ca, csa], [gb, gsb], cout, idx(() => 0), { config: GEMV }), /gemv kernel does not take the contiguous layout/);
-  if (!ctx.has('subgroups')) err += await throwsLike(() => gemvAt({ ...GEMV, subgroups: true }), /subgroups only where the adapter has/);
-  return { err, tol: 0, note: '34 bad calls' };
+  return { err, tol: 0, note: '29 bad calls' };
 }
 
 const full = envFlag('DEEPWGSL_GEMM_FULL');
@@ -308,11 +287,6 @@ export const gemmChecks: Check[] = [
         ...dense([[1, 64, 512], [3, 130, 400]], WIDE),
         ...dense([[1, 66, 400]], KSPLIT),
       ]),
-  },
-  { name: 'gemm fp8 e4m3 decode: all 256 codes of B through the gemv kernel, exact', run: allCodesCheck(GEMV, 'b') },
-  {
-    name: 'gemm fp8GemmNT gemv kernel (A in registers): m 1..4, ragged chunks, teams of 32..128 lanes, +C, e4m3/f32/bf16 A',
-    run: (ctx) => runCases(ctx, gemvCases(ctx)),
   },
   {
     name: 'gemm fp8GemmNT tiled kernel: odd m, n/k not multiples of 128, bf16/f16/f32 out, +C, split-k',
@@ -355,7 +329,7 @@ export const gemmChecks: Check[] = [
     // a group with rows that no id names stays untouched (unchecked launches: the MoE layer's). A
     // repeated id is computed once; twice would write the same bits, so only the repeats' presence
     // is checked here. Rows past 8 take the staged-A path, FP8 activations the 16-byte one.
-    name: 'gemm masked over routed group ids (small-m, gemv): repeats, -1 and out-of-range ids, unnamed groups untouched',
+    name: 'gemm masked over routed group ids (small-m): repeats, -1 and out-of-range ids, unnamed groups untouched',
     run: (ctx) =>
       runCases(ctx, [
         { layout: 'masked', ops: 'e4m3', m: 8, n: 130, k: 200, out: 'bf16', maskedM: [3, 0, 8, 1], routed: [2, -1, 0, 2, 3, 7], config: SMALL },
@@ -363,7 +337,6 @@ export const gemmChecks: Check[] = [
         { layout: 'masked', ops: ['bf16', 'bf16'], m: 4, n: 66, k: 64, out: 'f32', maskedM: [4, 1], routed: [1, 0, 1, 1], config: { ...SMALL, mr: 1 } },
         { layout: 'masked', ops: ['f32', 'e4m3'], m: 16, n: 64, k: 256, out: 'f32', maskedM: [9, 16, 5], routed: [1, 0, 1], config: { ...SMALL, mr: 16 } },
         { layout: 'masked', ops: 'e4m3', m: 4, n: 130, k: 256, out: 'bf16', maskedM: [2, 4, 3], routed: [2, 1, 2], config: { ...WIDE, splits: 1 } },
-        { layout: 'masked', ops: ['f32', 'e4m3'], m: 4, n: 130, k: 256, out: 'f32', maskedM: [1, 4, 0, 2], routed: [3, 1, -1, 1, 9], config: { ...GEMV, mr: 4 } },
       ]),
   },
   {

@@ -1,8 +1,7 @@
 // DeepGEMM's GEMMs on WebGPU: D = C + A @ B.T with A [m, k] and B [n, k] both K-major ("NT").
 // FP8 (e4m3 with 1x128 scales on A and 128x128 scales on B) and bf16/f16/f32 operands; dense,
-// m-grouped contiguous (MoE prefill) and m-grouped masked (MoE decode) layouts. Three kernels:
-// small_m.wgsl (m <= 16 per group, memory-bound, optional split-k), gemv.wgsl (m <= 4, e4m3 B, A
-// held in registers) and tiled.wgsl.
+// m-grouped contiguous (MoE prefill) and m-grouped masked (MoE decode) layouts. Two kernels:
+// small_m.wgsl (m <= 16 per group, memory-bound, optional split-k) and tiled.wgsl.
 import * as d from 'typegpu/data';
 import type { GpuContext } from '../../gpu/context.ts';
 import { envFlag } from '../../gpu/env.ts';
@@ -13,16 +12,12 @@ import type { KernelModule, WgslSource } from '../../jit/compose.ts';
 import { bindGroup, grid, Launch, nextPow2, paramsBuffer, type Dispatch } from '../../jit/launch.ts';
 import type { TuningStore } from '../../jit/tuning-cache.ts';
 import fp8Wgsl from '../../../shaders/common/fp8.wgsl';
-import shuffleNoneWgsl from '../../../shaders/common/shuffle_none.wgsl';
-import shuffleSubgroupWgsl from '../../../shaders/common/shuffle_subgroup.wgsl';
 import halfWgsl from '../../../shaders/common/half.wgsl';
 import cLoadWgsl from '../../../shaders/gemm/c_load.wgsl';
 import cNoneWgsl from '../../../shaders/gemm/c_none.wgsl';
 import epilogueWgsl from '../../../shaders/gemm/epilogue.wgsl';
-import gemvWgsl from '../../../shaders/gemm/gemv.wgsl';
 import loadAbWgsl from '../../../shaders/gemm/load_ab.wgsl';
 import operandsWgsl from '../../../shaders/gemm/operands.wgsl';
-import regionWgsl from '../../../shaders/gemm/region.wgsl';
 import rowsContiguousWgsl from '../../../shaders/gemm/rows_contiguous.wgsl';
 import rowsDenseWgsl from '../../../shaders/gemm/rows_dense.wgsl';
 import rowsMaskedWgsl from '../../../shaders/gemm/rows_masked.wgsl';
@@ -67,23 +62,7 @@ export interface TiledConfig {
   splits: number;
 }
 
-/**
- * Small-m kernel with A in registers (e4m3 B, k % 16 == 0, m <= 4 per group): teams of `t` lanes
- * span k (each lane holds ceil(k / 16 / t) 16-value chunks of the `mr` rows of A) and walk `rw`
- * columns, `r` per step; `wg` lanes per workgroup; `subgroups`: the team's sums shuffle within the
- * adapter's smallest subgroup before going through workgroup memory.
- */
-export interface GemvConfig {
-  kernel: 'gemv';
-  mr: number;
-  wg: number;
-  t: number;
-  r: number;
-  rw: number;
-  subgroups: boolean;
-}
-
-export type GemmConfig = SmallMConfig | GemvConfig | TiledConfig;
+export type GemmConfig = SmallMConfig | TiledConfig;
 
 /** Rows of each group in the contiguous layout are padded to a multiple of this (as DeepGEMM's default, 128). */
 export function getMkAlignmentForContiguousLayout(): number {
@@ -303,21 +282,6 @@ function smallMShared(c: SmallMConfig): number {
   return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * (c.g / c.ks) * c.nc + 16;
 }
 
-/** Lanes of a subgroup-shuffle segment: the adapter's smallest subgroup (a power of two), at most a team. */
-function gemvSgm(ctx: GpuContext, c: GemvConfig): number {
-  if (!c.subgroups) return 1;
-  const min = Math.max(1, ctx.adapterInfo.subgroupMinSize);
-  return Math.min(c.t, 2 ** Math.floor(Math.log2(min)));
-}
-
-/** The parked parts of every sum: mr rows x rw columns x one slot per shuffle segment. */
-function gemvShared(ctx: GpuContext, c: GemvConfig): number {
-  return 4 * c.mr * c.rw * (c.wg / gemvSgm(ctx, c)) + 16;
-}
-
-/** 16-value chunks of A each gemv lane holds per row. */
-const gemvChunks = (k: number, t: number) => ceilDiv(k / 16, t);
-
 function tiledShared(c: TiledConfig): number {
   return 4 * c.bk * (c.bm + c.bn) + 16;
 }
@@ -334,26 +298,13 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
     const buffers = storageBindings(p, c);
     if (buffers > lim.maxStorageBuffersPerShaderStage) return `${buffers} storage buffers over this device's ${lim.maxStorageBuffersPerShaderStage} per stage`;
-    if (c.wide && !wideOk(ctx, p, c)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands, mr <= 4 and two storage buffers to spare';
+    if (c.wide && !wideOk(ctx, p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands, mr <= 4 and two storage buffers to spare';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
-    return undefined;
-  }
-  if (c.kernel === 'gemv') {
-    if (p.layout === 'contiguous') return 'the gemv kernel does not take the contiguous layout (groups are >= 128 rows)';
-    if (![1, 2, 4].includes(c.mr) || ![2, 4].includes(c.r)) return 'mr in 1,2,4; r in 2,4';
-    if (![32, 64, 128, 256].includes(c.t) || c.wg % c.t !== 0 || c.wg > lim.maxComputeInvocationsPerWorkgroup) {
-      return `t in 32,64,128,256 and wg a multiple of t up to ${lim.maxComputeInvocationsPerWorkgroup}`;
-    }
-    if (!Number.isInteger(c.rw) || c.rw < c.r || c.rw > GEMV_MAX_RW || c.rw % c.r !== 0) return `rw a multiple of r up to ${GEMV_MAX_RW}`;
-    if (c.subgroups && !ctx.has('subgroups')) return "subgroups only where the adapter has the 'subgroups' feature";
-    if (!wideOk(ctx, p, c)) return 'gemv only with e4m3 B, k % 16 == 0, 16-byte aligned operands and its storage buffers within the limit';
-    if (c.mr * gemvChunks(p.k, c.t) > 16) return `at most 16 chunks of A per lane (mr * ceil(k / 16 / t) = ${c.mr * gemvChunks(p.k, c.t)}): more lanes per team`;
-    if (gemvShared(ctx, c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${gemvShared(ctx, c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
   if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
   if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
-  if (p.routed) return 'routed groups only with the small-m and gemv kernels';
+  if (p.routed) return 'routed groups only with the small-m kernel';
   if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
   if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
   const wg = (c.bm / c.tm) * (c.bn / c.tn);
@@ -362,26 +313,19 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   return undefined;
 }
 
-type SmallKernel = Pick<SmallMConfig, 'kernel' | 'mr' | 'wide'> | Pick<GemvConfig, 'kernel' | 'mr'>;
-
-/**
- * Storage buffers a small-m launch binds: A, B, out, their scales, C, the row map, the 16-byte
- * views, routed ids. The gemv kernel reads A and B through the 16-byte views only.
- */
-function storageBindings(p: GemmProblem, c: SmallKernel): number {
-  const plain = c.kernel === 'gemv' ? 1 : 3;
-  return plain + [p.sa, p.sb, p.c, p.aux, p.routed].filter(Boolean).length + (c.kernel === 'gemv' || c.wide ? 2 : 0);
+/** Storage buffers a small-m launch binds: A, B, out, their scales, C, the row map, the 16-byte views, routed ids. */
+function storageBindings(p: GemmProblem, c: Pick<SmallMConfig, 'wide'>): number {
+  return 3 + [p.sa, p.sb, p.c, p.aux, p.routed].filter(Boolean).length + (c.wide ? 2 : 0);
 }
 
 /**
  * 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0), A read directly (mr <= 4),
  * and room for their two extra bindings (WebGPU guarantees only 8 storage buffers per stage).
  */
-function wideOk(ctx: GpuContext, p: GemmProblem, c: SmallKernel): boolean {
-  const wide: SmallKernel = c.kernel === 'gemv' ? c : { ...c, wide: true };
+function wideOk(ctx: GpuContext, p: GemmProblem, mr: number): boolean {
   return (
-    p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && c.mr <= 4 &&
-    storageBindings(p, wide) <= ctx.limits.maxStorageBuffersPerShaderStage
+    p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && mr <= 4 &&
+    storageBindings(p, { wide: true }) <= ctx.limits.maxStorageBuffersPerShaderStage
   );
 }
 
@@ -415,35 +359,6 @@ function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: nu
   return { kernel: 'smallM', mr, g, ks, nc, vec, splits, wide };
 }
 
-/**
- * Lanes the gemv kernel wants resident, about one wave of a large GPU (2048 warps: 132 cores x 16),
- * each team walking its columns to the end: a grid of several short waves left the last one part
- * empty (v7 in docs/BENCHMARKS.md).
- */
-const TARGET_GEMV_LANES = 1 << 16;
-const GEMV_MAX_RW = 256;
-
-/**
- * The gemv kernel: the narrowest team (t lanes) whose lanes hold at most `maxChunks` chunks of A
- * (mr rows x 16 values each), 4 loads of B in flight per lane per step, and columns per team split
- * so that `lanes` lanes cover all of them, each load of A serving as many columns as it can.
- */
-function gemvConfig(
-  ctx: GpuContext, p: GemmProblem, mr: number, maxChunks = 4, opts: Partial<GemvConfig> = {}, lanes = TARGET_GEMV_LANES,
-): GemvConfig | undefined {
-  const t = opts.t ?? [32, 64, 128, 256].find((x) => mr * gemvChunks(p.k, x) <= maxChunks);
-  if (t === undefined || p.k % 16 !== 0 || mr * gemvChunks(p.k, t) > maxChunks) return undefined;
-  const cols = p.n * Math.min(p.regions, p.routed?.numel ?? p.regions);
-  const base = { kernel: 'gemv' as const, mr, wg: Math.max(t, 128), t, r: gemvChunks(p.k, t) === 1 ? 4 : 2, rw: 2, subgroups: ctx.has('subgroups'), ...opts };
-  // Without shuffles every lane parks its sums in workgroup memory: fewer columns per team fit
-  // (4 per step may not, 2 then).
-  const fit = Math.floor((ctx.limits.maxComputeWorkgroupStorageSize - 16) / (4 * mr * (base.wg / gemvSgm(ctx, base))));
-  if (opts.r === undefined && fit < base.r) base.r = 2;
-  const limit = Math.floor(fit / base.r) * base.r;
-  if (opts.rw === undefined) base.rw = Math.max(base.r, Math.min(GEMV_MAX_RW, limit, ceilDiv(ceilDiv(cols * t, lanes), base.r) * base.r));
-  return base;
-}
-
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
   return { kernel: 'tiled', bm, bn, bk, tm, tn, splits: splitsFor(p, ceilDiv(p.m, bm) * ceilDiv(p.n, bn) * p.regions) };
 }
@@ -453,18 +368,7 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
-    // 2..4 rows with e4m3 B: A in registers, when a lane's share of it stays small (H200 through
-    // Dawn, m = 4: 1.1-2.7x the small-m kernel). One row: only where k is short (<= 1536) or
-    // long (16384: 4 chunks per lane of 256; longer k does not fit); at k = 2048..7168 small-m
-    // ran up to 1.3x faster (docs/BENCHMARKS.md, v7). Only with subgroups, as measured:
-    // without them every lane's sums go through workgroup memory.
-    // And only where one pass covers every region's rows (masked: mMax <= mr): each further pass
-    // walks all of a team's columns again, a chain of dependent steps (decode at batch 4, whose
-    // experts take up to 4 rows under expectedM = 1, ran its down GEMM 2.4x slower).
-    const oneRowWins = p.k <= 1536 || p.k >= 16384;
-    const gv = mr <= 4 && p.m <= mr && (mr >= 2 || oneRowWins) && ctx.has('subgroups') ? gemvConfig(ctx, p, mr) : undefined;
-    if (gv && !configProblem(ctx, p, gv)) return gv;
-    const wide = wideOk(ctx, p, { kernel: 'smallM', mr, wide: true });
+    const wide = wideOk(ctx, p, mr);
     // m = 1: two columns per lane share A's decode. More rows: one column per lane (H100, Deno:
     // nc 1 ran m = 4 3.5x faster than nc 2 or 4, whose unrolled rows x columns bodies are larger).
     const nc = rows <= 1 ? 2 : 1;
@@ -488,7 +392,7 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const rows = p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     for (const mr of new Set([nextPow2(rows), 1])) {
-      for (const wide of wideOk(ctx, p, { kernel: 'smallM', mr, wide: true }) ? [true, false] : [false]) {
+      for (const wide of wideOk(ctx, p, mr) ? [true, false] : [false]) {
         for (const nc of [1, 2, 4]) {
           for (const vec of [1, 2, 4]) {
             for (const ksMax of [1, 2, 4, 8]) {
@@ -496,17 +400,6 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
               out.push(h);
               if (h.splits > 1) out.push({ ...h, splits: 1 });
             }
-          }
-        }
-      }
-    }
-    const mr = nextPow2(rows);
-    for (const t of [32, 64, 128, 256]) {
-      for (const r of [2, 4]) {
-        for (const lanes of [1 << 14, 1 << 15, 1 << 16, 1 << 17, 1 << 18]) {
-          for (const wg of new Set([Math.max(t, 128), 256])) {
-            const c = mr <= 4 ? gemvConfig(ctx, p, mr, 8, { t, r, wg }, lanes) : undefined;
-            if (c) out.push(c);
           }
         }
       }
@@ -526,7 +419,7 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
 
 // ---- modules and launch planning ----
 
-function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolean): KernelModule {
+function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule {
   const rows: Record<GemmLayout, WgslSource> = {
     dense: { file: 'gemm/rows_dense.wgsl', code: rowsDenseWgsl },
     contiguous: { file: 'gemm/rows_contiguous.wgsl', code: rowsContiguousWgsl },
@@ -537,8 +430,7 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
     { file: 'common/fp8.wgsl', code: fp8Wgsl },
     { file: 'common/half.wgsl', code: halfWgsl },
     { file: 'gemm/operands.wgsl', code: operandsWgsl },
-    // The gemv kernel has no plain views of A and B to load from.
-    ...(c.kernel === 'gemv' ? [] : [{ file: 'gemm/load_ab.wgsl', code: loadAbWgsl }]),
+    { file: 'gemm/load_ab.wgsl', code: loadAbWgsl },
     p.sa ? { file: 'gemm/scale_a.wgsl', code: scaleAWgsl } : { file: 'gemm/scale_a_unit.wgsl', code: scaleAUnitWgsl },
     p.fp8 ? { file: 'gemm/scale_b.wgsl', code: scaleBWgsl } : { file: 'gemm/scale_b_unit.wgsl', code: scaleBUnitWgsl },
     withC ? { file: 'gemm/c_load.wgsl', code: cLoadWgsl } : { file: 'gemm/c_none.wgsl', code: cNoneWgsl },
@@ -558,27 +450,6 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
     A_SCALE: { f32: p.a.dtype === 'e4m3' ? 256 : 1 },
     B_SCALE: { f32: p.b.dtype === 'e4m3' ? 256 : 1 },
   };
-  const zMode = p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl };
-  const region = { file: 'gemm/region.wgsl', code: regionWgsl };
-  if (c.kernel === 'gemv') {
-    const sgm = gemvSgm(ctx, c);
-    return {
-      kernel: 'gemm.gemv',
-      // cpl comes from k: it is part of the code, so part of the pipeline's cache key.
-      config: { ...c, ...dtypes, sgm, cpl: gemvChunks(p.k, c.t) },
-      template: { file: 'gemm/gemv.wgsl', code: gemvWgsl },
-      helpers: [
-        ...helpers,
-        { file: 'gemm/wide.wgsl', code: wideWgsl },
-        zMode,
-        region,
-        sgm > 1 ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroupWgsl } : { file: 'common/shuffle_none.wgsl', code: shuffleNoneWgsl },
-      ],
-      consts: { ...consts, WG: c.wg, T: c.t, CPL: gemvChunks(p.k, c.t), MR: c.mr, R: c.r, RW: c.rw, VALS: c.mr * c.r, SGM: sgm },
-      structs: { Params: GemmParams },
-      enables: sgm > 1 ? ['subgroups'] : [],
-    };
-  }
   if (c.kernel === 'smallM') {
     return {
       kernel: 'gemm.smallM',
@@ -587,8 +458,7 @@ function moduleFor(ctx: GpuContext, p: GemmProblem, c: GemmConfig, split: boolea
       helpers: [
         ...helpers,
         c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl },
-        zMode,
-        region,
+        p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl },
       ],
       consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
@@ -651,7 +521,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
   const info = launchInfo(p, c);
   if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
   const kb = ceilDiv(p.k, 128);
-  const splits = c.kernel === 'gemv' ? 1 : Math.min(c.splits, Math.max(1, kb));
+  const splits = Math.min(c.splits, Math.max(1, kb));
   const split = splits > 1;
   const splitSlices = ceilDiv(Math.max(1, kb), splits);
   const nSplits = ceilDiv(Math.max(1, kb), splitSlices);
@@ -674,20 +544,16 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     splits: nSplits,
     grid_x: 0,
   };
-  const pipeline = await ctx.pipelines.get(moduleFor(ctx, p, c, split));
-  const gemv = c.kernel === 'gemv';
-  const wide = gemv || (c.kernel === 'smallM' && c.wide);
-  const zDim = p.routed?.shape[0] ?? p.regions;
+  const pipeline = await ctx.pipelines.get(moduleFor(p, c, split));
+  const wide = c.kernel === 'smallM' && c.wide;
   const dims =
     c.kernel === 'smallM'
-      ? [ceilDiv(p.n, (c.g / c.ks) * c.nc), nSplits, zDim]
-      : c.kernel === 'gemv'
-        ? [ceilDiv(p.n, (c.wg / c.t) * c.rw), 1, zDim]
-        : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
+      ? [ceilDiv(p.n, (c.g / c.ks) * c.nc), nSplits, p.routed?.shape[0] ?? p.regions]
+      : [ceilDiv(p.n, c.bn), ceilDiv(p.m, c.bm), p.regions * nSplits];
   const res = [
     paramsBuffer(ctx, GemmParams, values),
-    gemv ? undefined : p.a.binding(where, 'lhs'),
-    gemv ? undefined : p.b.binding(where, 'rhs'),
+    p.a.binding(where, 'lhs'),
+    p.b.binding(where, 'rhs'),
     target.binding(where, 'out'),
     p.sa?.binding(where, 'lhsScales'),
     p.sb?.binding(where, 'rhsScales'),

@@ -19,7 +19,6 @@ export {
   type FP8Lhs,
   type GemmConfig,
   type SmallMConfig,
-  type GemvConfig,
   type TiledConfig,
   type GemmProblem,
   type GemmLayout,
