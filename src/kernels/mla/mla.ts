@@ -286,7 +286,6 @@ function checkKey(meta: MlaSchedMeta, key: SchedKey): void {
   }
 }
 
-
 /** Query rows one workgroup serves: all (token, head) pairs of a kv head (dense) or the heads of one token (sparse). */
 function rowsPerGroup(s: Shapes): number {
   return (s.topk === null ? s.sQ : 1) * (s.hQ / s.hKv);
