@@ -32,12 +32,12 @@ var<workgroup> span: vec2<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let item = work[wid.x];
+  let item = work[wid.y];
   if (item.x < 0) { return; } // past the schedule's items (a replayable schedule's fixed grid)
   let b = u32(item.x);
-  let g = wid.y % params.h_kv;
-  let mtile = (wid.y / params.h_kv) % params.mtiles;
-  let tg = wid.y / (params.h_kv * params.mtiles);
+  let g = wid.x % params.h_kv;
+  let mtile = (wid.x / params.h_kv) % params.mtiles;
+  let tg = wid.x / (params.h_kv * params.mtiles);
   let m = lid / P;
   let p = lid % P;
   let r = mtile * MT + m;

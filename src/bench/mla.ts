@@ -9,7 +9,8 @@ import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
 import { timeLaunch } from '../jit/timing.ts';
 import { encodeKvRow, kvLayout, type KvFormat } from '../kernels/mla/kvformat.ts';
-import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs } from '../kernels/mla/mla.ts';
+import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs, type MlaConfig } from '../kernels/mla/mla.ts';
+import { envVar } from '../gpu/env.ts';
 import { planUnfusedMla } from '../kernels/mla/unfused.ts';
 import { DeepwgslError } from '../gpu/errors.ts';
 import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
@@ -137,6 +138,16 @@ function rateRow(name: string, ms: number, bytes: number, flops: number, opts: B
   };
 }
 
+function forcedConfig(): Partial<MlaConfig> | undefined {
+  const v = envVar('DEEPWGSL_MLA_CONFIG');
+  if (!v) return undefined;
+  try {
+    return JSON.parse(v) as Partial<MlaConfig>;
+  } catch {
+    throw new Error(`DEEPWGSL_MLA_CONFIG must be a JSON object (a partial MLA config, e.g. {"dk":16,"bnv":4}), got ${v}`);
+  }
+}
+
 async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow[]> {
   const name = caseName(c);
   const rnd = lcg(c.hQ * 31 + c.sQ);
@@ -154,10 +165,13 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   };
   // The heuristic tiles, or with --tune every candidate timed (their times in the note) and the fastest used.
   const tuned = opts.tune ? await autotuneMla(ctx, args, { iters: Math.min(opts.iters, 5), force: true }) : undefined;
-  const planned = await planFlashMla(ctx, { ...args, config: tuned?.best });
+  // DEEPWGSL_MLA_CONFIG (JSON, a partial MlaConfig) forces the tiles of the throughput cases.
+  const forced = c.decode ? undefined : forcedConfig();
+  const planned = await planFlashMla(ctx, { ...args, config: tuned?.best ?? forced });
   const tried = tuned?.results.map((r) => `${r.config.kernel[0]}${r.config.wg}/${r.config.mt}/${r.config.bn}${r.config.dk ? `/${r.config.dk}/${r.config.bnv}` : ''}:${r.medianMs.toFixed(2)}`).join(' ');
-  // A decode-sized call is microseconds: timed at the clock a decode step keeps, not the idle one.
-  if (c.decode) await raiseClocks(ctx);
+  // Timed at the loaded clock, not the idle one that the cache upload leaves (two warm-up runs may
+  // not ramp it).
+  await raiseClocks(ctx);
   const t = await timeLaunch(ctx, planned.launch, { iters: c.decode ? Math.max(20, opts.iters) : opts.iters, warmup: 2 });
   const { bytes, flops, config } = planned.launch.info;
   const rows = [rateRow(name, t.medianMs, bytes, flops, opts, `${c.decode ? 'latency-bound; ' : ''}${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
@@ -168,6 +182,7 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   if (c.format === 'bf16' && c.sQ === 1 && !c.causal && !c.decode) {
     try {
       const u = await planUnfusedMla(ctx, { q, kcache: inputs.kcache, blockTable: inputs.table, seqlens: inputs.seqlens, headDimV: DV });
+      await raiseClocks(ctx);
       const tu = await timeLaunch(ctx, u.launch, { iters: opts.iters, warmup: 1 });
       u.destroy();
       rows.push(rateRow(`${name} unfused`, tu.medianMs, bytes, flops, opts, `gather + ${c.b} x (QK^T GEMM) + softmax + ${c.b} x (P.V GEMM), f32 scores; the fused kernel is ${(tu.medianMs / t.medianMs).toFixed(2)}x faster`));

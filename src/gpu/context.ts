@@ -125,7 +125,8 @@ export class GpuContext {
 // Dawn instances are never let go: collecting one (even an unused one) aborts dawn.node 0.6.
 const instances: GPU[] = [];
 // Dawn rounds timestamps to ~33 us by default (a browser privacy measure); benchmarks need them whole.
-const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization'];
+// DEEPWGSL_DAWN_FLAGS adds Dawn's own (space separated), e.g. enable-dawn-features=dump_shaders.
+const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization', ...(envVar('DEEPWGSL_DAWN_FLAGS') ?? '').split(' ').filter(Boolean)];
 
 async function nodeGpu(log: (l: string) => void): Promise<GPU> {
   const webgpu = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
