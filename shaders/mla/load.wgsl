@@ -51,12 +51,17 @@ fn k_quad_raw(kr: i32, g: u32, e: u32, words: u32) -> vec2<u32> {
 // k_quad_raw's words for channels 2e .. 2e + 3 as f32 (FP8: e4m3 times the scale, rounded to bf16 as the reference dequantises).
 fn k_quad_decode(raw: vec2<u32>, e: u32) -> vec4<f32> {
   if (K_KIND == 2u && 2u * e < D_NOPE) {
-    let s = bitcast<f32>(raw.y);
-    let lo = e4m3_bf16_bits(raw.x, s) | (e4m3_bf16_bits(raw.x >> 8u, s) << 16u);
-    let hi = e4m3_bf16_bits(raw.x >> 16u, s) | (e4m3_bf16_bits(raw.x >> 24u, s) << 16u);
-    return vec4<f32>(unpack_bf16(lo), unpack_bf16(hi));
+    // All 4 bytes at once, branch-free (a third of the FP8 kernel's time went to decoding them one by one).
+    return bf16_round4(e4m3x4_decode(raw.x) * bitcast<f32>(raw.y));
   }
   return vec4<f32>(unpack_pair(raw.x, K_TILE_KIND), unpack_pair(raw.y, K_TILE_KIND));
+}
+
+// x rounded to bf16 (nearest even) and back, as bf16_bits; NaN kept as it is.
+fn bf16_round4(x: vec4<f32>) -> vec4<f32> {
+  let b = bitcast<vec4<u32>>(x);
+  let r = (b + vec4<u32>(0x7fffu) + ((b >> vec4<u32>(16u)) & vec4<u32>(1u))) & vec4<u32>(0xffff0000u);
+  return bitcast<vec4<f32>>(select(r, b, (b & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)));
 }
 
 // An e4m3 byte (the low 8 bits of v) times its scale, as bf16 bits.
