@@ -7,7 +7,7 @@ import { poisonTensor, readTensor, readTensorBits, uploadTensor, type Tensor } f
 import { decodeBF16, decodeF16, encodeBF16, encodeF16 } from '../../src/formats/half.ts';
 import { BlockAllocator, INVALID_BLOCK } from '../../src/kernels/mla/allocator.ts';
 import { planAppendKvcache } from '../../src/kernels/mla/append.ts';
-import { decodeKvRow, encodeKvRow, kvLayout, type KvFormat } from '../../src/kernels/mla/kvformat.ts';
+import { decodeKvRow, encodeKvRow, kvLayout, type KvFormat, type KvLayout } from '../../src/kernels/mla/kvformat.ts';
 import { getMlaMetadata, planFlashMla, type FlashMlaArgs, type MlaActDtype, type MlaConfig, type MlaSchedMeta } from '../../src/kernels/mla/mla.ts';
 import { mlaReference } from '../../src/kernels/mla/reference.ts';
 import { planUnfusedMla } from '../../src/kernels/mla/unfused.ts';
@@ -30,6 +30,18 @@ export interface MlaCase {
   sink?: boolean;
   parts?: number;
   config?: Partial<MlaConfig>;
+  /** fp8: each tile's scale times a random factor, so e4m3 x scale needs the bf16 rounding (the encoder's powers of two never do). */
+  oddScales?: boolean;
+}
+
+function oddenScales(layout: KvLayout, enc: number[]): void {
+  const view = new DataView(new ArrayBuffer(4));
+  for (let t = 0; t < layout.tiles; t++) {
+    const at = layout.dNope + 4 * t;
+    enc.slice(at, at + 4).forEach((byte, i) => view.setUint8(i, byte));
+    view.setFloat32(0, view.getFloat32(0, true) * (1 + rand()), true);
+    for (let i = 0; i < 4; i++) enc[at + i] = view.getUint8(i);
+  }
 }
 
 const uniform = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1);
@@ -88,6 +100,7 @@ export function buildMlaCase(ctx: GpuContext, c: MlaCase, meta: MlaSchedMeta = g
       const row = table[b * maxBlocks + Math.floor(n / bs)] * bs + (n % bs);
       for (let g = 0; g < hKv; g++) {
         const enc = encodeKvRow(layout, uniform(c.d));
+        if (c.oddScales) oddenScales(layout, enc);
         stored.set(enc, (row * hKv + g) * rowLen);
         kRows.set(row * hKv + g, decodeKvRow(layout, enc));
       }
@@ -231,6 +244,7 @@ export const mlaChecks: Check[] = [
   caseCheck('causal s_q=3, GQA h_q=6 h_kv=2, f32 q/out (model runtime), block 8', { b: 3, sQ: 3, hQ: 6, hKv: 2, ...tiny, blockSize: 8, seqlens: [3, 19, 40], causal: true, qDtype: 'f32', parts: 6 }),
   caseCheck('f16 cache, f16 q, odd d=81 dv=63, h_kv=3', { b: 2, sQ: 2, hQ: 3, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], kvFormat: 'f16', qDtype: 'f16' }),
   caseCheck('fp8 cache (656-byte rows) DeepSeek shape', { b: 2, sQ: 1, hQ: 8, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 8 }),
+  caseCheck('fp8 cache with scales off the powers of two (bf16 rounding of e4m3 x scale), f32 q/out, DeepSeek shape', { b: 2, sQ: 1, hQ: 8, ...deepseek, seqlens: [70, 33], kvFormat: 'fp8', qDtype: 'f32', oddScales: true }),
   caseCheck('fp8 cache tiny fixture (100-byte rows), causal s_q=2', { b: 3, sQ: 2, hQ: 4, ...tiny, blockSize: 16, seqlens: [33, 0, 7], kvFormat: 'fp8', causal: true }),
   caseCheck('sparse indices + topkLength + attnSink, fp8 cache DeepSeek shape', { b: 2, sQ: 2, hQ: 8, ...deepseek, seqlens: [120, 80], kvFormat: 'fp8', sparse: { topk: 48, withLength: true }, sink: true }),
   caseCheck('sparse indices (invalid ids skipped), bf16 cache, h_kv=2, split', { b: 2, sQ: 2, hQ: 4, hKv: 2, ...tiny, blockSize: 16, seqlens: [60, 30], sparse: { topk: 40 }, parts: 8 }),
