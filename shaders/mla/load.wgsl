@@ -57,13 +57,6 @@ fn k_quad_decode(raw: vec2<u32>, e: u32) -> vec4<f32> {
   return vec4<f32>(unpack_pair(raw.x, K_TILE_KIND), unpack_pair(raw.y, K_TILE_KIND));
 }
 
-// x rounded to bf16 (nearest even) and back, as bf16_bits; NaN kept as it is.
-fn bf16_round4(x: vec4<f32>) -> vec4<f32> {
-  let b = bitcast<vec4<u32>>(x);
-  let r = (b + vec4<u32>(0x7fffu) + ((b >> vec4<u32>(16u)) & vec4<u32>(1u))) & vec4<u32>(0xffff0000u);
-  return bitcast<vec4<f32>>(select(r, b, (b & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)));
-}
-
 // An e4m3 byte (the low 8 bits of v) times its scale, as bf16 bits.
 fn e4m3_bf16_bits(v: u32, scale: f32) -> u32 {
   return bf16_bits(e4m3_decode(v & 0xffu) * scale);

@@ -12,6 +12,13 @@ fn bf16_bits(x: f32) -> u32 {
   return (b + 0x7fffu + ((b >> 16u) & 1u)) >> 16u;
 }
 
+// Four at once, rounded as bf16_bits and kept as f32 (NaN kept as it is).
+fn bf16_round4(x: vec4<f32>) -> vec4<f32> {
+  let b = bitcast<vec4<u32>>(x);
+  let r = (b + vec4<u32>(0x7fffu) + ((b >> vec4<u32>(16u)) & vec4<u32>(1u))) & vec4<u32>(0xffff0000u);
+  return bitcast<vec4<f32>>(select(r, b, (b & vec4<u32>(0x7fffffffu)) > vec4<u32>(0x7f800000u)));
+}
+
 fn pack_pair(v: vec2<f32>, kind: u32) -> u32 {
   if (kind == 1u) { return bf16_bits(v.x) | (bf16_bits(v.y) << 16u); }
   return pack2x16float(v);

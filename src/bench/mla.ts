@@ -141,11 +141,16 @@ function rateRow(name: string, ms: number, bytes: number, flops: number, opts: B
 function forcedConfig(): Partial<MlaConfig> | undefined {
   const v = envVar('DEEPWGSL_MLA_CONFIG');
   if (!v) return undefined;
+  let c: unknown;
   try {
-    return JSON.parse(v) as Partial<MlaConfig>;
+    c = JSON.parse(v);
   } catch {
+    c = undefined;
+  }
+  if (typeof c !== 'object' || c === null || Array.isArray(c)) {
     throw new Error(`DEEPWGSL_MLA_CONFIG must be a JSON object (a partial MLA config, e.g. {"dk":16,"bnv":4}), got ${v}`);
   }
+  return c as Partial<MlaConfig>;
 }
 
 async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: BenchOptions): Promise<BenchRow[]> {

@@ -34,14 +34,11 @@ export interface MlaCase {
   oddScales?: boolean;
 }
 
-function oddenScales(layout: KvLayout, enc: number[]): void {
-  const view = new DataView(new ArrayBuffer(4));
-  for (let t = 0; t < layout.tiles; t++) {
-    const at = layout.dNope + 4 * t;
-    enc.slice(at, at + 4).forEach((byte, i) => view.setUint8(i, byte));
-    view.setFloat32(0, view.getFloat32(0, true) * (1 + rand()), true);
-    for (let i = 0; i < 4; i++) enc[at + i] = view.getUint8(i);
-  }
+function oddenScales(layout: KvLayout, enc: number[]): number[] {
+  const bytes = Uint8Array.from(enc);
+  const view = new DataView(bytes.buffer);
+  for (let t = 0; t < layout.tiles; t++) view.setFloat32(layout.dNope + 4 * t, view.getFloat32(layout.dNope + 4 * t, true) * (1 + rand()), true);
+  return Array.from(bytes);
 }
 
 const uniform = (n: number) => Array.from({ length: n }, () => rand() * 2 - 1);
@@ -99,8 +96,8 @@ export function buildMlaCase(ctx: GpuContext, c: MlaCase, meta: MlaSchedMeta = g
     for (let n = 0; n < len; n++) {
       const row = table[b * maxBlocks + Math.floor(n / bs)] * bs + (n % bs);
       for (let g = 0; g < hKv; g++) {
-        const enc = encodeKvRow(layout, uniform(c.d));
-        if (c.oddScales) oddenScales(layout, enc);
+        const plain = encodeKvRow(layout, uniform(c.d));
+        const enc = c.oddScales ? oddenScales(layout, plain) : plain;
         stored.set(enc, (row * hKv + g) * rowLen);
         kRows.set(row * hKv + g, decodeKvRow(layout, enc));
       }
