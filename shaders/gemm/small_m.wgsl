@@ -12,6 +12,8 @@
 // (// @unroll) so that acc and the loaded words stay in registers. Split-k (grid y, dense only)
 // writes f32 partials to a workspace (out_row0 = split * rows) that splitk_reduce.wgsl sums.
 // Grid z names the region through mode_z (z_plain.wgsl, or z_routed.wgsl: only the groups tokens picked).
+// A's rows come through a_row (a_rows_plain.wgsl, or a_rows_gather.wgsl: a masked layout's slots
+// read straight from the token rows), looked up once per pass of MR rows.
 // Holes: WG, G, KS, NC, MR, VEC, STAGE_A, WIDE, A_KIND, B_KIND, A_WORDS, B_WORDS, OUT_KIND, C_KIND (prelude), Params.
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -63,6 +65,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var r0 = 0u; r0 < rows; r0 += MR) {
     // Explicitly zeroed: some compilers hoist a loop-body `var` and keep its old value.
     var acc = array<f32, MR * NC>();
+    // A's row for each of the pass's rows, for the unrolled loops (rows past the count read the last
+    // row again; their sums are never stored). Staging looks rows up itself: a runtime index into
+    // this array would put it in local memory.
+    var ar: array<u32, MR>;
+    // @unroll
+    for (var r = 0u; r < MR; r++) {
+      ar[r] = a_row(r_base + min(r0 + r, rows - 1u));
+    }
     for (var c0 = c_lo; c0 < c_hi; c0 += STEP) {
       if (STAGE_A) {
         workgroupBarrier();
@@ -70,13 +80,13 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           let r = i / STEP;
           let ch = c0 + i % STEP;
           var v = vec4<f32>(0.0);
-          if (r0 + r < rows && ch < c_hi) { v = load_a4(r_base + r0 + r, ch * 4u); }
+          if (r0 + r < rows && ch < c_hi) { v = load_a4(a_row(r_base + r0 + r), ch * 4u); }
           a_tile[i % A_TILE] = v;
         }
         for (var i = lid; i < MR * SLICES; i += WG) {
           let r = i / SLICES;
           let s = c0 / 32u + i % SLICES;
-          sa_tile[i % SA_TILE] = select(0.0, scale_a(r_base + r0 + r, s), r0 + r < rows && s * 32u < c_hi);
+          sa_tile[i % SA_TILE] = select(0.0, scale_a(a_row(r_base + min(r0 + r, rows - 1u)), s), r0 + r < rows && s * 32u < c_hi);
         }
         workgroupBarrier();
       }
@@ -114,8 +124,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
             }
             // @unroll
             for (var r = 0u; r < MR; r++) {
-              // Rows past the count read the last row again; their sums are never stored.
-              let av = load_a_chunk(r_base + min(r0 + r, rows - 1u), ch + q);
+              let av = load_a_chunk(ar[r], ch + q);
               // @unroll
               for (var j = 0u; j < NC; j++) {
                 p[r * NC + j] += dot(av, bq[j]);
@@ -124,7 +133,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
           }
           // @unroll
           for (var r = 0u; r < MR; r++) {
-            let sar = scale_a(r_base + min(r0 + r, rows - 1u), s);
+            let sar = scale_a(ar[r], s);
             // @unroll
             for (var j = 0u; j < NC; j++) {
               acc[r * NC + j] = select(acc[r * NC + j], fma(p[r * NC + j], sar * sbv[j], acc[r * NC + j]), chw < c_hi);
@@ -152,9 +161,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 av = a_tile[(r * STEP + v * KL + kl) % A_TILE];
                 sar = sa_tile[(r * SLICES + (v * KL + kl) / 32u) % SA_TILE];
               } else {
-                let ra = r_base + min(r0 + r, rows - 1u);
-                av = load_a4(ra, ch * 4u);
-                sar = scale_a(ra, s);
+                av = load_a4(ar[r], ch * 4u);
+                sar = scale_a(ar[r], s);
               }
               // @unroll
               for (var j = 0u; j < NC; j++) {

@@ -19,9 +19,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let c = i % params.hidden;
   var acc = 0.0;
   if (RESIDUAL) { acc = residual[i]; }
-  for (var j = 0u; j < K; j = j + 1u) {
+  // Unrolled and branch-free, so that every load is issued at once.
+  // @unroll
+  for (var j = 0u; j < K; j++) {
     let r = src_to_dst[t * K + j];
-    if (r >= 0) { acc = acc + weights[t * K + j] * load_x(u32(r) * params.pitch_y + c); }
+    let v = weights[t * K + j] * load_x(u32(max(r, 0)) * params.pitch_y + c);
+    acc = select(acc, acc + v, r >= 0);
   }
   out[i] = acc;
 }

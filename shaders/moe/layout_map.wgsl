@@ -1,6 +1,6 @@
 // getDispatchLayout, pass 3, one invocation per entry and per row: entry i (token i / K, slot
-// i % K) -> its dispatched row src_to_dst[i]; contiguous layout: row r -> its expert m_indices[r]
-// (-1 for padding) and its token dst_to_src[r] (-1 for padding). Each element has one writer.
+// i % K) -> its dispatched row src_to_dst[i] and that row's token dst_to_src; contiguous layout:
+// row r -> its expert m_indices[r] (-1 for padding, whose dst_to_src is -1 too). Each element has one writer.
 // Holes: WG, K, CONTIGUOUS (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -19,7 +19,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     var dst = -1;
     if (pos[i] >= 0) { dst = starts[topk_idx[i]] + pos[i]; }
     src_to_dst[i] = dst;
-    if (CONTIGUOUS && dst >= 0) { dst_to_src[dst] = i32(i / K); }
+    if (dst >= 0) { dst_to_src[dst] = i32(i / K); }
   }
   if (CONTIGUOUS && i < params.rows) {
     // The last expert starting at or before row i owns it (an empty expert shares its start

@@ -43,6 +43,9 @@ interface Case {
   maskedM?: number[];
   /** Masked: the routed group ids the launch walks; groups not named are expected untouched. */
   routed?: number[];
+  /** Masked: A holds `aRowsFrom` token rows, read through this map (groups x mMax slots; -7 marks slots past maskedM, never read). */
+  aRows?: number[];
+  aRowsFrom?: number;
   expectedM?: number;
   config?: GemmConfig;
 }
@@ -90,10 +93,11 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
   const groups = cs.layout === 'dense' ? 1 : cs.layout === 'contiguous' ? cs.groupRows!.length : cs.maskedM!.length;
   const mIndices = cs.layout === 'contiguous' ? contiguousIndices(cs.groupRows!) : undefined;
   const rowsA = cs.layout === 'contiguous' ? mIndices!.length : cs.layout === 'masked' ? groups * cs.m : cs.m;
+  const gathered = cs.aRows !== undefined;
   const { n, k } = cs;
   const kb = ceil(k, 128);
   const nb = ceil(n, 128);
-  const A = operand(rowsA, k, aT, rowsA);
+  const A = operand(gathered ? cs.aRowsFrom! : rowsA, k, aT, gathered ? cs.aRowsFrom! : rowsA);
   const B = operand(groups * n, k, bT, groups * nb);
   if (fp8 && cs.out === 'f16') {
     // f16 tops out at 65504: shrink the scales (A's, else B's) so that no sum can overflow (bound: every term at its largest).
@@ -102,13 +106,13 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
     if (A.scales) A.scales = A.scales.map((v) => v * f);
     else B.scales = B.scales!.map((v) => v * f);
   }
-  const aLead = cs.layout === 'masked' ? [groups, cs.m] : [rowsA];
+  const aLead = gathered ? [cs.aRowsFrom!] : cs.layout === 'masked' ? [groups, cs.m] : [rowsA];
   const bLead = cs.layout === 'dense' ? [] : [groups];
   const a = uploadTensor(ctx, A.store, [...aLead, k], aT, 'a');
   const b = uploadTensor(ctx, B.store, [...bLead, n, k], bT, 'b');
   const sa = A.scales ? uploadTensor(ctx, A.scales, [...aLead, kb], 'f32', 'sa') : undefined;
   const sb = fp8 ? uploadTensor(ctx, B.scales!, [...bLead, nb, kb], 'f32', 'sb') : undefined;
-  const outShape = [...aLead, n];
+  const outShape = [...(gathered ? [groups, cs.m] : aLead), n];
   const out = createTensor(ctx, outShape, cs.out, 'out');
   poisonTensor(out);
   let cHost: Float64Array | undefined;
@@ -118,7 +122,7 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
     cHost = co.x;
     c = uploadTensor(ctx, co.store, outShape, cs.c, 'c');
   }
-  const opts = { c, config: cs.config, routed: cs.routed, ...(cs.routed && { checkIndices: false }) };
+  const opts = { c, config: cs.config, routed: cs.routed, aRows: cs.aRows && uploadTensor(ctx, cs.aRows, [cs.aRows.length], 'i32', 'aRows'), ...(cs.routed && { checkIndices: false }) };
   const lhs = sa ? ([a, sa] as [Tensor, Tensor]) : a;
   if (cs.layout === 'dense') {
     if (fp8) await fp8GemmNT(ctx, lhs, [b, sb!], out, opts);
@@ -134,7 +138,9 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
   }
   const got = await readTensor(out);
   const bits = await readTensorBits(out);
-  const refA = { x: A.x, scales: A.scales };
+  // Gathered: the reference reads the slots' rows copied into groups (zeros where never read).
+  const gather = (x: ArrayLike<number>, w: number) => Float64Array.from({ length: rowsA * w }, (_, i) => (cs.aRows![Math.floor(i / w)] >= 0 ? x[cs.aRows![Math.floor(i / w)] * w + (i % w)] : 0));
+  const refA = gathered ? { x: gather(A.x, k), scales: A.scales && Float32Array.from(gather(A.scales, kb)) } : { x: A.x, scales: A.scales };
   const refB = { x: B.x, scales: B.scales };
   // Rows to compare: all, or a sample (full-size shapes) through the dense reference on those rows.
   let rowsChecked: number[] = Array.from({ length: rowsA }, (_, i) => i);
@@ -164,7 +170,7 @@ async function runCase(ctx: GpuContext, cs: Case, sampleRows?: number): Promise<
       }
     }
   }
-  for (const t of [a, b, sa, sb, c]) t?.destroy();
+  for (const t of [a, b, sa, sb, c, opts.aRows]) t?.destroy();
   return { rel: relErr(o, r), diff: calcDiff(o, r), untouched, out };
 }
 
@@ -268,8 +274,11 @@ async function badInputs(ctx: GpuContext): Promise<CheckResult> {
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 3], 4, { routed: [] }), /routed must be at least one group id, got 0/);
   err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [ma, msa], [gb, gsb], mout, [3, 2], 4, { routed: [0, -1] }), /routed must be ids naming every group with rows, got 'none for group 1 \(maskedM\[1\] = 2\)'/);
   err += await throwsLike(() => fp8GemmNT(ctx, [a, sa], [b, sb], out, { config: WIDE }), /wide only with e4m3 B, k % 16 == 0/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [a, sa], [gb, gsb], mout, [3, 3], 4, { aRows: [0, 1, 2] }), /aRows must be groups \(2\) x mMax slots, got '3 entries'/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [a, sa], [gb, gsb], mout, [2, 1], 4, { aRows: [0, 3, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0] }), /aRows\[8\] must be a row of lhs in 0\.\.3 \(slot 0 of group 1\), got 4/);
+  err += await throwsLike(() => mGroupedFp8GemmNTMasked(ctx, [a, sa], [gb, gsb], mout, [1, 1], 4, { aRows: new Int32Array(16), config: TILED }), /gathered A rows \(aRows\) only with the small-m kernel/);
   err += await throwsLike(() => mGroupedBf16GemmNTContiguous(ctx, t([256, 200], 'bf16'), t([2, 130, 200], 'bf16'), cout, idx(() => 0), { config: SMALL }), /small-m kernel does not take the contiguous layout/);
-  return { err, tol: 0, note: '29 bad calls' };
+  return { err, tol: 0, note: '32 bad calls' };
 }
 
 const full = envFlag('DEEPWGSL_GEMM_FULL');
@@ -337,6 +346,19 @@ export const gemmChecks: Check[] = [
         { layout: 'masked', ops: ['bf16', 'bf16'], m: 4, n: 66, k: 64, out: 'f32', maskedM: [4, 1], routed: [1, 0, 1, 1], config: { ...SMALL, mr: 1 } },
         { layout: 'masked', ops: ['f32', 'e4m3'], m: 16, n: 64, k: 256, out: 'f32', maskedM: [9, 16, 5], routed: [1, 0, 1], config: { ...SMALL, mr: 16 } },
         { layout: 'masked', ops: 'e4m3', m: 4, n: 130, k: 256, out: 'bf16', maskedM: [2, 4, 3], routed: [2, 1, 2], config: { ...WIDE, splits: 1 } },
+      ]),
+  },
+  {
+    // Decode's MoE without the dispatch copy: each group's slots read token rows through a map
+    // (repeats across groups, slots past maskedM never read), f32 and FP8 A, staged and 16-byte paths.
+    name: 'gemm masked with gathered A rows (aRows, small-m): token rows read in place, routed or not',
+    run: (ctx) =>
+      runCases(ctx, [
+        { layout: 'masked', ops: ['f32', 'e4m3'], m: 2, n: 130, k: 256, out: 'f32', maskedM: [1, 0, 2], aRows: [3, -7, -7, -7, 0, 3], aRowsFrom: 4, routed: [2, 0, 0] },
+        { layout: 'masked', ops: 'e4m3', m: 3, n: 66, k: 200, out: 'bf16', maskedM: [3, 1], aRows: [4, 1, 2, 0, -7, -7], aRowsFrom: 5, config: SMALL },
+        { layout: 'masked', ops: ['bf16', 'bf16'], m: 2, n: 40, k: 64, out: 'f32', maskedM: [2, 2], aRows: [1, 0, 0, 1], aRowsFrom: 2, routed: [1, 0], config: { ...SMALL, mr: 1 } },
+        { layout: 'masked', ops: ['f32', 'e4m3'], m: 9, n: 64, k: 256, out: 'f32', maskedM: [9, 4], aRows: [8, 7, 6, 5, 4, 3, 2, 1, 0, 1, 3, 5, 7, -7, -7, -7, -7, -7], aRowsFrom: 9, config: { ...SMALL, mr: 16 } },
+        { layout: 'masked', ops: 'e4m3', m: 2, n: 130, k: 256, out: 'bf16', maskedM: [2, 1], aRows: [1, 2, 0, -7], aRowsFrom: 3, config: { ...WIDE, splits: 1 } },
       ]),
   },
   {

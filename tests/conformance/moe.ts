@@ -96,6 +96,11 @@ async function layoutAndDispatchCheck(ctx: GpuContext, kind: 'contiguous' | 'mas
     const ref = dispatchLayoutRef(ids, E, kind, { alignment, mMax: layout.mMax, rows: layout.rows });
     let m = mismatches(await readTensor(layout.numTokensPerExpert), ref.numTokensPerExpert) + mismatches(await readTensor(layout.srcToDst), ref.srcToDst);
     if (layout.mIndices) m += mismatches(await readTensor(layout.mIndices), ref.mIndices!);
+    // Every dispatched row names its token (what a GEMM reading token rows in place follows).
+    const d2s = await readTensor(layout.dstToSrc);
+    ref.srcToDst.forEach((r, i) => {
+      if (r >= 0 && d2s[r] !== Math.floor(i / k)) m++;
+    });
     if (m) notes.push(`tokens ${tokens}: ${m} layout mismatches`);
     bad += m;
 
@@ -169,7 +174,8 @@ async function combineCheck(ctx: GpuContext, kind: 'contiguous' | 'masked', dtyp
     differ += mismatches(Array.from(first, f32ToBits), Array.from(second, f32ToBits));
     const ref = dispatchLayoutRef(ids, E, kind, { alignment: 4, mMax: layout.mMax, rows });
     const sum = combineRef(ys, hidden, ref.srcToDst, weights, tokens, k);
-    err = Math.max(err, relErr(first, withResidual ? sum.map((v, i) => v + res[i]) : sum));
+    const want = withResidual ? sum.map((v, i) => v + res[i]) : sum;
+    err = Math.max(err, relErr(first, want));
     for (const t of [idT, yT, wT, resT]) t?.destroy();
   }
   return { err: differ ? Infinity : err, tol: 1e-6, note: `${differ} bits differ between two runs` };
@@ -327,7 +333,12 @@ export const moeChecks: Check[] = [
         const ids = randomIds(tokens, 4, E);
         ids.forEach((e) => e >= 0 && expect[layer][e]++);
         const layout = await getDispatchLayout(ctx, uploadTensor(ctx, ids, [tokens, 4], 'i32'), { numExperts: E, layout: 'masked', counters, layer });
-        err += mismatches(await readTensor(layout.srcToDst), dispatchLayoutRef(ids, E, 'masked', { mMax: layout.mMax }).srcToDst);
+        const ref = dispatchLayoutRef(ids, E, 'masked', { mMax: layout.mMax });
+        err += mismatches(await readTensor(layout.srcToDst), ref.srcToDst);
+        const d2s = await readTensor(layout.dstToSrc);
+        ref.srcToDst.forEach((r, i) => {
+          if (r >= 0 && d2s[r] !== Math.floor(i / 4)) err++;
+        });
       }
       const json = parseExpertLoad(JSON.parse(JSON.stringify(await counters.toJson())), E);
       err += mismatches(json.layers.flat(), expect.flat());

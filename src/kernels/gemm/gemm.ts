@@ -30,6 +30,8 @@ import splitkWgsl from '../../../shaders/gemm/splitk_reduce.wgsl';
 import tiledWgsl from '../../../shaders/gemm/tiled.wgsl';
 import wideWgsl from '../../../shaders/gemm/wide.wgsl';
 import wideNoneWgsl from '../../../shaders/gemm/wide_none.wgsl';
+import aRowsGatherWgsl from '../../../shaders/gemm/a_rows_gather.wgsl';
+import aRowsPlainWgsl from '../../../shaders/gemm/a_rows_plain.wgsl';
 import zPlainWgsl from '../../../shaders/gemm/z_plain.wgsl';
 import zRoutedWgsl from '../../../shaders/gemm/z_routed.wgsl';
 
@@ -89,6 +91,7 @@ const GemmParams = d.struct({
   split_slices: d.u32,
   out_row0: d.u32,
   splits: d.u32,
+  a_rows: d.u32,
   grid_x: d.u32,
 });
 
@@ -112,6 +115,8 @@ export interface GemmProblem {
   regions: number;
   /** Masked, small-m kernel: grid z walks these group ids (the tokens' topk ids) instead of every group. */
   routed?: Tensor;
+  /** Masked, small-m kernel: [groups * m] i32, the row of A (then [rows, k]) each group's slot reads. */
+  aRows?: Tensor;
   /** Rows per group the launch should expect (masked: expectedM; otherwise m). */
   expectedM: number;
 }
@@ -131,6 +136,12 @@ export interface GroupedOptions extends GemmOptions {
    * over hundreds of experts). A group with rows that is not named is not computed.
    */
   routed?: Tensor | Int32Array | number[];
+  /**
+   * Masked layout, small-m kernel: lhs is [rows, k] (the tokens, not copied into groups) and slot r
+   * of group g reads its row aRows[g * mMax + r] (i32, groups * mMax of them; a dispatch layout's
+   * dstToSrc): the dispatch copy left out. Values outside 0..rows-1 are clamped.
+   */
+  aRows?: Tensor | Int32Array | number[];
 }
 
 const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
@@ -250,10 +261,20 @@ export async function contiguousProblem(
 }
 
 export async function maskedProblem(
-  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, maskedM: unknown, expectedM: number, check: boolean, routed?: unknown,
+  ctx: GpuContext, where: string, fp8: boolean, raw: RawOperands, out: unknown, maskedM: unknown, expectedM: number, check: boolean, routed?: unknown, aRows?: unknown,
 ): Promise<GemmProblem> {
-  const ops = checkOperands(where, fp8, raw, [0, 0], 0);
-  const [g, mMax] = ops.a.shape;
+  const ops = checkOperands(where, fp8, raw, aRows === undefined ? [0, 0] : [0], 0);
+  let [g, mMax] = ops.a.shape;
+  let map: Tensor | undefined;
+  let mapHost: Int32Array | undefined;
+  if (aRows !== undefined) {
+    const n = aRows instanceof Int32Array || Array.isArray(aRows) ? aRows.length : expectTensor(where, 'aRows', aRows, { dtype: 'i32' }).numel;
+    [g, mMax] = [ops.groups, n / ops.groups];
+    if (!Number.isInteger(mMax) || mMax < 1) fail(where, 'aRows', `groups (${ops.groups}) x mMax slots`, `${n} entries`);
+    const ix = await indexTensor(ctx, where, 'aRows', aRows instanceof Tensor ? aRows.view([n]) : aRows, n);
+    map = ix.t;
+    mapHost = ix.host;
+  }
   if (g !== ops.groups) fail(where, 'lhs.shape[0]', `the group count of rhs (${ops.groups})`, g);
   if (!Number.isInteger(expectedM) || expectedM < 0) fail(where, 'expectedM', 'a non-negative integer', expectedM);
   const o = checkOut(where, out, [g, mMax, ops.n], undefined);
@@ -270,8 +291,18 @@ export async function maskedProblem(
       const missed = v.findIndex((x, i) => x > 0 && !named.has(i));
       if (missed >= 0) fail(where, 'routed', 'ids naming every group with rows', `none for group ${missed} (maskedM[${missed}] = ${v[missed]})`);
     }
+    if (map) {
+      const rowsA = ops.a.rows;
+      const rowsOf = mapHost ?? (await hostInts(map));
+      v.forEach((x, gi) => {
+        for (let r = 0; r < x; r++) {
+          const row = rowsOf[gi * mMax + r];
+          if (!(row >= 0 && row < rowsA)) fail(where, `aRows[${gi * mMax + r}]`, `a row of lhs in 0..${rowsA - 1} (slot ${r} of group ${gi})`, row);
+        }
+      });
+    }
   }
-  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r?.t };
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r?.t, aRows: map };
 }
 
 // ---- configs ----
@@ -305,6 +336,7 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   if (!Number.isInteger(c.splits) || c.splits < 1) return 'splits a positive integer';
   if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
   if (p.routed) return 'routed groups only with the small-m kernel';
+  if (p.aRows) return 'gathered A rows (aRows) only with the small-m kernel';
   if (![32, 64, 128].includes(c.bm) || ![32, 64, 128].includes(c.bn) || ![8, 16, 32].includes(c.bk)) return 'bm, bn in 32,64,128; bk in 8,16,32';
   if (![4, 8].includes(c.tm) || ![4, 8].includes(c.tn)) return 'tm, tn in 4, 8';
   const wg = (c.bm / c.tm) * (c.bn / c.tn);
@@ -313,9 +345,9 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
   return undefined;
 }
 
-/** Storage buffers a small-m launch binds: A, B, out, their scales, C, the row map, the 16-byte views, routed ids. */
+/** Storage buffers a small-m launch binds: A, B, out, their scales, C, the row map, the 16-byte views, routed ids, A's row map. */
 function storageBindings(p: GemmProblem, c: Pick<SmallMConfig, 'wide'>): number {
-  return 3 + [p.sa, p.sb, p.c, p.aux, p.routed].filter(Boolean).length + (c.wide ? 2 : 0);
+  return 3 + [p.sa, p.sb, p.c, p.aux, p.routed, p.aRows].filter(Boolean).length + (c.wide ? 2 : 0);
 }
 
 /**
@@ -365,7 +397,8 @@ function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, t
 
 /** The heuristic: small-m kernel up to 16 rows per group, tiles sized to the rows and the tile count otherwise. */
 export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
-  const rows = p.expectedM;
+  // Gathered A rows: the small-m kernel whatever the rows (the only one that reads them).
+  const rows = p.aRows ? Math.min(16, p.expectedM) : p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
     const wide = wideOk(ctx, p, mr);
@@ -389,7 +422,7 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
 /** Configs autotune tries for this problem (all valid on this device). */
 export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const out: GemmConfig[] = [];
-  const rows = p.expectedM;
+  const rows = p.aRows ? Math.min(16, p.expectedM) : p.expectedM;
   if (rows <= 16 && p.layout !== 'contiguous') {
     for (const mr of new Set([nextPow2(rows), 1])) {
       for (const wide of wideOk(ctx, p, mr) ? [true, false] : [false]) {
@@ -437,7 +470,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
     rows[p.layout],
     { file: 'gemm/epilogue.wgsl', code: epilogueWgsl },
   ];
-  const dtypes = { a: p.a.dtype, sa: !!p.sa, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout, routed: !!p.routed };
+  const dtypes = { a: p.a.dtype, sa: !!p.sa, b: p.b.dtype, out: split ? 'f32' : p.out.dtype, c: withC ? p.c!.dtype : 'none', layout: p.layout, routed: !!p.routed, aRows: !!p.aRows };
   const consts = {
     A_KIND: KIND[p.a.dtype],
     B_KIND: KIND[p.b.dtype],
@@ -459,6 +492,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
         ...helpers,
         c.wide ? { file: 'gemm/wide.wgsl', code: wideWgsl } : { file: 'gemm/wide_none.wgsl', code: wideNoneWgsl },
         p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl },
+        p.aRows ? { file: 'gemm/a_rows_gather.wgsl', code: aRowsGatherWgsl } : { file: 'gemm/a_rows_plain.wgsl', code: aRowsPlainWgsl },
       ],
       consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
       structs: { Params: GemmParams },
@@ -542,6 +576,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     split_slices: splitSlices,
     out_row0: split ? p.m : 0,
     splits: nSplits,
+    a_rows: p.a.rows,
     grid_x: 0,
   };
   const pipeline = await ctx.pipelines.get(moduleFor(p, c, split));
@@ -562,6 +597,7 @@ export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, c
     wide ? p.b.binding(where, 'rhs') : undefined,
     wide ? p.a.binding(where, 'lhs') : undefined,
     p.routed?.binding(where, 'routed'),
+    p.aRows?.binding(where, 'aRows'),
   ];
   const dispatches: Dispatch[] = [{ pipeline, bindGroup: bindGroup(ctx, pipeline, res), workgroups: checkGrid(ctx, where, dims) }];
   if (ws) {
@@ -615,7 +651,7 @@ export async function mGroupedFp8GemmNTMasked(
   const where = 'mGroupedFp8GemmNTMasked';
   const [a, sa] = lhsOperand(where, lhs);
   const [b, sb] = operandPair(where, 'rhs', rhs);
-  const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed);
+  const p = await maskedProblem(ctx, where, true, { a, sa, b, sb }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed, opts.aRows);
   const launch = await planGemm(ctx, where, p, opts.config);
   launch.submit();
   return launch;
@@ -641,7 +677,7 @@ export async function mGroupedBf16GemmNTMasked(
   ctx: GpuContext, a: Tensor, b: Tensor, out: Tensor, maskedM: Tensor | Int32Array | number[], expectedM: number, opts: GroupedOptions = {},
 ): Promise<Launch> {
   const where = 'mGroupedBf16GemmNTMasked';
-  const launch = await planGemm(ctx, where, await maskedProblem(ctx, where, false, { a, b }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed), opts.config);
+  const launch = await planGemm(ctx, where, await maskedProblem(ctx, where, false, { a, b }, out, maskedM, expectedM, opts.checkIndices ?? true, opts.routed, opts.aRows), opts.config);
   launch.submit();
   return launch;
 }
@@ -656,7 +692,7 @@ function tuningKey(p: GemmProblem): { kernel: string; shapeKey: string } {
   const bucket = p.layout === 'masked' ? `expectedM=${nextPow2(p.expectedM)}` : `m=${nextPow2(p.m)}`;
   return {
     kernel: `gemm.${p.fp8 ? 'fp8' : 'half'}.${p.layout}`,
-    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}${p.routed ? `|routed=${p.routed.numel}` : ''}`,
+    shapeKey: `${p.a.dtype}x${p.b.dtype}->${p.out.dtype}${p.c ? `+c:${p.c.dtype}` : ''}|${bucket}|n=${p.n}|k=${p.k}|g=${p.groups}${p.routed ? `|routed=${p.routed.numel}` : ''}${p.aRows ? '|gathered' : ''}`,
   };
 }
 

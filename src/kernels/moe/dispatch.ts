@@ -54,8 +54,11 @@ export interface DispatchLayout {
   srcToDst: Tensor;
   /** Contiguous layout: [rows] i32, the expert of each row, -1 on padding (DeepGEMM's m_indices). */
   mIndices?: Tensor;
-  /** Contiguous layout: [rows] i32, the token of each row, -1 on padding. */
-  dstToSrc?: Tensor;
+  /**
+   * [rows] i32, the token of each row: -1 on the contiguous layout's padding; the masked layout's
+   * rows past an expert's count are not written (a masked grouped GEMM reads token rows through it: `aRows`).
+   */
+  dstToSrc: Tensor;
   /** [numExperts + 1] i32: the first row of each expert; the last entry ends the rows in use. */
   starts: Tensor;
   /** Planned passes: `launch.submit()` recomputes the layout from the same topkIdx buffer (for replay; it counts into the load counters again). */
@@ -116,7 +119,7 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const starts = createTensor(ctx, [E + 1], 'i32', 'starts');
   const srcToDst = createTensor(ctx, [tokens, topk], 'i32', 'srcToDst');
   const mIndices = contiguous ? createTensor(ctx, [rows], 'i32', 'mIndices') : undefined;
-  const dstToSrc = contiguous ? createTensor(ctx, [rows], 'i32', 'dstToSrc') : undefined;
+  const dstToSrc = createTensor(ctx, [rows], 'i32', 'dstToSrc');
 
   const countGrid = grid(ctx, E);
   const mapGrid = grid(ctx, Math.ceil(Math.max(entries, contiguous ? rows : 0) / MAP_WG));
@@ -130,7 +133,7 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   // The scan's width: the entries rounded up to a power of two (a decode step has a few dozen), at most SCAN_WG.
   const scanWg = Math.min(SCAN_WG, Math.max(32, nextPow2(entries)));
   const [count, offsets, map] = await Promise.all([
-    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: scanWg, DIRECT: direct }, { Params: LayoutParams })),
+    ctx.pipelines.get(module('moe.layoutCount', 'moe/layout_count.wgsl', countTemplate, { WG: scanWg, K: topk, DIRECT: direct }, { Params: LayoutParams })),
     ctx.pipelines.get(
       module('moe.layoutOffsets', 'moe/layout_offsets.wgsl', offsetsTemplate, { CONTIGUOUS: contiguous, ALIGN: alignment, COUNT_LOAD: !!counters }, { Params: LayoutParams }),
     ),
@@ -141,7 +144,7 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
   const [unused0, unused1] = [0, 1].map((i) => b(unusedTensor(ctx, i), 'unused'));
   const countPass: Dispatch = {
     pipeline: count,
-    bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert'), direct ? b(srcToDst, 'srcToDst') : unused0]),
+    bindGroup: bindGroup(ctx, count, [countP, b(topkIdx, 'topkIdx'), b(pos, 'pos'), b(numTokensPerExpert, 'numTokensPerExpert'), ...(direct ? [b(srcToDst, 'srcToDst'), b(dstToSrc, 'dstToSrc')] : [unused0, unused1])]),
     workgroups: countGrid,
   };
   const dispatches: Dispatch[] = direct
@@ -162,13 +165,13 @@ export async function planDispatchLayout(ctx: GpuContext, topkIdx: Tensor, opts:
             b(numTokensPerExpert, 'numTokensPerExpert'),
             b(starts, 'starts'),
             b(srcToDst, 'srcToDst'),
-            dstToSrc ? b(dstToSrc, 'dstToSrc') : unused0,
+            b(dstToSrc, 'dstToSrc'),
             mIndices ? b(mIndices, 'mIndices') : unused1,
           ]),
           workgroups: mapGrid,
         },
       ];
-  const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : 0);
+  const bytes = topkIdx.byteLength * (E + 2) + srcToDst.byteLength + (mIndices ? 2 * mIndices.byteLength : srcToDst.byteLength);
   const launch = new Launch(ctx, dispatches, { kernel: 'moe.getDispatchLayout', config: { layout: opts.layout, alignment, mMax }, bytes, flops: 0 }, [countP, offsetsP, mapP]);
   const lead = contiguous ? [rows] : [E, mMax];
   const destroy = () => {
@@ -254,7 +257,7 @@ export async function planDispatch(ctx: GpuContext, x: Tensor, layoutIn: Dispatc
     bindings: [
       x.binding(where, 'x'),
       layout.srcToDst.binding(where, 'srcToDst'),
-      (layout.dstToSrc ?? layout.srcToDst).binding(where, 'dstToSrc'),
+      layout.dstToSrc.binding(where, 'dstToSrc'),
       out.binding(where, 'out'),
       (scales ?? layout.numTokensPerExpert).binding(where, 'scales'),
       layout.starts.binding(where, 'starts'),

@@ -1,6 +1,7 @@
 // A DeepSeek MoE layer on one device: router GEMM -> routeTopk -> getDispatchLayout -> dispatch
 // -> grouped GEMM gate/up -> SiLU(gate) * up -> grouped GEMM down -> combine, plus the shared
-// experts (dense GEMMs, their down projection adding onto the combined output).
+// experts (dense GEMMs, their down projection adding onto the combined output). The masked layout
+// without an FP8 cast has no dispatch pass: its gate/up GEMM reads the token rows in place.
 // Two weight formats: bf16/f16/f32 tensors (activations stay f32), or FP8 e4m3 with 128x128 scales
 // (activations cast to FP8 with 1x128 scales: in dispatch for the routed experts, by the per-token
 // cast elsewhere; or, with `activations: 'f32'`, kept as they are: W8A32). The router stays in f32
@@ -125,11 +126,14 @@ async function operand(ctx: GpuContext, p: Planned, a: Tensor, fp8: boolean, lab
   return [q.view([...lead, k]), scales.view([...lead, Math.ceil(k / 128)])];
 }
 
-/** Gate/up, SiLU * up and down (adding `c`) through `gemm`, from activations `x` already in the weights' format. */
-async function mlp(ctx: GpuContext, p: Planned, name: string, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, cast: boolean, out: Tensor, c?: Tensor): Promise<void> {
+/**
+ * Gate/up (through `gemmUp`, default `gemm`), SiLU * up and down (adding `c`) through `gemm`, from
+ * activations `x` already in the weights' format.
+ */
+async function mlp(ctx: GpuContext, p: Planned, name: string, x: MoeWeight, w: MlpWeights, lead: number[], gemm: Gemm, cast: boolean, out: Tensor, c?: Tensor, gemmUp = gemm): Promise<void> {
   const inter = values(w.down).shape[values(w.down).shape.length - 1];
   const h = p.tensor([...lead, 2 * inter], 'f32', 'gateUp');
-  p.add(await gemm(x, w.gateUp, h), `${name}.gateUp`);
+  p.add(await gemmUp(x, w.gateUp, h), `${name}.gateUp`);
   const silu = await planSiluMulFused(ctx, h, { out: p.tensor([...lead, inter], 'f32', 'silu_mul') });
   p.add(silu.launch, `${name}.siluMul`);
   const aOp = await operand(ctx, p, silu.out, cast && isFp8(w.down), `${name}.down`);
@@ -196,12 +200,17 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     p.add(routed.launch, 'route');
     layout = await planDispatchLayout(ctx, routed.topkIdx, { numExperts: E + always, layout: kind, counters: opts.counters, layer: opts.layer });
     p.add(layout.launch, 'layout');
-    const dispatched = await planDispatch(ctx, x, layout, {
-      fp8,
-      out: { x: p.tensor([...layout.lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched'), scales: fp8 ? p.tensor([...layout.lead, Math.ceil(hidden / 128)], 'f32', 'dispatchedScales') : undefined },
-    });
-    p.add(dispatched.launch, 'dispatch');
-    const xs: MoeWeight = fp8 ? [dispatched.x, dispatched.scales!] : dispatched.x;
+    // Masked without a cast: the gate/up GEMM reads x's rows through the layout's dstToSrc (no copy).
+    const gather = kind === 'masked' && !fp8;
+    let xs: MoeWeight = x;
+    if (!gather) {
+      const dispatched = await planDispatch(ctx, x, layout, {
+        fp8,
+        out: { x: p.tensor([...layout.lead, hidden], fp8 ? 'e4m3' : x.dtype, 'dispatched'), scales: fp8 ? p.tensor([...layout.lead, Math.ceil(hidden / 128)], 'f32', 'dispatchedScales') : undefined },
+      });
+      p.add(dispatched.launch, 'dispatch');
+      xs = fp8 ? [dispatched.x, dispatched.scales!] : dispatched.x;
+    }
 
     // The grouped GEMMs take the layout's row maps as they are on the GPU (no read-back). FP8 weights
     // take FP8 or unquantised activations alike.
@@ -209,17 +218,17 @@ async function planInto(ctx: GpuContext, p: Planned, x: Tensor, weights: MoeLaye
     // Fewer picks than experts (decode): the grouped GEMMs launch over the picks, not every expert.
     const routedIds = kind === 'masked' && tokens * k < E + always ? routed.topkIdx : undefined;
     const l = layout;
-    const groupedGemm: Gemm = async (a, b, out) => {
+    const grouped = (aRows?: Tensor): Gemm => async (a, b, out) => {
       const f = isFp8(b);
       const raw = { a: values(a), sa: isFp8(a) ? a[1] : undefined, b: values(b), sb: f ? b[1] : undefined };
       const problem =
         kind === 'contiguous'
           ? await contiguousProblem(ctx, where, f, raw, out, l.mIndices!, false)
-          : await maskedProblem(ctx, where, f, raw, out, l.numTokensPerExpert, expectedM, false, routedIds);
+          : await maskedProblem(ctx, where, f, raw, out, l.numTokensPerExpert, expectedM, false, routedIds, aRows);
       return planGemm(ctx, where, problem);
     };
     const y = p.tensor([...layout.lead, hidden], 'f32', 'expertOut');
-    await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, groupedGemm, cast, y);
+    await mlp(ctx, p, 'experts', xs, weights.experts, layout.lead, grouped(), cast, y, undefined, gather ? grouped(layout.dstToSrc) : undefined);
     const out = opts.out ?? p.tensor([tokens, hidden], 'f32', 'moeOut', true);
     const combined = await planCombine(ctx, y, layout, routed.topkWeights, { out: weights.shared ? p.tensor([tokens, hidden], 'f32', 'combined') : out, residual: opts.residual });
     p.add(combined.launch, 'combine');
