@@ -231,13 +231,23 @@ async function indexTensor(ctx: GpuContext, where: string, name: string, x: unkn
   return { t: expectTensor(where, name, x, { dtype: 'i32', shape: [len] }) };
 }
 
+/** How many ids `x` holds: host ids, or an i32 tensor of any shape (checked). */
+function idCount(where: string, name: string, x: unknown): number {
+  return x instanceof Int32Array || Array.isArray(x) ? x.length : expectTensor(where, name, x, { dtype: 'i32' }).numel;
+}
+
+/** n ids, flat: an i32 tensor of any shape seen as [n], or host ids, uploaded. */
+function flatIds(ctx: GpuContext, where: string, name: string, x: unknown, n: number): Promise<{ t: Tensor; host?: Int32Array }> {
+  return indexTensor(ctx, where, name, x instanceof Tensor ? x.view([n]) : x, n);
+}
+
 /** The masked layout's routed group ids, flat (an i32 tensor of any shape, e.g. topk ids [tokens, k], or host ids, uploaded). */
 async function routedIds(ctx: GpuContext, where: string, x: unknown): Promise<{ t: Tensor; host?: Int32Array }> {
-  const n = x instanceof Int32Array || Array.isArray(x) ? x.length : expectTensor(where, 'routed', x, { dtype: 'i32' }).numel;
+  const n = idCount(where, 'routed', x);
   if (n < 1) fail(where, 'routed', 'at least one group id', n);
   const max = ctx.limits.maxComputeWorkgroupsPerDimension;
   if (n > max) fail(where, 'routed.length', `at most ${max} (one grid row each on this device)`, n);
-  return indexTensor(ctx, where, 'routed', x instanceof Tensor ? x.view([n]) : x, n);
+  return flatIds(ctx, where, 'routed', x, n);
 }
 
 // ---- problem builders (validation happens here, before anything is dispatched) ----
@@ -265,15 +275,12 @@ export async function maskedProblem(
 ): Promise<GemmProblem> {
   const ops = checkOperands(where, fp8, raw, aRows === undefined ? [0, 0] : [0], 0);
   let [g, mMax] = ops.a.shape;
-  let map: Tensor | undefined;
-  let mapHost: Int32Array | undefined;
+  let map: { t: Tensor; host?: Int32Array } | undefined;
   if (aRows !== undefined) {
-    const n = aRows instanceof Int32Array || Array.isArray(aRows) ? aRows.length : expectTensor(where, 'aRows', aRows, { dtype: 'i32' }).numel;
+    const n = idCount(where, 'aRows', aRows);
     [g, mMax] = [ops.groups, n / ops.groups];
     if (!Number.isInteger(mMax) || mMax < 1) fail(where, 'aRows', `groups (${ops.groups}) x mMax slots`, `${n} entries`);
-    const ix = await indexTensor(ctx, where, 'aRows', aRows instanceof Tensor ? aRows.view([n]) : aRows, n);
-    map = ix.t;
-    mapHost = ix.host;
+    map = await flatIds(ctx, where, 'aRows', aRows, n);
   }
   if (g !== ops.groups) fail(where, 'lhs.shape[0]', `the group count of rhs (${ops.groups})`, g);
   if (!Number.isInteger(expectedM) || expectedM < 0) fail(where, 'expectedM', 'a non-negative integer', expectedM);
@@ -293,7 +300,7 @@ export async function maskedProblem(
     }
     if (map) {
       const rowsA = ops.a.rows;
-      const rowsOf = mapHost ?? (await hostInts(map));
+      const rowsOf = map.host ?? (await hostInts(map.t));
       v.forEach((x, gi) => {
         for (let r = 0; r < x; r++) {
           const row = rowsOf[gi * mMax + r];
@@ -302,7 +309,7 @@ export async function maskedProblem(
       });
     }
   }
-  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r?.t, aRows: map };
+  return { layout: 'masked', fp8, ...ops, ...o, aux: t, m: mMax, regions: g, expectedM: Math.min(expectedM, mMax), routed: r?.t, aRows: map?.t };
 }
 
 // ---- configs ----
@@ -395,10 +402,14 @@ function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, t
   return { kernel: 'tiled', bm, bn, bk, tm, tn, splits: splitsFor(p, ceilDiv(p.m, bm) * ceilDiv(p.n, bn) * p.regions) };
 }
 
+/** Rows per group the configs are chosen for; gathered A rows take the small-m kernel whatever the rows (the only one that reads them). */
+function configRows(p: GemmProblem): number {
+  return p.aRows ? Math.min(16, p.expectedM) : p.expectedM;
+}
+
 /** The heuristic: small-m kernel up to 16 rows per group, tiles sized to the rows and the tile count otherwise. */
 export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
-  // Gathered A rows: the small-m kernel whatever the rows (the only one that reads them).
-  const rows = p.aRows ? Math.min(16, p.expectedM) : p.expectedM;
+  const rows = configRows(p);
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
     const wide = wideOk(ctx, p, mr);
@@ -422,7 +433,7 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
 /** Configs autotune tries for this problem (all valid on this device). */
 export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const out: GemmConfig[] = [];
-  const rows = p.aRows ? Math.min(16, p.expectedM) : p.expectedM;
+  const rows = configRows(p);
   if (rows <= 16 && p.layout !== 'contiguous') {
     for (const mr of new Set([nextPow2(rows), 1])) {
       for (const wide of wideOk(ctx, p, mr) ? [true, false] : [false]) {
