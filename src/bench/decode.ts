@@ -2,7 +2,7 @@
 // checkpoint, or DEEPWGSL_DECODE_MODEL=DIR) at batch 1 and 8, each beside its floor: the weight
 // bytes one step must read (everything but unused routed experts, at their GPU dtypes) over the
 // measured stream-read bandwidth. Steps are replayed plans; each row splits the wall time into GPU
-// (the step pass's timestamps) and host, and the top kernels of a profiled step follow it. Node and Deno only (the checkpoint is written to disk): in a
+// (the step pass's timestamps) and host, and the top kernels of an in-step profile (one timed pass per launch) follow it. Node and Deno only (the checkpoint is written to disk): in a
 // browser it reports that and returns. DEEPWGSL_DECODE_BATCHES=1,8 picks the batch sizes;
 // DEEPWGSL_DECODE_MLA='[{"dk":32,"bnv":8}, ...]' also times batch 1 with each MLA tile config
 // (the Decoder's mlaConfig; other tiles, same weights), for choosing one on a GPU.
@@ -22,8 +22,6 @@ const BATCHES = [1, 8];
 /** Rows of the per-kernel breakdown per batch size. */
 const TOP_KERNELS = 20;
 const PROMPT = 16;
-/** Times each launch runs in its profiled pass. */
-const REPEAT = 8;
 
 /** Bytes a decode step of `batch` tokens reads: routed experts by the expected number of distinct ones picked. */
 export function activeWeightBytes(ck: Checkpoint, batch: number): number {
@@ -125,23 +123,25 @@ export const decodeSuite: BenchSuite = {
                 (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
                 `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits, ${planned.launches.length} launches, ${dispatches} dispatches); MLA tiles ${JSON.stringify(mlaTiles)}; median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
             });
-            // Per kernel: each launch of the step REPEAT times back to back in its own timed pass, as the
-            // step runs them (one dependent dispatch after another), so the pass's own fixed cost (~5-10
-            // us, more than most of these kernels) is spread over the repeats; summed by what they do.
-            // Repeats find weights that fit the L2 there (most per-layer matrices), so GEMM rows read
-            // low: the one-pass step time above is the total that counts.
+            // Per kernel, in the step: each launch once, in step order, in its own timed pass of one
+            // submit, so every launch follows the one it follows in the step. A launch's cost is
+            // what it adds to the step: its end minus the previous launch's end (its own pass time
+            // beside it). The 8x-repeat profile this replaced did not add up to the step (its
+            // repeats find weights in the L2 and hide each launch's fixed cost).
             await raiseClocks(ctx);
             const events = await new Profiler(ctx).profilePasses(
-              planned.launches.map((l) => ({ name: l.info.kernel, info: l.info, encode: (p) => Array.from({ length: REPEAT }, () => l.encode(p)) })),
+              planned.launches.map((l) => ({ name: l.info.kernel, info: l.info, encode: (p) => l.encode(p) })),
               `decode batch ${batch}`,
             );
-            const byLabel = new Map<string, { us: number; bytes: number; n: number }>();
+            const byLabel = new Map<string, { us: number; ownUs: number; bytes: number; n: number }>();
             events.forEach((e, i) => {
               const k = planned.labels[i];
-              const x = byLabel.get(k) ?? { us: 0, bytes: 0, n: 0 };
-              byLabel.set(k, { us: x.us + e.durUs / REPEAT, bytes: x.bytes + e.bytes, n: x.n + 1 });
+              const prevEnd = i === 0 ? e.startUs : events[i - 1].startUs + events[i - 1].durUs;
+              const x = byLabel.get(k) ?? { us: 0, ownUs: 0, bytes: 0, n: 0 };
+              byLabel.set(k, { us: x.us + e.startUs + e.durUs - prevEnd, ownUs: x.ownUs + e.durUs, bytes: x.bytes + e.bytes, n: x.n + 1 });
             });
-            const total = events.reduce((a, e) => a + e.durUs / REPEAT, 0);
+            const last = events[events.length - 1];
+            const total = last.startUs + last.durUs - events[0].startUs;
             // Variants: only the MLA rows differ.
             const top = [...byLabel.entries()].sort((x, y) => y[1].us - x[1].us).filter(([label]) => v === 0 || label === 'decode');
             for (const [label, x] of top.slice(0, v === 0 ? TOP_KERNELS : 1)) {
@@ -153,7 +153,7 @@ export const decodeSuite: BenchSuite = {
                 gbs: x.bytes ? gbs : undefined,
                 pct: x.bytes && bw ? (100 * gbs) / bw : undefined,
                 ceiling: 'stream-read',
-                note: `${((100 * x.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (each launch ${REPEAT}x back to back in its own pass, ${events.length} launches per step)`,
+                note: `${((100 * x.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (in-step: end minus the previous launch's end, one pass per launch, ${events.length} launches); own passes ${(x.ownUs / 1e3).toFixed(3)} ms`,
               });
             }
             for (const seq of seqs) dec.release(seq);
