@@ -6,6 +6,8 @@
 // browser it reports that and returns. DEEPWGSL_DECODE_BATCHES=1,8 picks the batch sizes;
 // DEEPWGSL_DECODE_MLA='[{"dk":32,"bnv":8}, ...]' also times batch 1 with each MLA tile config
 // (the Decoder's mlaConfig; other tiles, same weights), for choosing one on a GPU.
+// DEEPWGSL_DECODE_CONTEXT=N: each sequence's prompt length before the timed steps (default 16): the
+// attention's share of a step grows with it.
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { Decoder, type DecoderOptions, type StepTiming } from '../model/decode.ts';
@@ -66,8 +68,9 @@ export const decodeSuite: BenchSuite = {
     // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
     const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
     const batches = envPositiveInts('DEEPWGSL_DECODE_BATCHES', 'bench --decode') ?? BATCHES;
+    const prompt = envPositiveInts('DEEPWGSL_DECODE_CONTEXT', 'bench --decode')?.[0] ?? PROMPT;
     const mlaVariants = JSON.parse(envVar('DEEPWGSL_DECODE_MLA') ?? '[]') as DecoderOptions['mlaConfig'][];
-    const base: DecoderOptions = { maxSeqLen: PROMPT + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
+    const base: DecoderOptions = { maxSeqLen: prompt + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
     try {
       for (const [v, mlaConfig] of [undefined, ...mlaVariants].entries()) {
@@ -88,14 +91,14 @@ export const decodeSuite: BenchSuite = {
             const seqs = Array.from({ length: batch }, (_, i) => i);
             const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;
             // Each prompt in one forward, then one untimed step (the batch shape planned), then the timed steps (replayed).
-            for (const seq of seqs) await dec.prefill(seq, Array.from({ length: PROMPT }, (_, t) => tok(seq, t)));
-            await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT) })));
+            for (const seq of seqs) await dec.prefill(seq, Array.from({ length: prompt }, (_, t) => tok(seq, t)));
+            await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt) })));
             // Steps keep the clock up once it is up; planning and uploads let it fall.
             await raiseClocks(ctx);
             const timings: StepTiming[] = [];
             let logits: Float32Array[] = [];
             for (let t = 0; t < steps; t++) {
-              logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, PROMPT + 1 + t) })));
+              logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt + 1 + t) })));
               timings.push(dec.lastTiming!);
             }
             // Random weights drawn like a trained model's keep logits finite and of order 1 over all layers.
@@ -112,7 +115,7 @@ export const decodeSuite: BenchSuite = {
             const mlaTiles = planned.launches.find((l) => l.info.kernel === 'mla.decode')?.info.config;
             emit({
               suite: 'decode',
-              name: `${name} decode, batch ${batch}${tag}`,
+              name: `${name} decode, batch ${batch}${prompt !== PROMPT ? `, context ${prompt}` : ''}${tag}`,
               ms,
               gbs: bytes / (ms / 1e3) / 1e9,
               pct: floorMs === undefined ? undefined : (100 * floorMs) / ms,

@@ -238,6 +238,7 @@ export const mlaChecks: Check[] = [
   caseCheck('dense tiny fixture d=80 dv=64, varlen with a zero-length sequence, block 16', { b: 4, sQ: 1, hQ: 4, ...tiny, blockSize: 16, seqlens: [37, 0, 5, 70] }),
   caseCheck('dense DeepSeek d=576 dv=512, h_q=16, block 64', { b: 2, sQ: 1, hQ: 16, ...deepseek, seqlens: [100, 65] }),
   caseCheck('split-KV + combine (forced 16 parts), DeepSeek shape, s_q=2 causal', { b: 2, sQ: 2, hQ: 8, ...deepseek, seqlens: [300, 3], causal: true, parts: 16 }),
+  caseCheck('combine over 520 partials (past one chunk of its lanes), block 8', { b: 2, sQ: 1, hQ: 2, ...tiny, blockSize: 8, seqlens: [4160, 50], parts: 600 }),
   caseCheck('causal s_q=3, GQA h_q=6 h_kv=2, f32 q/out (model runtime), block 8', { b: 3, sQ: 3, hQ: 6, hKv: 2, ...tiny, blockSize: 8, seqlens: [3, 19, 40], causal: true, qDtype: 'f32', parts: 6 }),
   caseCheck('f16 cache, f16 q, odd d=81 dv=63, h_kv=3', { b: 2, sQ: 2, hQ: 3, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], kvFormat: 'f16', qDtype: 'f16' }),
   caseCheck('fp8 cache (656-byte rows) DeepSeek shape', { b: 2, sQ: 1, hQ: 8, ...deepseek, seqlens: [90, 64], kvFormat: 'fp8', parts: 8 }),

@@ -349,7 +349,7 @@ const DecodeParams = d.struct({
   scale: d.f32,
 });
 
-const CombineParams = d.struct({ b: d.u32, s_q: d.u32, h_q: d.u32, num_slots: d.u32, grid_x: d.u32, inf_bits: d.u32 });
+const CombineParams = d.struct({ b: d.u32, s_q: d.u32, h_q: d.u32, num_slots: d.u32, chunks: d.u32, grid_x: d.u32, inf_bits: d.u32 });
 
 function ioConsts(s: Shapes, out: Tensor): Record<string, number> {
   return { DV: s.dv, DVW: Math.ceil(s.dv / 2), OUT_KIND: KIND[s.qDtype], OUT_PITCH: out.pitch };
@@ -488,8 +488,14 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
   };
 }
 
+/** The combine's lanes: WW output words of a row, each summed over SG interleaved shares of the partials, U loads in flight per lane. */
+function combineShape(dv: number): { WG: number; WW: number; SG: number; U: number } {
+  const ww = Math.min(64, nextPow2(Math.ceil(dv / 2)));
+  return { WG: 4 * ww, WW: ww, SG: 4, U: 4 };
+}
+
 function combineModule(s: Shapes, out: Tensor, hasSink: boolean): KernelModule {
-  const consts = { WG: 64, HAS_SINK: hasSink, ...ioConsts(s, out) };
+  const consts = { ...combineShape(s.dv), HAS_SINK: hasSink, ...ioConsts(s, out) };
   return {
     kernel: 'mla.combine',
     config: consts,
@@ -617,8 +623,9 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   ];
   if (meta.slotCap > 0) {
     const combine = await ctx.pipelines.get(combineModule(s, out, a.attnSink !== undefined));
-    const g = grid(ctx, s.b * rowsPerBatch);
-    const cparams = paramsBuffer(ctx, CombineParams, { b: s.b, s_q: s.sQ, h_q: s.hQ, num_slots: meta.slotCap, grid_x: g[0], inf_bits: 0x7f800000 });
+    const chunks = Math.ceil(Math.ceil(s.dv / 2) / combineShape(s.dv).WW);
+    const g = grid(ctx, s.b * rowsPerBatch * chunks);
+    const cparams = paramsBuffer(ctx, CombineParams, { b: s.b, s_q: s.sQ, h_q: s.hQ, num_slots: meta.slotCap, chunks, grid_x: g[0], inf_bits: 0x7f800000 });
     // Without a sink the combine never reads binding 3.
     const sink = a.attnSink ?? unusedTensor(ctx);
     dispatches.push({
