@@ -3,15 +3,18 @@
 // beside the ceiling that bounds it (f32 FMA rate or streaming bandwidth, whichever takes longer).
 // bf16 s_q=1 non-causal cases also time the unfused baseline (src/kernels/mla/unfused.ts: gather, QK^T
 // GEMM, softmax, P.V GEMM through our own kernels) in the same run, to show what fusion buys.
-// On hardware also V2-Lite's decode-step call at batch 1 (h_q=16, f32 q, replayable schedule): latency.
+// On hardware also V2-Lite's decode-step call at batch 1 (h_q=16, f32 q, replayable schedule): latency,
+// timed as a step pays it (calls chained in one pass), with its decode and combine dispatches apart.
 // Upstream's mean 16384/32768 caches exceed one storage binding: the kernel binds them as several windows.
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor, type Tensor } from '../gpu/tensor.ts';
 import { timeLaunch } from '../jit/timing.ts';
+import { Launch, type Dispatch } from '../jit/launch.ts';
 import { encodeKvRow, kvLayout, type KvFormat } from '../kernels/mla/kvformat.ts';
 import { autotuneMla, getMlaMetadata, planFlashMla, type FlashMlaArgs, type MlaConfig } from '../kernels/mla/mla.ts';
 import { envVar } from '../gpu/env.ts';
 import { planUnfusedMla } from '../kernels/mla/unfused.ts';
+import { decodeMlaConfig } from '../model/decode.ts';
 import { DeepwgslError } from '../gpu/errors.ts';
 import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
 import { raiseClocks } from './ceilings.ts';
@@ -42,7 +45,7 @@ export function mlaBenchCases(quick: boolean, software: boolean): MlaBenchCase[]
   if (software) return [{ b: 2, sQ: 1, hQ: 16, meanSeqlen: 256, causal: false, format: 'bf16' }, { b: 2, sQ: 2, hQ: 16, meanSeqlen: 256, causal: true, format: 'fp8' }];
   const b = 128;
   // V2-Lite's decode-step shape (h_q=16) at batch 1: latency, not throughput.
-  const cases: MlaBenchCase[] = [64, 1024].map((n) => ({ b: 1, sQ: 1, hQ: 16, meanSeqlen: n, causal: false, format: 'bf16', decode: true }));
+  const cases: MlaBenchCase[] = [64, 1024, 4096].map((n) => ({ b: 1, sQ: 1, hQ: 16, meanSeqlen: n, causal: false, format: 'bf16', decode: true }));
   cases.push({ b: 1, sQ: 1, hQ: 16, meanSeqlen: 64, causal: false, format: 'fp8', decode: true });
   if (quick) {
     cases.push({ b, sQ: 1, hQ: 128, meanSeqlen: 4096, causal: false, format: 'bf16' });
@@ -171,7 +174,8 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   // The heuristic tiles, or with --tune every candidate timed (their times in the note) and the fastest used.
   const tuned = opts.tune ? await autotuneMla(ctx, args, { iters: Math.min(opts.iters, 5), force: true }) : undefined;
   // DEEPWGSL_MLA_CONFIG (JSON, a partial MlaConfig) forces the tiles of the throughput cases.
-  const forced = c.decode ? undefined : forcedConfig();
+  // The decode-step cases take the Decoder's tiles.
+  const forced = c.decode ? decodeMlaConfig(ctx, args) : forcedConfig();
   const planned = await planFlashMla(ctx, { ...args, config: tuned?.best ?? forced });
   const tried = tuned?.results.map((r) => `${r.config.kernel[0]}${r.config.wg}/${r.config.mt}/${r.config.bn}${r.config.dk ? `/${r.config.dk}/${r.config.bnv}` : ''}:${r.medianMs.toFixed(2)}`).join(' ');
   // Timed at the loaded clock, not the idle one that the cache upload leaves (two warm-up runs may
@@ -179,7 +183,19 @@ async function runCase(ctx: GpuContext, c: MlaBenchCase, inputs: Inputs, opts: B
   await raiseClocks(ctx);
   const t = await timeLaunch(ctx, planned.launch, { iters: c.decode ? Math.max(20, opts.iters) : opts.iters, warmup: 2 });
   const { bytes, flops, config } = planned.launch.info;
-  const rows = [rateRow(name, t.medianMs, bytes, flops, opts, `${c.decode ? 'latency-bound; ' : ''}${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
+  let ms = t.medianMs;
+  let chained = '';
+  if (c.decode) {
+    // What a decode step pays: calls chained in one pass, each waiting on the one before (a pass
+    // per call adds its timestamps' cost), and the decode and combine dispatches alone.
+    const chain = async (ds: readonly Dispatch[]) => (await timeLaunch(ctx, new Launch(ctx, ds, planned.launch.info), { iters: 10, warmup: 2, chain: 20 })).medianMs * 1e3;
+    const ds = planned.launch.dispatches;
+    const [whole, dec] = [await chain(ds), await chain(ds.slice(0, 1))];
+    const comb = ds.length > 1 ? `${(await chain(ds.slice(1))).toFixed(1)}` : 'none';
+    ms = whole / 1e3;
+    chained = `chained x20 in one pass: ${whole.toFixed(1)} us per call (decode dispatch ${dec.toFixed(1)}, combine ${comb}); a pass per call ${(t.medianMs * 1e3).toFixed(1)} us; `;
+  }
+  const rows = [rateRow(name, ms, bytes, flops, opts, `${c.decode ? `latency-bound; ${chained}` : ''}${JSON.stringify(config)}; ${t.method}${tried ? `; tuned (r)ows/(t)iled wg/mt/bn[/dk/bnv]:ms ${tried}` : ''}`)];
   planned.out.destroy();
   planned.lse.destroy();
   args.schedMeta.destroy();

@@ -72,6 +72,12 @@ type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<Decode
  */
 const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
 
+/** DECODE_MLA where this device and these arguments allow it, else undefined (flashMlaWithKvcache's choice). */
+export function decodeMlaConfig(ctx: GpuContext, args: FlashMlaArgs): MlaConfig | undefined {
+  const same = (x: MlaConfig) => (Object.keys(DECODE_MLA) as (keyof MlaConfig)[]).every((k) => x[k] === DECODE_MLA[k]);
+  return mlaCandidates(ctx, args).find(same);
+}
+
 /** A block of a stored weight: rows r0..r1 and columns c0..c1 (default: all). */
 interface Piece {
   w: StoredWeight;
@@ -447,8 +453,7 @@ export class Decoder {
         out: buf('mla_out', [B, T, H, c.kvLoraRank]),
         lse: buf('mla_lse', [B, H, T]),
       };
-      const same = (x: MlaConfig) => (Object.keys(DECODE_MLA) as (keyof MlaConfig)[]).every((k) => x[k] === DECODE_MLA[k]);
-      mlaArgs.config = T > 1 ? undefined : (this.opts.mlaConfig ?? mlaCandidates(ctx, mlaArgs).find(same));
+      mlaArgs.config = T > 1 ? undefined : (this.opts.mlaConfig ?? decodeMlaConfig(ctx, mlaArgs));
       const mla = add(await planFlashMla(ctx, mlaArgs));
       const ov = add(await planMlaAbsorbO(ctx, mla.out.view([M, H, c.kvLoraRank]), lw.kvB, m, { out: buf('o_values', [M, H * c.vHeadDim]) })).out;
       await linear(ov, lw.o, 'o_proj', { c: x, out: x2 });

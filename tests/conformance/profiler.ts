@@ -4,6 +4,8 @@ import type { GpuContext } from '../../src/gpu/context.ts';
 import { CEILING_KERNELS, type PlannedCeiling } from '../../src/bench/ceilings.ts';
 import { Profiler, type ChromeTrace } from '../../src/jit/profiler.ts';
 import { timeLaunch } from '../../src/jit/timing.ts';
+import { Launch } from '../../src/jit/launch.ts';
+import { createTensor, readTensor, writeTensor } from '../../src/gpu/tensor.ts';
 import type { Check, CheckResult } from './check.ts';
 
 /** Two known launches: the stream-read and f32 FMA ceiling kernels at their small 'check' size. */
@@ -82,6 +84,32 @@ export const profilerChecks: Check[] = [
         if (profiler.events.some((e, i) => e.category !== 'test' || Math.abs(e.durUs / 1e3 - t.samplesMs[i]) > 1e-9)) bad.push(`${timing}: events differ from the samples`);
       }
       p.destroy();
+      return { err: bad.length, tol: 0, note: bad.join('; ') || undefined };
+    },
+  },
+  {
+    name: 'profiler: timeLaunch with chain: every sample encodes the launch `chain` times (a counting kernel), and the sink records no chained samples',
+    async run(ctx) {
+      const count = createTensor(ctx, [1], 'u32', 'count');
+      const module = ctx.device.createShaderModule({
+        code: '@group(0) @binding(0) var<storage, read_write> n: array<atomic<u32>>;\n@compute @workgroup_size(1) fn main() { atomicAdd(&n[0], 1u); }',
+      });
+      const pipeline = ctx.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' } });
+      const bindGroup = ctx.device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries: [{ binding: 0, resource: count.binding('test', 'count') }] });
+      const launch = new Launch(ctx, [{ pipeline, bindGroup, workgroups: [1, 1, 1] }], { kernel: 'count', config: {}, bytes: 0, flops: 0 });
+      const bad: string[] = [];
+      for (const timing of ['auto', 'cpu'] as const) {
+        writeTensor(count, new Uint32Array([0]));
+        const profiler = new Profiler(ctx, { timing });
+        const detach = profiler.attach();
+        const t = await timeLaunch(ctx, launch, { warmup: 2, iters: 3, chain: 5 });
+        detach();
+        const n = (await readTensor(count))[0];
+        if (n !== 2 + 3 * 5) bad.push(`${timing}: the kernel ran ${n} times, want 17 (2 warm-up + 3 samples x 5)`);
+        if (t.samplesMs.length !== 3 || !t.samplesMs.every((x) => x >= 0)) bad.push(`${timing}: samples ${t.samplesMs}`);
+        if (profiler.events.length !== 0) bad.push(`${timing}: ${profiler.events.length} chained samples recorded`);
+      }
+      count.destroy();
       return { err: bad.length, tol: 0, note: bad.join('; ') || undefined };
     },
   },
