@@ -68,7 +68,9 @@ export const decodeSuite: BenchSuite = {
     // DEEPWGSL_DECODE_SUBMITS: submits per step (the Decoder's default overlaps encoding with the GPU).
     const submits = envVar('DEEPWGSL_DECODE_SUBMITS');
     const batches = envPositiveInts('DEEPWGSL_DECODE_BATCHES', 'bench --decode') ?? BATCHES;
-    const prompt = envPositiveInts('DEEPWGSL_DECODE_CONTEXT', 'bench --decode')?.[0] ?? PROMPT;
+    const contexts = envPositiveInts('DEEPWGSL_DECODE_CONTEXT', 'bench --decode');
+    if (contexts && contexts.length !== 1) throw new Error(`bench --decode: DEEPWGSL_DECODE_CONTEXT must be one prompt length, got '${contexts.join(',')}'`);
+    const prompt = contexts?.[0] ?? PROMPT;
     const mlaVariants = JSON.parse(envVar('DEEPWGSL_DECODE_MLA') ?? '[]') as DecoderOptions['mlaConfig'][];
     const base: DecoderOptions = { maxSeqLen: prompt + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
     const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];

@@ -44,11 +44,11 @@ export class Launch {
     }
   }
 
-  /** Submits the launch. Errors surface at the next ctx.sync() or read-back. */
-  submit(): void {
+  /** Submits the launch (`times` in a row in one pass, each after the one before). Errors surface at the next ctx.sync() or read-back. */
+  submit(times = 1): void {
     const enc = this.ctx.device.createCommandEncoder({ label: this.info.kernel });
     const pass = enc.beginComputePass();
-    this.encode(pass);
+    for (let i = 0; i < times; i++) this.encode(pass);
     pass.end();
     this.ctx.device.queue.submit([enc.finish()]);
   }

@@ -104,11 +104,7 @@ export async function timeLaunch(ctx: GpuContext, launch: Launch, opts: TimingOp
   if (method === 'cpu') {
     for (let i = 0; i < iters; i++) {
       const startMs = performance.now();
-      const enc = ctx.device.createCommandEncoder({ label: launch.info.kernel });
-      const pass = enc.beginComputePass();
-      for (let k = 0; k < chain; k++) launch.encode(pass);
-      pass.end();
-      ctx.device.queue.submit([enc.finish()]);
+      launch.submit(chain);
       await ctx.sync();
       intervals.push({ method, startMs, endMs: performance.now() });
     }
