@@ -6,7 +6,8 @@
 // queries. Invocation (m, p) holds query row m's channel pairs p, p+P, ... in registers for the
 // scores and the same pairs of its output. Online softmax in f32.
 // Holes: WG, MT, P, BN, D, DV, DW, DVW, QN, ON, Q_KIND, K_KIND, OUT_KIND, Q_PITCH, OUT_PITCH,
-// K_PITCH_WORDS, D_NOPE, FP8_TILE, FP8_TILES, SPARSE (prelude), Params (typegpu struct).
+// K_PITCH_WORDS, D_NOPE, FP8_TILE, FP8_TILES, SPARSE, ROW_SHUFFLE (P lanes within the adapter's
+// smallest subgroup: shuffle_xor from common/shuffle_*.wgsl), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
@@ -27,7 +28,8 @@ var<workgroup> ktile: array<u32, BN * DW>;
 // Partial sums of cache row nn start at nn * (WG + 1): the padding keeps the summing lanes on distinct banks.
 var<workgroup> part: array<f32, BN * (WG + 1u)>;
 var<workgroup> sc: array<f32, MT * BN>;
-var<workgroup> krow: array<i32, BN>;
+// This round's cache rows and the next one's, in alternate halves.
+var<workgroup> krow: array<i32, 2u * BN>;
 var<workgroup> span: vec2<u32>;
 
 @compute @workgroup_size(WG)
@@ -58,55 +60,68 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (SPARSE) { len = select(params.topk, min(u32(avail), params.topk), params.has_topk_len == 1u); }
     span = vec2<u32>(u32(item.y), min(u32(item.z), len));
   }
-  let range = workgroupUniformLoad(&span);
-  // The causal limit of this row's token: rows up to seqlen - s_q + t.
-  var limit = i32(range.y);
-  if (!SPARSE && params.causal == 1u) { limit = min(limit, avail - i32(params.s_q) + i32(t) + 1); }
-
+  // The first round's cache rows and the q row are loaded before the seqlen is known (the rows are
+  // checked against it before any cache read), so the three loads wait on each other's latency once.
+  for (var i = lid; i < BN; i = i + WG) { krow[i] = table_row(b, t, u32(item.y) + i); }
   let qrow = (b * params.s_q + t) * params.h_q + h;
   var qv: array<vec2<f32>, QN>;
   for (var i = 0u; i < QN; i = i + 1u) {
     let e = p + P * i;
     qv[i] = select(vec2<f32>(0.0), load_q(qrow, min(e, DW - 1u)), e < DW && row_ok);
   }
+  let range = workgroupUniformLoad(&span);
+  // The causal limit of this row's token: rows up to seqlen - s_q + t.
+  var limit = i32(range.y);
+  if (!SPARSE && params.causal == 1u) { limit = min(limit, avail - i32(params.s_q) + i32(t) + 1); }
   var o: array<vec2<f32>, ON>;
   for (var i = 0u; i < ON; i = i + 1u) { o[i] = vec2<f32>(0.0); }
   var mx = START;
   var l = 0.0;
 
+  var kb = 0u; // this round's half of krow
   for (var c0 = range.x; c0 < range.y; c0 = c0 + BN) {
-    for (var i = lid; i < BN; i = i + WG) { krow[i] = select(-1, cache_row(b, t, c0 + i), c0 + i < range.y); }
-    workgroupBarrier();
     for (var w = lid; w < BN * DW; w = w + WG) {
-      let kr = krow[w / DW];
+      let kr = select(-1, krow[kb + w / DW], c0 + w / DW < range.y);
       ktile[w] = select(0u, load_k_word(u32(max(kr, 0)), g, w % DW), kr >= 0);
     }
+    // The next round's cache rows, looked up while this round computes, into the other half (last
+    // read before the previous round's closing barrier).
+    for (var i = lid; i < BN; i = i + WG) { krow[BN - kb + i] = table_row(b, t, c0 + BN + i); }
     workgroupBarrier();
-    // Partial dot products over this invocation's channel pairs.
+    // Scores of this round's rows: dot products over this invocation's channel pairs, summed over
+    // the row's P invocations by shuffles (they share a subgroup) or through workgroup memory.
+    var sv: array<f32, BN>;
     for (var nn = 0u; nn < BN; nn = nn + 1u) {
       var acc = 0.0;
       for (var i = 0u; i < QN; i = i + 1u) {
         let e = p + P * i;
         if (e < DW) { acc = acc + dot(qv[i], unpack_pair(ktile[nn * DW + e], K_TILE_KIND)); }
       }
-      part[nn * (WG + 1u) + lid] = acc;
+      if (ROW_SHUFFLE) {
+        for (var off = 1u; off < P; off = off << 1u) { acc = acc + shuffle_xor(acc, off); }
+        sv[nn] = select(MASKED, acc * params.scale, krow[kb + nn] >= 0 && i32(c0 + nn) < limit);
+      } else {
+        part[nn * (WG + 1u) + lid] = acc;
+      }
     }
-    workgroupBarrier();
-    for (var nn = p; nn < BN; nn = nn + P) {
-      var s = 0.0;
-      for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * (WG + 1u) + m * P + pp]; }
-      let ok = krow[nn] >= 0 && i32(c0 + nn) < limit;
-      sc[m * BN + nn] = select(MASKED, s * params.scale, ok);
+    if (!ROW_SHUFFLE) {
+      workgroupBarrier();
+      for (var nn = p; nn < BN; nn = nn + P) {
+        var s = 0.0;
+        for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * (WG + 1u) + m * P + pp]; }
+        sc[m * BN + nn] = select(MASKED, s * params.scale, krow[kb + nn] >= 0 && i32(c0 + nn) < limit);
+      }
+      workgroupBarrier();
+      for (var nn = 0u; nn < BN; nn = nn + 1u) { sv[nn] = sc[m * BN + nn]; }
     }
-    workgroupBarrier();
     var cmax = MASKED;
-    for (var nn = 0u; nn < BN; nn = nn + 1u) { cmax = max(cmax, sc[m * BN + nn]); }
+    for (var nn = 0u; nn < BN; nn = nn + 1u) { cmax = max(cmax, sv[nn]); }
     let mnew = max(mx, cmax);
     let alpha = exp(mx - mnew);
     l = l * alpha;
     for (var i = 0u; i < ON; i = i + 1u) { o[i] = o[i] * alpha; }
     for (var nn = 0u; nn < BN; nn = nn + 1u) {
-      let pn = exp(sc[m * BN + nn] - mnew);
+      let pn = exp(sv[nn] - mnew);
       l = l + pn;
       for (var i = 0u; i < ON; i = i + 1u) {
         let e = p + P * i;
@@ -114,6 +129,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       }
     }
     mx = mnew;
+    kb = BN - kb;
     workgroupBarrier();
   }
 

@@ -10,6 +10,13 @@ fn cache_row(b: u32, t: u32, n: u32) -> i32 {
   return select(-1, blk * i32(params.block_size) + i32(n % params.block_size), blk >= 0 && u32(blk) < params.num_blocks);
 }
 
+// cache_row for a position that may lie past the sequence (looked up before its length is read):
+// -1 past its block-table row (indices row); the caller masks positions past the length.
+fn table_row(b: u32, t: u32, n: u32) -> i32 {
+  if (select(n / params.block_size >= params.max_blocks, n >= params.topk, SPARSE)) { return -1; }
+  return cache_row(b, t, n);
+}
+
 // (token, head) of query row r of those served for kv head g (and token tg in sparse mode).
 fn row_token_head(r: u32, g: u32, tg: u32) -> vec2<u32> {
   if (SPARSE) { return vec2<u32>(tg, g * params.hpk + r); }

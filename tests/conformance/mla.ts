@@ -248,6 +248,7 @@ export const mlaChecks: Check[] = [
   caseCheck('sparse indices (invalid ids skipped), bf16 cache, h_kv=2, split', { b: 2, sQ: 2, hQ: 4, hKv: 2, ...tiny, blockSize: 16, seqlens: [60, 30], sparse: { topk: 40 }, parts: 8 }),
   caseCheck('attnSink dense (+inf and -inf sinks), split and combined', { b: 3, sQ: 1, hQ: 5, ...tiny, blockSize: 16, seqlens: [64, 0, 9], sink: true, parts: 6 }),
   caseCheck('row kernel: wg=32 mt=4 bn=3, causal', { b: 2, sQ: 2, hQ: 6, ...tiny, blockSize: 16, seqlens: [45, 12], causal: true, config: { kernel: 'rows', wg: 32, mt: 4, bn: 3 } }),
+  caseCheck('row kernel: wg=4 mt=2 bn=6 (more cache rows per round than lanes; 2-lane rows summed by shuffles where subgroups allow), sparse, split', { b: 2, sQ: 2, hQ: 4, ...tiny, blockSize: 16, seqlens: [45, 20], sparse: { topk: 30 }, parts: 3, config: { kernel: 'rows', wg: 4, mt: 2, bn: 6 } }),
   caseCheck('row kernel: DeepSeek shape, fp8 cache, sparse + attnSink, split', { b: 2, sQ: 2, hQ: 8, ...deepseek, seqlens: [100, 40], kvFormat: 'fp8', sparse: { topk: 40, withLength: true }, sink: true, parts: 6, config: { kernel: 'rows', wg: 128, mt: 8, bn: 8 } }),
   caseCheck('row kernel: 32 lanes per query row (wg=256 mt=8), DeepSeek shape, f32 q, h_q=16 (2 row tiles), split', { b: 2, sQ: 1, hQ: 16, ...deepseek, blockSize: 16, seqlens: [70, 33], qDtype: 'f32', parts: 6, config: { kernel: 'rows', wg: 256, mt: 8, bn: 8 } }),
   caseCheck('row kernel: odd d=81 dv=63, f32 q, h_kv=3, split', { b: 2, sQ: 2, hQ: 6, hKv: 3, d: 81, dv: 63, blockSize: 16, seqlens: [50, 17], qDtype: 'f32', parts: 5, config: { kernel: 'rows', wg: 64, mt: 4, bn: 8 } }),
@@ -311,16 +312,17 @@ export const mlaChecks: Check[] = [
   {
     name: 'mla replayable schedMeta: one plan, seqlens updated between runs (splits change), each run vs the reference; update errors',
     async run(ctx) {
-      // Blocks of 32: a replayable schedule splits 16 positions apart, inside blocks.
-      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 32, seqlens: [60, 33] };
-      const meta = getMlaMetadata({ maxSeqlen: 64, parts: 8 });
+      // Blocks of 32: a replayable schedule splits 8 or 16 positions apart (by the batch's length), inside blocks.
+      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 32, seqlens: [640, 560] };
+      const meta = getMlaMetadata({ maxSeqlen: 640, parts: 8 });
       const built = buildMlaCase(ctx, c, meta);
       const lens = built.args.cacheSeqlens!;
       let worst = 0;
       const notes: string[] = [];
       let planned: Awaited<ReturnType<typeof planFlashMla>> | undefined;
       try {
-        for (const step of [[20, 5], [45, 17], [0, 33], [60, 33]]) {
+        const units = new Set<number>();
+        for (const step of [[20, 5], [45, 17], [0, 33], [600, 540], [60, 33]]) {
           ctx.device.queue.writeBuffer(lens.buffer, lens.byteOffset, Int32Array.from(step));
           if (!planned) planned = await planFlashMla(ctx, { ...built.args, hostSeqlens: Int32Array.from(step) });
           else meta.update(step);
@@ -330,15 +332,17 @@ export const mlaChecks: Check[] = [
           const ref = built.refFor(step);
           const e = Math.max(relErr(await readTensor(planned.out), ref.out) / mlaOutTol('bf16'), lseErr(await readTensor(planned.lse), ref.lse) / MLA_LSE_TOL);
           worst = Math.max(worst, e);
-          notes.push(`[${step}]: ${meta.schedule!.items.length}/${meta.itemCap} items, ${meta.schedule!.numSlots} slots`);
+          units.add(meta.schedule!.unit);
+          notes.push(`[${step}]: ${meta.schedule!.items.length}/${meta.itemCap} items of ${meta.schedule!.unit}-position units, ${meta.schedule!.numSlots} slots`);
         }
-        let errors = await throwsLike(() => meta.update([65, 1]), /MlaSchedMeta.update: seqlens\[0\] must be in 0..64 \(the maxSeqlen this schedule was planned for\), got 65/);
+        let errors = await throwsLike(() => meta.update([641, 1]), /MlaSchedMeta.update: seqlens\[0\] must be in 0..640 \(the maxSeqlen this schedule was planned for\), got 641/);
         errors += await throwsLike(() => meta.update([1]), /MlaSchedMeta.update: seqlens.length must be b \(2\), got 1/);
         errors += await throwsLike(() => getMlaMetadata().update([1, 1]), /only a replayable schedMeta/);
         errors += await throwsLike(() => getMlaMetadata({ maxSeqlen: 8 }).update([1, 1]), /plan a flashMlaWithKvcache call with this schedMeta first/);
-        errors += await throwsLike(() => planFlashMla(ctx, { ...built.args, schedMeta: getMlaMetadata({ maxSeqlen: 1000 }) }), /schedMeta.maxSeqlen must be at most what blockTable holds \(3 blocks of 32\), got 1000/);
+        errors += await throwsLike(() => planFlashMla(ctx, { ...built.args, schedMeta: getMlaMetadata({ maxSeqlen: 1000 }) }), /schedMeta.maxSeqlen must be at most what blockTable holds \(21 blocks of 32\), got 1000/);
         // The splits must have changed between runs, or this check would not test the rewrite.
-        const varied = new Set(notes.map((n) => n.split(': ')[1])).size > 1;
+        // ... and both split units must have been used.
+        const varied = new Set(notes.map((n) => n.split(': ')[1])).size > 1 && units.size === 2;
         return { err: errors || !varied ? Infinity : worst, tol: 1, note: notes.join('; ') };
       } finally {
         built.destroy();

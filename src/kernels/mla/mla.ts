@@ -20,6 +20,8 @@ import rowsWgsl from '../../../shaders/mla/rows.wgsl';
 import kcacheOneWgsl from '../../../shaders/mla/kcache_one.wgsl';
 import kcacheSplitWgsl from '../../../shaders/mla/kcache_split.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
+import shuffleSubgroupWgsl from '../../../shaders/common/shuffle_subgroup.wgsl';
+import shuffleNoneWgsl from '../../../shaders/common/shuffle_none.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
 import { maxScheduleItems, scheduleSplits, type MlaSchedule } from './schedule.ts';
 
@@ -64,7 +66,13 @@ interface SchedKey {
   sink: boolean;
 }
 
-const REPLAY_SPLIT_UNIT = 16;
+/**
+ * A replayable schedule's split unit (positions): FINE while the batch's work at that unit is at most
+ * FINE_ITEMS items (one round of 8 cache rows per workgroup, twice the workgroups: on an H100 a V2-Lite
+ * call at 40 positions took 13.5 us against 17.9), else COARSE (past ~1024 positions at b=1 the
+ * combine's partials cost more than the rounds they save). docs/BENCHMARKS.md, 2026-12-06.
+ */
+const REPLAY_UNIT = { fine: 8, coarse: 16, fineItems: 128 };
 
 /**
  * Scheduling state, filled on the first flashMlaWithKvcache call that uses it (reading cacheSeqlens
@@ -108,8 +116,8 @@ export class MlaSchedMeta {
   /** Sizes the buffers (first use): replayable for any seqlens up to maxSeqlen, else for this schedule. */
   init(ctx: GpuContext, key: SchedKey, seqlens: Int32Array, parts: number, rowsPerBatch: number, dv: number, combineAll: boolean): void {
     const b = seqlens.length;
-    const unit = this.splitUnit(key);
-    const fixed = (p: number) => (this.replayable ? maxScheduleItems(b, this.maxSeqlen!, unit, p) : undefined);
+    const unit = this.splitUnit(key, seqlens);
+    const fixed = (p: number) => (this.replayable ? replayItemCap(b, this.maxSeqlen!, key.blockSize, p) : undefined);
     let schedule = scheduleSplits(seqlens, unit, parts, { combineAll });
     let slots = fixed(parts) ?? schedule.numSlots;
     // Fewer parts where the partial outputs would not fit one binding.
@@ -143,16 +151,19 @@ export class MlaSchedMeta {
     const lens = Int32Array.from(seqlens);
     const bad = lens.findIndex((v) => !(v >= 0 && v <= this.maxSeqlen!));
     if (bad >= 0) fail(where, `seqlens[${bad}]`, `in 0..${this.maxSeqlen} (the maxSeqlen this schedule was planned for)`, lens[bad]);
-    this.write(lens, scheduleSplits(lens, this.splitUnit(this.key!), this.parts!, { combineAll: this.combineAll }));
+    this.write(lens, scheduleSplits(lens, this.splitUnit(this.key!, lens), this.parts!, { combineAll: this.combineAll }));
   }
 
   /**
    * Positions per unit of split work: cache blocks, as upstream; a replayable schedule (a decoder's,
-   * short sequences at small batch) splits at most REPLAY_SPLIT_UNIT positions apart, so a sequence
+   * short sequences at small batch) splits at most REPLAY_UNIT positions apart, so a sequence
    * shorter than a block still spreads over several workgroups. Items need not align to blocks.
    */
-  private splitUnit(key: SchedKey): number {
-    return this.replayable ? Math.min(key.blockSize, REPLAY_SPLIT_UNIT) : key.blockSize;
+  private splitUnit(key: SchedKey, seqlens: Int32Array): number {
+    if (!this.replayable) return key.blockSize;
+    const fine = Math.min(key.blockSize, REPLAY_UNIT.fine);
+    const items = seqlens.reduce((a, n) => a + Math.ceil(Math.max(0, n) / fine), 0);
+    return items <= REPLAY_UNIT.fineItems ? fine : Math.min(key.blockSize, REPLAY_UNIT.coarse);
   }
 
   private write(seqlens: Int32Array, schedule: MlaSchedule): void {
@@ -169,6 +180,14 @@ export class MlaSchedMeta {
   destroy(): void {
     for (const t of [this.work, this.splits, this.scratch]) t?.destroy();
   }
+}
+
+/** The most items a replayable schedule makes for b sequences of at most maxLen positions, at either of its units. */
+function replayItemCap(b: number, maxLen: number, blockSize: number, parts: number): number {
+  const coarse = maxScheduleItems(b, maxLen, Math.min(blockSize, REPLAY_UNIT.coarse), parts);
+  // At the fine unit the sequences hold at most fineItems units, one more piece each where one is empty.
+  const fine = Math.min(maxScheduleItems(b, maxLen, Math.min(blockSize, REPLAY_UNIT.fine), parts), REPLAY_UNIT.fineItems + b);
+  return Math.max(coarse, fine);
 }
 
 /**
@@ -444,8 +463,10 @@ function cacheBindings(k: Tensor, w: CacheWindows): (GPUBufferBinding | GPUBuffe
   return res;
 }
 
-function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
+function decodeModule(ctx: GpuContext, s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
   const P = c.wg / c.mt;
+  // The row kernel sums a query row's P lanes by shuffles where they fit the smallest subgroup.
+  const shuffle = c.kernel === 'rows' && ctx.has('subgroups') && P <= ctx.adapterInfo.subgroupMinSize;
   const DW = Math.ceil(s.d / 2);
   const consts = {
     WG: c.wg,
@@ -470,7 +491,7 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
   if (tiled) delete tiled.bytes;
-  const all = tiled ? { ...consts, ...tiled, NK: Math.ceil(s.d / tiled.DK) } : consts;
+  const all = tiled ? { ...consts, ...tiled, NK: Math.ceil(s.d / tiled.DK) } : { ...consts, ROW_SHUFFLE: shuffle };
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
     config: all,
@@ -482,9 +503,11 @@ function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor
       { file: 'mla/load.wgsl', code: loadWgsl },
       { file: 'mla/store_out.wgsl', code: storeWgsl },
       { file: 'mla/rows.wgsl', code: rowsWgsl },
+      ...(tiled ? [] : [shuffle ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroupWgsl } : { file: 'common/shuffle_none.wgsl', code: shuffleNoneWgsl }]),
     ],
     consts: all,
     structs: { Params: DecodeParams },
+    enables: shuffle ? ['subgroups'] : [],
   };
 }
 
@@ -580,7 +603,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const rowsA = s.topk !== null ? a.indices! : a.blockTable!;
   const rowsB = s.topk !== null ? (a.topkLength ?? dummy(s.b)) : a.cacheSeqlens!;
 
-  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out, win));
+  const decode = await ctx.pipelines.get(decodeModule(ctx, s, config, a.q, a.kcache, out, win));
   const params = paramsBuffer(ctx, DecodeParams, {
     s_q: s.sQ,
     h_q: s.hQ,

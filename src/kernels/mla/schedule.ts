@@ -20,6 +20,8 @@ export interface MlaSchedule {
   numSlots: number;
   /** The capacity of one part, in blocks of cost. */
   capacity: number;
+  /** Positions per block of cost (the blockSize given). */
+  unit: number;
 }
 
 export interface ScheduleOptions {
@@ -63,7 +65,7 @@ export function scheduleSplits(lengths: ArrayLike<number>, blockSize: number, pa
     }
     return item;
   });
-  return { items, splits, numSlots, capacity };
+  return { items, splits, numSlots, capacity, unit: blockSize };
 }
 
 /**
