@@ -6,8 +6,7 @@
 // queries. Invocation (m, p) holds query row m's channel pairs p, p+P, ... in registers for the
 // scores and the same pairs of its output. Online softmax in f32.
 // Holes: WG, MT, P, BN, D, DV, DW, DVW, QN, ON, Q_KIND, K_KIND, OUT_KIND, Q_PITCH, OUT_PITCH,
-// K_PITCH_WORDS, D_NOPE, FP8_TILE, FP8_TILES, SPARSE, ROW_SHUFFLE (P lanes within the adapter's
-// smallest subgroup: shuffle_xor from common/shuffle_*.wgsl), Params (typegpu struct).
+// K_PITCH_WORDS, D_NOPE, FP8_TILE, FP8_TILES, SPARSE (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
 @group(0) @binding(1) var<storage, read> q: array<u32>;
@@ -88,40 +87,30 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     // read before the previous round's closing barrier).
     for (var i = lid; i < BN; i = i + WG) { krow[BN - kb + i] = table_row(b, t, c0 + BN + i); }
     workgroupBarrier();
-    // Scores of this round's rows: dot products over this invocation's channel pairs, summed over
-    // the row's P invocations by shuffles (they share a subgroup) or through workgroup memory.
-    var sv: array<f32, BN>;
+    // Partial dot products over this invocation's channel pairs.
     for (var nn = 0u; nn < BN; nn = nn + 1u) {
       var acc = 0.0;
       for (var i = 0u; i < QN; i = i + 1u) {
         let e = p + P * i;
         if (e < DW) { acc = acc + dot(qv[i], unpack_pair(ktile[nn * DW + e], K_TILE_KIND)); }
       }
-      if (ROW_SHUFFLE) {
-        for (var off = 1u; off < P; off = off << 1u) { acc = acc + shuffle_xor(acc, off); }
-        sv[nn] = select(MASKED, acc * params.scale, krow[kb + nn] >= 0 && i32(c0 + nn) < limit);
-      } else {
-        part[nn * (WG + 1u) + lid] = acc;
-      }
+      part[nn * (WG + 1u) + lid] = acc;
     }
-    if (!ROW_SHUFFLE) {
-      workgroupBarrier();
-      for (var nn = p; nn < BN; nn = nn + P) {
-        var s = 0.0;
-        for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * (WG + 1u) + m * P + pp]; }
-        sc[m * BN + nn] = select(MASKED, s * params.scale, krow[kb + nn] >= 0 && i32(c0 + nn) < limit);
-      }
-      workgroupBarrier();
-      for (var nn = 0u; nn < BN; nn = nn + 1u) { sv[nn] = sc[m * BN + nn]; }
+    workgroupBarrier();
+    for (var nn = p; nn < BN; nn = nn + P) {
+      var s = 0.0;
+      for (var pp = 0u; pp < P; pp = pp + 1u) { s = s + part[nn * (WG + 1u) + m * P + pp]; }
+      sc[m * BN + nn] = select(MASKED, s * params.scale, krow[kb + nn] >= 0 && i32(c0 + nn) < limit);
     }
+    workgroupBarrier();
     var cmax = MASKED;
-    for (var nn = 0u; nn < BN; nn = nn + 1u) { cmax = max(cmax, sv[nn]); }
+    for (var nn = 0u; nn < BN; nn = nn + 1u) { cmax = max(cmax, sc[m * BN + nn]); }
     let mnew = max(mx, cmax);
     let alpha = exp(mx - mnew);
     l = l * alpha;
     for (var i = 0u; i < ON; i = i + 1u) { o[i] = o[i] * alpha; }
     for (var nn = 0u; nn < BN; nn = nn + 1u) {
-      let pn = exp(sv[nn] - mnew);
+      let pn = exp(sc[m * BN + nn] - mnew);
       l = l + pn;
       for (var i = 0u; i < ON; i = i + 1u) {
         let e = p + P * i;

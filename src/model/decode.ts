@@ -65,16 +65,21 @@ export interface DecoderOptions {
 type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<DecoderOptions, 'mlaConfig'>;
 
 /**
- * MLA tiles for decode steps: the row kernel, 16 query rows x 8 cache rows per tile. A replayed
- * step's schedule cuts sequences into items of at most 16 positions, which the tiled kernel's
+ * MLA tiles for decode steps: the row kernel, 8 cache rows per round, 8 query rows (32 lanes each)
+ * per workgroup where the decoder's sequences stay short (maxSeqLen <= MT8_MAX_SEQ), else 16. A
+ * replayed step's schedule cuts sequences into items of 8-16 positions, which the tiled kernel's
  * 128-position tiles mostly leave empty while paying all their staging rounds: on an H200 (V2-Lite,
- * seqlens 17..33) this took 1.10 ms per step against 2.89 ms for the default tiles (docs/BENCHMARKS.md).
+ * seqlens 17..33) this took 1.10 ms per step against 2.89 ms for the default tiles. On an H100 mt8
+ * took the step from 5.30 to 4.98 GPU ms/token at context 16 and 5.38 to 5.11 at 1024, but 5.68 to
+ * 6.02 at 4000 (docs/BENCHMARKS.md, 2026-12-06).
  */
 const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
+const MT8_MAX_SEQ = 2048;
 
-/** DECODE_MLA where this device and these arguments allow it, else undefined (flashMlaWithKvcache's choice). */
+/** The decode tiles for this call (its replayable schedule's maxSeqlen) where this device and these arguments allow them, else undefined (flashMlaWithKvcache's choice). */
 export function decodeMlaConfig(ctx: GpuContext, args: FlashMlaArgs): MlaConfig | undefined {
-  const same = (x: MlaConfig) => (Object.keys(DECODE_MLA) as (keyof MlaConfig)[]).every((k) => x[k] === DECODE_MLA[k]);
+  const want: MlaConfig = { ...DECODE_MLA, mt: (args.schedMeta.maxSeqlen ?? Infinity) <= MT8_MAX_SEQ ? 8 : 16 };
+  const same = (x: MlaConfig) => (Object.keys(want) as (keyof MlaConfig)[]).every((k) => x[k] === want[k]);
   return mlaCandidates(ctx, args).find(same);
 }
 

@@ -20,8 +20,6 @@ import rowsWgsl from '../../../shaders/mla/rows.wgsl';
 import kcacheOneWgsl from '../../../shaders/mla/kcache_one.wgsl';
 import kcacheSplitWgsl from '../../../shaders/mla/kcache_split.wgsl';
 import combineWgsl from '../../../shaders/mla/combine.wgsl';
-import shuffleSubgroupWgsl from '../../../shaders/common/shuffle_subgroup.wgsl';
-import shuffleNoneWgsl from '../../../shaders/common/shuffle_none.wgsl';
 import { FP8_TILE, kvLayout, type KvFormat, type KvLayout } from './kvformat.ts';
 import { maxScheduleItems, scheduleSplits, type MlaSchedule } from './schedule.ts';
 
@@ -67,10 +65,10 @@ interface SchedKey {
 }
 
 /**
- * A replayable schedule's split unit (positions): FINE while the batch's work at that unit is at most
- * FINE_ITEMS items (one round of 8 cache rows per workgroup, twice the workgroups: on an H100 a V2-Lite
- * call at 40 positions took 13.5 us against 17.9), else COARSE (past ~1024 positions at b=1 the
- * combine's partials cost more than the rounds they save). docs/BENCHMARKS.md, 2026-12-06.
+ * A replayable schedule's split unit (positions): `fine` while the batch's work at that unit is at
+ * most `fineItems` items (one round of 8 cache rows per workgroup, twice the workgroups: on an H100 a
+ * V2-Lite call at 40 positions took 13.5 us against 17.9), else `coarse` (past ~1024 positions at
+ * b=1 the combine's partials cost more than the rounds they save). docs/BENCHMARKS.md, 2026-12-06.
  */
 const REPLAY_UNIT = { fine: 8, coarse: 16, fineItems: 128 };
 
@@ -312,7 +310,7 @@ function rowsPerGroup(s: Shapes): number {
 
 /**
  * The heuristic tiles. `shortItems`: the schedule's work items hold few positions (a replayable
- * schedule splits 16 positions apart: a decode step), so latency counts, i.e. the rounds per tile.
+ * schedule splits 8-16 positions apart: a decode step), so latency counts, i.e. the rounds per tile.
  */
 export function defaultMlaConfig(ctx: GpuContext, s: { d: number; dv: number; mRows: number; shortItems?: boolean }): MlaConfig {
   const mt = Math.min(32, nextPow2(s.mRows));
@@ -463,10 +461,8 @@ function cacheBindings(k: Tensor, w: CacheWindows): (GPUBufferBinding | GPUBuffe
   return res;
 }
 
-function decodeModule(ctx: GpuContext, s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
+function decodeModule(s: Shapes, c: MlaConfig, q: Tensor, k: Tensor, out: Tensor, win: CacheWindows): KernelModule {
   const P = c.wg / c.mt;
-  // The row kernel sums a query row's P lanes by shuffles where they fit the smallest subgroup.
-  const shuffle = c.kernel === 'rows' && ctx.has('subgroups') && P <= ctx.adapterInfo.subgroupMinSize;
   const DW = Math.ceil(s.d / 2);
   const consts = {
     WG: c.wg,
@@ -491,7 +487,7 @@ function decodeModule(ctx: GpuContext, s: Shapes, c: MlaConfig, q: Tensor, k: Te
   };
   const tiled = c.kernel === 'tiled' ? (tiledShape(s, c) as Record<string, number>) : undefined;
   if (tiled) delete tiled.bytes;
-  const all = tiled ? { ...consts, ...tiled, NK: Math.ceil(s.d / tiled.DK) } : { ...consts, ROW_SHUFFLE: shuffle };
+  const all = tiled ? { ...consts, ...tiled, NK: Math.ceil(s.d / tiled.DK) } : consts;
   return {
     kernel: tiled ? 'mla.decode_tiled' : 'mla.decode',
     config: all,
@@ -503,11 +499,9 @@ function decodeModule(ctx: GpuContext, s: Shapes, c: MlaConfig, q: Tensor, k: Te
       { file: 'mla/load.wgsl', code: loadWgsl },
       { file: 'mla/store_out.wgsl', code: storeWgsl },
       { file: 'mla/rows.wgsl', code: rowsWgsl },
-      ...(tiled ? [] : [shuffle ? { file: 'common/shuffle_subgroup.wgsl', code: shuffleSubgroupWgsl } : { file: 'common/shuffle_none.wgsl', code: shuffleNoneWgsl }]),
     ],
     consts: all,
     structs: { Params: DecodeParams },
-    enables: shuffle ? ['subgroups'] : [],
   };
 }
 
@@ -603,7 +597,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
   const rowsA = s.topk !== null ? a.indices! : a.blockTable!;
   const rowsB = s.topk !== null ? (a.topkLength ?? dummy(s.b)) : a.cacheSeqlens!;
 
-  const decode = await ctx.pipelines.get(decodeModule(ctx, s, config, a.q, a.kcache, out, win));
+  const decode = await ctx.pipelines.get(decodeModule(s, config, a.q, a.kcache, out, win));
   const params = paramsBuffer(ctx, DecodeParams, {
     s_q: s.sQ,
     h_q: s.hQ,
@@ -693,7 +687,7 @@ export function mlaCandidates(ctx: GpuContext, a: FlashMlaArgs): MlaConfig[] {
           if (typeof shape !== 'string' && shape.bytes <= ctx.limits.maxComputeWorkgroupStorageSize) out.push(c);
         }
       }
-      if (wg / mt <= 16) for (const bn of [4, 8].filter((x) => x <= maxBn(ctx, s.d, wg, mt))) out.push({ kernel: 'rows', wg, mt, bn });
+      if (wg / mt <= 32) for (const bn of [4, 8].filter((x) => x <= maxBn(ctx, s.d, wg, mt))) out.push({ kernel: 'rows', wg, mt, bn });
     }
   }
   return out.length ? out : [resolveConfig(ctx, s)];
