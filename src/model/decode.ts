@@ -73,7 +73,7 @@ type ResolvedOptions = Required<Omit<DecoderOptions, 'mlaConfig'>> & Pick<Decode
  * took the step from 5.30 to 4.98 GPU ms/token at context 16 and 5.38 to 5.11 at 1024, but 5.68 to
  * 6.02 at 4000 (docs/BENCHMARKS.md, 2026-12-06).
  */
-const DECODE_MLA: MlaConfig = { kernel: 'rows', wg: 256, mt: 16, bn: 8 };
+const DECODE_MLA: Omit<MlaConfig, 'mt'> = { kernel: 'rows', wg: 256, bn: 8 };
 const MT8_MAX_SEQ = 2048;
 
 /** The decode tiles for this call (its replayable schedule's maxSeqlen) where this device and these arguments allow them, else undefined (flashMlaWithKvcache's choice). */

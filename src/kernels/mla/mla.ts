@@ -154,14 +154,14 @@ export class MlaSchedMeta {
 
   /**
    * Positions per unit of split work: cache blocks, as upstream; a replayable schedule (a decoder's,
-   * short sequences at small batch) splits at most REPLAY_UNIT positions apart, so a sequence
-   * shorter than a block still spreads over several workgroups. Items need not align to blocks.
+   * short sequences at small batch) splits replayUnits' fine or coarse unit apart (by the batch's
+   * work), so a sequence shorter than a block still spreads over several workgroups.
    */
   private splitUnit(key: SchedKey, seqlens: Int32Array): number {
     if (!this.replayable) return key.blockSize;
-    const fine = Math.min(key.blockSize, REPLAY_UNIT.fine);
+    const { fine, coarse } = replayUnits(key.blockSize);
     const items = seqlens.reduce((a, n) => a + Math.ceil(Math.max(0, n) / fine), 0);
-    return items <= REPLAY_UNIT.fineItems ? fine : Math.min(key.blockSize, REPLAY_UNIT.coarse);
+    return items <= REPLAY_UNIT.fineItems ? fine : coarse;
   }
 
   private write(seqlens: Int32Array, schedule: MlaSchedule): void {
@@ -180,12 +180,16 @@ export class MlaSchedMeta {
   }
 }
 
+/** A replayable schedule's two split units for this block size (items need not align to blocks, but stay inside them). */
+function replayUnits(blockSize: number): { fine: number; coarse: number } {
+  return { fine: Math.min(blockSize, REPLAY_UNIT.fine), coarse: Math.min(blockSize, REPLAY_UNIT.coarse) };
+}
+
 /** The most items a replayable schedule makes for b sequences of at most maxLen positions, at either of its units. */
 function replayItemCap(b: number, maxLen: number, blockSize: number, parts: number): number {
-  const coarse = maxScheduleItems(b, maxLen, Math.min(blockSize, REPLAY_UNIT.coarse), parts);
+  const { fine, coarse } = replayUnits(blockSize);
   // At the fine unit the sequences hold at most fineItems units, one more piece each where one is empty.
-  const fine = Math.min(maxScheduleItems(b, maxLen, Math.min(blockSize, REPLAY_UNIT.fine), parts), REPLAY_UNIT.fineItems + b);
-  return Math.max(coarse, fine);
+  return Math.max(maxScheduleItems(b, maxLen, coarse, parts), Math.min(maxScheduleItems(b, maxLen, fine, parts), REPLAY_UNIT.fineItems + b));
 }
 
 /**
