@@ -94,6 +94,22 @@ describe('BlockAllocator', () => {
     expect(() => new BlockAllocator(0, 4)).toThrow(/numBlocks must be a positive integer/);
     expect(() => a.table([0, 1], 0)).not.toThrow();
   });
+
+  it('takes tokens back: blocks past the new length are freed and the next append reuses them', () => {
+    const a = new BlockAllocator(4, 4);
+    a.append(1, 5); // blocks 0, 1
+    a.truncate(1, 4);
+    expect(a.length(1)).toBe(4);
+    expect(a.blocks(1)).toEqual([0]);
+    expect(a.freeBlocks).toBe(3);
+    expect(Array.from(a.append(1, 2))).toEqual([4, 5]); // block 1 again
+    a.truncate(1, 5);
+    expect(a.blocks(1)).toEqual([0, 1]);
+    a.truncate(1, 0);
+    expect(a.freeBlocks).toBe(4);
+    expect(() => a.truncate(1, 1)).toThrow(/length must be an integer in 0..0 \(sequence 1's length\), got 1/);
+    expect(() => a.truncate(2, 0)).toThrow(/sequence 2 holds no blocks/);
+  });
 });
 
 describe('fp8 KV rows', () => {

@@ -1,6 +1,7 @@
 // Workgroup argmax over (value, index) pairs (WG a power of two), a fixed tree: a larger value wins,
 // an equal one at the lower index (as torch.argmax), NONE never. Callers leave NaN out. Every
-// invocation gets the winning index (NONE if there is none) and must call it (it has barriers).
+// invocation gets the winning index (NONE if there is none) and must call it (it has barriers);
+// wg_arg_v[0] holds the winner's value until the next call.
 const NONE: u32 = 0xffffffffu;
 
 var<workgroup> wg_arg_v: array<f32, WG>;

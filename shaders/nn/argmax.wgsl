@@ -1,25 +1,48 @@
 // argmax per row of x [rows, n] f32 -> out [rows] i32: the first index of the largest value (as
-// torch.argmax), NaN never wins. One workgroup per row: a strided scan, then common/wg_argmax.
-// Holes: WG (prelude), Params (typegpu struct).
+// torch.argmax), NaN never wins, -1 for a row of NaN. A row is cut into PARTS contiguous parts, one
+// workgroup each: a strided scan, then common/wg_argmax. With PARTS > 1 each part's (value, index)
+// goes to a workspace (TO_PARTS) and a second dispatch of PARTS = 1 reduces a row's parts
+// (FROM_PARTS, params.n = the parts): a logits row (~100k values) scanned by one workgroup is a
+// long chain of serial loads, and a greedy decode step waits on it.
+// Holes: WG, PARTS, FROM_PARTS, TO_PARTS (prelude), Params (typegpu struct).
 
 @group(0) @binding(0) var<uniform> params: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<i32>;
+// x's bits, or (value bits, index) pairs.
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+// out (i32 bits), or (value bits, index) pairs.
+@group(0) @binding(2) var<storage, read_write> dst: array<u32>;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let row = wid.x + wid.y * params.grid_x;
+  let flat = wid.x + wid.y * params.grid_x;
+  let row = flat / PARTS;
+  let chunk = (params.n + PARTS - 1u) / PARTS;
+  let lo = (flat % PARTS) * chunk;
+  let hi = min(params.n, lo + chunk);
   var bv = 0.0;
   var bi = NONE;
   if (row < params.rows) {
-    for (var c = lid; c < params.n; c = c + WG) {
-      let v = x[row * params.n + c];
+    for (var c = lo + lid; c < hi; c = c + WG) {
+      let at = row * params.n + c;
+      var v: f32;
+      var i = c;
+      if (FROM_PARTS) {
+        v = bitcast<f32>(src[2u * at]);
+        i = src[2u * at + 1u];
+      } else {
+        v = bitcast<f32>(src[at]);
+      }
       // v == v is false for NaN.
-      if (v == v && beats(v, c, bv, bi)) { bv = v; bi = c; }
+      if (v == v && beats(v, i, bv, bi)) { bv = v; bi = i; }
     }
   }
   let win = wg_argmax(bv, bi, lid);
   if (lid == 0u && row < params.rows) {
-    out[row] = select(i32(win), -1, win == NONE);
+    if (TO_PARTS) {
+      dst[2u * flat] = bitcast<u32>(wg_arg_v[0]);
+      dst[2u * flat + 1u] = win;
+    } else {
+      dst[row] = bitcast<u32>(select(i32(win), -1, win == NONE));
+    }
   }
 }

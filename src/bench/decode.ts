@@ -2,12 +2,12 @@
 // checkpoint, or DEEPWGSL_DECODE_MODEL=DIR) at batch 1 and 8, each beside its floor: the weight
 // bytes one step must read (everything but unused routed experts, at their GPU dtypes) over the
 // measured stream-read bandwidth. Steps are replayed plans; each row splits the wall time into GPU
-// (the step pass's timestamps) and host, and the top kernels of an in-step profile (one timed pass per launch) follow it. Node and Deno only (the checkpoint is written to disk): in a
+// (the step pass's timestamps) and host, a greedy row times the same steps with the tokens chosen on the GPU (Decoder.greedy), and the top kernels of an in-step profile (one timed pass per launch) follow it. Node and Deno only (the checkpoint is written to disk): in a
 // browser it reports that and returns. DEEPWGSL_DECODE_BATCHES=1,8 picks the batch sizes;
 // DEEPWGSL_DECODE_MLA='[{"dk":32,"bnv":8}, ...]' also times batch 1 with each MLA tile config
 // (the Decoder's mlaConfig; other tiles, same weights), for choosing one on a GPU.
 // DEEPWGSL_DECODE_CONTEXT=N: each sequence's prompt length before the timed steps (default 16): the
-// attention's share of a step grows with it.
+// attention's share of a step grows with it. --tune first tunes the step's largest GEMMs in the step (tuneStep).
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { Decoder, type DecoderOptions, type StepTiming } from '../model/decode.ts';
@@ -17,7 +17,9 @@ import { dirSource } from '../model/source.ts';
 import { activeShare } from '../model/describe.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
 import { envPositiveInts, envVar, runtime } from '../gpu/env.ts';
-import type { BenchSuite } from './suites.ts';
+import type { BenchRow, BenchSuite } from './suites.ts';
+import type { LaunchInfo } from '../jit/launch.ts';
+import { defaultTuningStore, gpuKey } from '../jit/tuning-cache.ts';
 import { raiseClocks } from './ceilings.ts';
 
 const BATCHES = [1, 8];
@@ -43,6 +45,105 @@ async function syntheticDir(opts: SynthOptions): Promise<string> {
     console.error(`bench --decode: wrote ${formatBytes(r.bytes)} synthetic ${opts.preset} to ${dir} in ${((performance.now() - t0) / 1e3).toFixed(1)} s`);
   }
   return dir;
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+
+/** A token id for sequence s at position t (any tokens do: the weights are random). */
+const tokenOf = (vocab: number) => (s: number, t: number) => (s * 7919 + t * 104729) % vocab;
+
+/** Each sequence's prompt in one forward, one untimed step (the batch shape planned), then `steps` timed replayed steps. */
+async function replaySteps(ctx: GpuContext, dec: Decoder, seqs: number[], prompt: number, steps: number): Promise<{ timings: StepTiming[]; logits: Float32Array[] }> {
+  const tok = tokenOf(dec.config.vocabSize);
+  for (const seq of seqs) await dec.prefill(seq, Array.from({ length: prompt }, (_, t) => tok(seq, t)));
+  await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt) })));
+  // Steps keep the clock up once it is up; planning and uploads let it fall.
+  await raiseClocks(ctx);
+  const timings: StepTiming[] = [];
+  let logits: Float32Array[] = [];
+  for (let t = 0; t < steps; t++) {
+    logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt + 1 + t) })));
+    timings.push(dec.lastTiming!);
+  }
+  return { timings, logits };
+}
+
+/** GEMM shapes of a step tuned by --tune, most weight bytes per step first, and rounds of moving to a faster neighbouring config. */
+const TUNE_SHAPES = 5;
+const TUNE_ROUNDS = 2;
+
+/** Fields in which two configs differ. */
+const fieldsApart = (a: object, b: object) => {
+  const [x, y] = [a as Record<string, unknown>, b as Record<string, unknown>];
+  return [...new Set([...Object.keys(x), ...Object.keys(y)])].filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k])).length;
+};
+
+/**
+ * --tune: a GEMM launch's cost inside the decode step (after other kernels, its weights cold) is not
+ * what autotune's repeated launches of it alone measure (docs/BENCHMARKS.md: the gemv kernel won
+ * alone and lost in the step), so here each of the step's GEMM shapes (the TUNE_SHAPES that read the
+ * most weight bytes per step) tries every config one field away from its current one with the
+ * whole step timed, moving to the fastest where it gains more than 1% twice over (timed again beside
+ * the current one), for up to TUNE_ROUNDS rounds; the tuning store (what the decoder plans from:
+ * DEEPWGSL_JIT_CACHE_DIR) keeps the result.
+ */
+async function tuneStep(ctx: GpuContext, dec: Decoder, batch: number, steps: number, emit: (row: BenchRow) => void): Promise<void> {
+  const store = defaultTuningStore();
+  const seqs = Array.from({ length: batch }, (_, i) => i);
+  // One-token prompts: the prefill plans the decode shape itself (every try plans the step again).
+  const measure = async () => {
+    const { timings } = await replaySteps(ctx, dec, seqs, 1, steps);
+    for (const seq of seqs) dec.release(seq);
+    return median(timings.map((t) => t.gpuMs ?? t.wallMs));
+  };
+  let best = await measure();
+  const planned = dec.launchesOf(batch)!;
+  const shapes = new Map<string, { tuning: NonNullable<LaunchInfo['tuning']>; config: object; labels: Set<string>; bytes: number }>();
+  planned.launches.forEach((l, i) => {
+    const t = l.info.tuning;
+    if (!t) return;
+    const key = `${t.kernel}|${t.shapeKey}`;
+    const x = shapes.get(key) ?? { tuning: t, config: l.info.config, labels: new Set<string>(), bytes: 0 };
+    x.labels.add(planned.labels[i]);
+    x.bytes += l.info.bytes;
+    shapes.set(key, x);
+  });
+  for (const [key, x] of [...shapes].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, TUNE_SHAPES)) {
+    const storeKey = `${gpuKey(ctx)}|${key}`;
+    const time = async (c: object) => {
+      await store.set(storeKey, { config: c });
+      dec.replan();
+      return measure();
+    };
+    const base = best;
+    let cur = x.config;
+    const tried = new Map<string, number>([[JSON.stringify(cur), best]]);
+    // Up to two rounds of moving to the fastest neighbour.
+    for (let round = 0; round < TUNE_ROUNDS; round++) {
+      let win: object | undefined;
+      let winMs = Infinity;
+      for (const c of x.tuning.candidates.filter((c) => fieldsApart(c, cur) === 1 && !tried.has(JSON.stringify(c)))) {
+        const ms = await time(c);
+        tried.set(JSON.stringify(c), ms);
+        if (ms < winMs) [win, winMs] = [c, ms];
+      }
+      if (!win || winMs > 0.99 * best) break;
+      // Both timed again: one lucky run does not change a config.
+      const [again, curAgain] = [await time(win), await time(cur)];
+      if (again > 0.99 * curAgain) break;
+      [cur, best] = [win, again];
+    }
+    await store.set(storeKey, { config: cur, medianMs: best, method: 'decode step', date: new Date().toISOString() });
+    dec.replan();
+    emit({
+      suite: 'decode',
+      name: `tune batch ${batch}: ${[...x.labels].join(', ')}`,
+      ms: best / batch,
+      note:
+        `${cur === x.config ? 'kept' : 'now'} ${JSON.stringify(cur)}: step ${base.toFixed(3)} -> ${best.toFixed(3)} GPU ms; from ${JSON.stringify(x.config)}, ${tried.size - 1} configs tried (${[...tried.values()].slice(1).map((ms) => ms.toFixed(3)).join(', ')} ms); ` +
+        `stored in ${store.where} (${x.tuning.shapeKey})`,
+    });
+  }
 }
 
 export const decodeSuite: BenchSuite = {
@@ -72,9 +173,17 @@ export const decodeSuite: BenchSuite = {
     if (contexts && contexts.length !== 1) throw new Error(`bench --decode: DEEPWGSL_DECODE_CONTEXT must be one prompt length, got '${contexts.join(',')}'`);
     const prompt = contexts?.[0] ?? PROMPT;
     const mlaVariants = JSON.parse(envVar('DEEPWGSL_DECODE_MLA') ?? '[]') as DecoderOptions['mlaConfig'][];
-    const base: DecoderOptions = { maxSeqLen: prompt + steps + 2, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
-    const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[xs.length >> 1];
+    // The prompt, the planning step, the timed steps, the greedy steps and the one greedy takes back.
+    const base: DecoderOptions = { maxSeqLen: prompt + 2 * steps + 3, maxBatch: Math.max(...batches), ...(submits && { submits: Number(submits) }) };
     try {
+      if (opts.tune) {
+        const dec = await Decoder.create(ctx, ck, weights, base);
+        try {
+          for (const batch of batches) await tuneStep(ctx, dec, batch, Math.min(steps, 8), emit);
+        } finally {
+          dec.destroy();
+        }
+      }
       for (const [v, mlaConfig] of [undefined, ...mlaVariants].entries()) {
         const dec = await Decoder.create(ctx, ck, weights, { ...base, mlaConfig });
         const tag = mlaConfig ? ` (mla ${JSON.stringify(mlaConfig)})` : '';
@@ -91,18 +200,8 @@ export const decodeSuite: BenchSuite = {
         try {
           for (const batch of v === 0 ? batches : [1]) {
             const seqs = Array.from({ length: batch }, (_, i) => i);
-            const tok = (s: number, t: number) => (s * 7919 + t * 104729) % c.vocabSize;
-            // Each prompt in one forward, then one untimed step (the batch shape planned), then the timed steps (replayed).
-            for (const seq of seqs) await dec.prefill(seq, Array.from({ length: prompt }, (_, t) => tok(seq, t)));
-            await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt) })));
-            // Steps keep the clock up once it is up; planning and uploads let it fall.
-            await raiseClocks(ctx);
-            const timings: StepTiming[] = [];
-            let logits: Float32Array[] = [];
-            for (let t = 0; t < steps; t++) {
-              logits = await dec.step(seqs.map((seq) => ({ seq, token: tok(seq, prompt + 1 + t) })));
-              timings.push(dec.lastTiming!);
-            }
+            const tok = tokenOf(c.vocabSize);
+            const { timings, logits } = await replaySteps(ctx, dec, seqs, prompt, steps);
             // Random weights drawn like a trained model's keep logits finite and of order 1 over all layers.
             const rms = Math.sqrt(logits[0].reduce((a, v) => a + v * v, 0) / logits[0].length);
             if (!Number.isFinite(rms)) throw new Error(`bench --decode: ${name} gave non-finite logits`);
@@ -127,6 +226,24 @@ export const decodeSuite: BenchSuite = {
                 (floorMs === undefined ? '' : `; floor ${((batch * 1e3) / floorMs).toFixed(0)} tokens/s (${formatBytes(bytes)} of weights per step at ${bw!.toPrecision(4)} GB/s)`) +
                 (gpuMs === undefined ? '; no timestamps: GPU time unknown' : `; GPU ${perTok(gpuMs)} (${((100 * (floorMs ?? NaN)) / gpuMs).toFixed(0)}% of floor), host ${perTok(ms - gpuMs)}`) +
                 `; encode+submit ${encodeMs.toFixed(2)} ms/step (${dec.opts.submits} submits, ${planned.launches.length} launches, ${dispatches} dispatches); MLA tiles ${JSON.stringify(mlaTiles)}; median of ${steps} replayed steps (wall time, logits read back); logit RMS ${rms.toFixed(2)}; weights loaded in ${loadS.toFixed(1)} s`,
+            });
+            // The same steps as a user's greedy decode takes them (generate without sampling): the
+            // tokens chosen on the GPU and fed to the next step there, the host a step ahead.
+            const greedy: StepTiming[] = [];
+            await dec.greedy(seqs.map((seq) => ({ seq, token: tok(seq, prompt + 1 + steps) })), steps, () => void greedy.push(dec.lastTiming!));
+            const gMs = median(greedy.map((t) => t.wallMs));
+            const gGpu = greedy.every((t) => t.gpuMs !== undefined) ? median(greedy.map((t) => t.gpuMs!)) : undefined;
+            emit({
+              suite: 'decode',
+              name: `${name} decode, batch ${batch}${prompt !== PROMPT ? `, context ${prompt}` : ''}${tag}, greedy on the GPU`,
+              ms: gMs,
+              gbs: bytes / (gMs / 1e3) / 1e9,
+              pct: floorMs === undefined ? undefined : (100 * floorMs) / gMs,
+              ceiling: 'stream-read',
+              note:
+                `${((batch * 1e3) / gMs).toFixed(1)} tokens/s` +
+                (gGpu === undefined ? '' : `; GPU ${perTok(gGpu)} (${((100 * (floorMs ?? NaN)) / gGpu).toFixed(0)}% of floor)`) +
+                `; median of ${steps} steps, wall time between one step's tokens and the next's (argmax on the GPU, the next step submitted before its tokens are read back)`,
             });
             // Per kernel, in the step: each launch once, in step order, in its own timed pass of one
             // submit, so every launch follows the one it follows in the step. A launch's cost is

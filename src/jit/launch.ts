@@ -19,6 +19,8 @@ export interface LaunchInfo {
   bytes: number;
   /** Useful floating-point operations (an FMA is 2), for TFLOP/s. */
   flops: number;
+  /** Where the config came from the tuning store or the heuristic: the store's key and the configs autotune would try (a tuner that times them in place, as tuneDecodeGemms does, sets that key). */
+  tuning?: { kernel: string; shapeKey: string; candidates: readonly object[] };
 }
 
 export class Launch {
@@ -29,6 +31,11 @@ export class Launch {
     /** Buffers made for this launch alone (its uniforms): freed by destroy(). */
     private readonly owned: GPUBuffer[] = [],
   ) {}
+
+  /** Several launches' dispatches as one launch, in order: it owns what they owned, and `owned` besides. */
+  static join(ctx: GpuContext, parts: readonly Launch[], info: LaunchInfo, owned: GPUBuffer[] = []): Launch {
+    return new Launch(ctx, parts.flatMap((l) => l.dispatches), info, [...parts.flatMap((l) => l.owned), ...owned]);
+  }
 
   /** Frees the buffers this launch owns; the tensors it binds belong to its caller. */
   destroy(): void {

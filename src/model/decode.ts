@@ -20,6 +20,7 @@ import { BlockAllocator } from '../kernels/mla/allocator.ts';
 import { getMlaMetadata, mlaCandidates, planFlashMla, type FlashMlaArgs, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
 import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
+  planArgmax,
   planDequant,
   planEmbedding,
   planMlaAbsorbO,
@@ -310,20 +311,48 @@ export class Decoder {
   }
 
   private async forwardNow(entries: readonly { seq: number; tokens: readonly number[] }[]): Promise<Float32Array[][]> {
-    const where = 'Decoder.forward';
     const t0 = performance.now();
-    const { ctx, config: c } = this;
+    const T = this.checkEntries('Decoder.forward', entries);
+    const { plan, planMs } = await this.prepare(entries, false);
+    const submitted = plan.submit();
+    const encodeMs = performance.now() - t0;
+    const { logits, gpuMs } = await submitted;
+    const wallMs = performance.now() - t0;
+    const B = entries.length;
+    this.lastTiming = { tokens: B * T, wallMs, encodeMs, planMs, gpuMs, plan: plan.key };
+    const V = this.config.vocabSize;
+    return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
+  }
+
+  /** Checks a batch (one entry per sequence, the same number of valid tokens each, room in the cache) and returns its tokens per entry. */
+  private checkEntries(where: string, entries: readonly { seq: number; tokens: readonly number[] }[]): number {
     const B = entries.length;
     if (B < 1 || B > this.opts.maxBatch) fail(where, 'batch length', `1..maxBatch (${this.opts.maxBatch})`, B);
     if (new Set(entries.map((b) => b.seq)).size !== B) fail(where, 'batch', 'one entry per sequence', entries.map((b) => b.seq));
     const T = entries[0].tokens.length;
     if (T < 1 || entries.some((e) => e.tokens.length !== T)) fail(where, 'tokens', 'the same non-zero number of tokens for every entry', entries.map((e) => e.tokens.length));
     for (const e of entries) {
-      for (const token of e.tokens) if (!Number.isInteger(token) || token < 0 || token >= c.vocabSize) fail(where, 'token', `an id in 0..${c.vocabSize - 1}`, token);
-      const len = this.allocator.length(e.seq);
-      if (len + T > this.maxSeqLen) throw new DeepwgslError(`${where}: sequence ${e.seq} (length ${len}) cannot take ${T} more tokens: maxSeqLen is ${this.maxSeqLen}`);
+      for (const token of e.tokens) if (!Number.isInteger(token) || token < 0 || token >= this.config.vocabSize) fail(where, 'token', `an id in 0..${this.config.vocabSize - 1}`, token);
+      this.checkRoom(where, e.seq, T);
     }
-    // The per-step inputs: token ids, positions, cache slots (appended now), block table, seqlens.
+    return T;
+  }
+
+  private checkRoom(where: string, seq: number, T: number): void {
+    const len = this.allocator.length(seq);
+    if (len + T > this.maxSeqLen) throw new DeepwgslError(`${where}: sequence ${seq} (length ${len}) cannot take ${T} more tokens: maxSeqLen is ${this.maxSeqLen}`);
+  }
+
+  /**
+   * Appends the entries' tokens to their sequences and readies the plan of this batch shape (planned
+   * on first use) with the step's inputs written: token ids, positions, cache slots, block table,
+   * seqlens and MLA's schedule; all but the ids with `idsOnGpu` (a greedy step after the first: the
+   * step before wrote them).
+   */
+  private async prepare(entries: readonly { seq: number; tokens: readonly number[] }[], idsOnGpu: boolean): Promise<{ plan: StepPlan; planMs: number }> {
+    const { ctx } = this;
+    const B = entries.length;
+    const T = entries[0].tokens.length;
     const ids = new Int32Array(B * T);
     const positions = new Int32Array(B * T);
     const slots = new Int32Array(B * T);
@@ -342,7 +371,7 @@ export class Decoder {
       seqlens: table.seqlens as Int32Array<ArrayBuffer>,
     };
     const write = (inputs: StepInputs) => {
-      for (const k of Object.keys(data) as (keyof StepInputs)[]) ctx.device.queue.writeBuffer(inputs[k].buffer, inputs[k].byteOffset, data[k]);
+      for (const k of Object.keys(data) as (keyof StepInputs)[]) if (!(idsOnGpu && k === 'ids')) ctx.device.queue.writeBuffer(inputs[k].buffer, inputs[k].byteOffset, data[k]);
     };
     const key = `${B}x${T}`;
     let plan = this.plans.get(key);
@@ -355,7 +384,7 @@ export class Decoder {
         blockTable: createTensor(ctx, [B, this.maxBlocks], 'i32', 'blockTable'),
         seqlens: createTensor(ctx, [B], 'i32', 'seqlens'),
       };
-      plan = new StepPlan(ctx, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
+      plan = new StepPlan(ctx, key, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
       // Planning MLA reads the block table back once (its checks): the inputs go first.
       write(inputs);
       const p0 = performance.now();
@@ -380,13 +409,65 @@ export class Decoder {
     }
     write(plan.inputs);
     plan.meta.update(table.seqlens);
-    const submitted = plan.submit();
-    const encodeMs = performance.now() - t0;
-    const { logits, gpuMs } = await submitted;
-    const wallMs = performance.now() - t0;
-    this.lastTiming = { tokens: B * T, wallMs, encodeMs, planMs, gpuMs, plan: key };
-    const V = c.vocabSize;
-    return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
+    return { plan, planMs };
+  }
+
+  /**
+   * Greedy decoding with the tokens chosen on the GPU: up to `maxSteps` steps of `batch` (each
+   * entry's first token given). Each step's argmax is written into the next step's token ids on the
+   * GPU, so step n+1 is submitted before step n's tokens are read back (the ids only: the logits stay
+   * on the GPU), and the host's encoding and read-back hide behind the GPU's work.
+   * `onStep(tokens)` gets each step's token per entry, in order (lastTiming is that step's);
+   * returning false stops. On return each sequence holds exactly the steps reported (a step already
+   * submitted past the last one is taken back), so step() or greedy() go on from the last tokens, as
+   * after the same steps through step(). Returns the steps taken.
+   */
+  async greedy(batch: readonly { seq: number; token: number }[], maxSteps: number, onStep: (tokens: Int32Array) => boolean | void): Promise<number> {
+    const where = 'Decoder.greedy';
+    if (!Array.isArray(batch)) fail(where, 'batch', 'an array of { seq, token }', typeof batch);
+    if (!Number.isInteger(maxSteps) || maxSteps < 1) fail(where, 'maxSteps', 'a positive integer', maxSteps);
+    if (this.busy) throw new DeepwgslError(`${where}: another step of this decoder is still running; await it first`);
+    const entries = batch.map((b) => ({ seq: b.seq, tokens: [b.token] }));
+    this.checkEntries(where, entries);
+    this.busy = true;
+    // Steps the cache has room for: asking for more fails after them, as step() would.
+    const room = Math.min(...entries.map((e) => this.maxSeqLen - this.allocator.length(e.seq)));
+    const steps = Math.min(maxSteps, room);
+    const inFlight: { result: Promise<{ ids: Int32Array; gpuMs?: number }>; encodeMs: number; planMs: number; key: string }[] = [];
+    let submitted = 0;
+    let taken = 0;
+    const submit = async () => {
+      const t0 = performance.now();
+      const { plan, planMs } = await this.prepare(entries, submitted > 0);
+      // Two read-back buffers: step n's is free again once step n - 2 was read.
+      inFlight.push({ result: plan.submitGreedy(submitted % 2), encodeMs: performance.now() - t0 - planMs, planMs, key: plan.key });
+      submitted++;
+    };
+    try {
+      let last = performance.now();
+      await submit();
+      while (inFlight.length) {
+        if (submitted < steps) await submit();
+        const s = inFlight.shift()!;
+        const { ids, gpuMs } = await s.result;
+        const none = ids.findIndex((t) => t < 0);
+        if (none >= 0) throw new DeepwgslError(`${where}: step ${taken}'s logits for sequence ${batch[none].seq} are all NaN: no token to choose`);
+        const now = performance.now();
+        this.lastTiming = { tokens: entries.length, wallMs: now - last, encodeMs: s.encodeMs, planMs: s.planMs, gpuMs, plan: s.key };
+        last = now;
+        taken++;
+        if (onStep(ids) === false) break;
+      }
+    } finally {
+      // Steps submitted past the last one taken: once the GPU is done with them, their rows go.
+      for (const s of inFlight) {
+        await s.result.catch(() => undefined);
+        for (const e of entries) this.allocator.truncate(e.seq, this.allocator.length(e.seq) - 1);
+      }
+      this.busy = false;
+    }
+    if (taken === steps && steps < maxSteps) for (const e of entries) this.checkRoom(where, e.seq, 1);
+    return taken;
   }
 
   /**
@@ -487,7 +568,7 @@ export class Decoder {
     }
     const xn = await norm(x, this.weights.get('model.norm.weight').t, buf('hn', [M, c.hiddenSize]));
     const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
-    plan.setLogits(await linear(xn, head, 'lm_head'));
+    await plan.setLogits(await linear(xn, head, 'lm_head'));
   }
 
   /** out = (c +) x @ W.T for x [m, k] f32: FP8 weights through the FP8 GEMM (weights stay FP8), others through the half GEMM. */
@@ -511,9 +592,14 @@ export class Decoder {
     this.allocator.release(seq);
   }
 
-  destroy(): void {
+  /** Drops every planned batch shape: each plans again at its next forward, with the GEMM configs the tuning store holds by then. */
+  replan(): void {
     for (const p of this.plans.values()) p.destroy();
     this.plans.clear();
+  }
+
+  destroy(): void {
+    this.replan();
     for (const t of this.owned) t.destroy();
   }
 }
@@ -547,8 +633,8 @@ interface StepInputs {
 
 /**
  * A forward recorded for one batch shape: launches (prebuilt bind groups) over tensors made once,
- * replayed each step: a few passes and submits (see submit()), and one read-back of the logits
- * (with the passes' timestamps where the device has them).
+ * replayed each step: a few passes and submits (see submit()), and one read-back of the logits, or
+ * for a greedy step of the chosen tokens (with the passes' timestamps where the device has them).
  */
 class StepPlan {
   readonly launches: Launch[] = [];
@@ -558,10 +644,15 @@ class StepPlan {
   private readonly named = new Map<string, Tensor>();
   private logits?: Tensor;
   private staging?: GPUBuffer;
+  /** Decode shapes: the logits' argmax into the token ids (the next step's input), and its two read-back buffers. */
+  private argmax?: Launch;
+  private readonly greedyStaging: GPUBuffer[] = [];
   private readonly stamps?: { query: GPUQuerySet; resolved: GPUBuffer };
 
   constructor(
     readonly ctx: GpuContext,
+    /** `${entries}x${perEntry}`. */
+    readonly key: string,
     readonly entries: number,
     readonly perEntry: number,
     readonly inputs: StepInputs,
@@ -589,9 +680,17 @@ class StepPlan {
     return t;
   }
 
-  setLogits(logits: Tensor): void {
+  async setLogits(logits: Tensor): Promise<void> {
     this.logits = logits;
-    this.staging = this.ctx.device.createBuffer({ size: logits.byteLength + 16 * this.submits, usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
+    this.staging = this.readBuffer(logits.byteLength);
+    if (this.perEntry === 1) {
+      this.argmax = (await planArgmax(this.ctx, logits, { out: this.inputs.ids })).launch;
+      for (let i = 0; i < 2; i++) this.greedyStaging.push(this.readBuffer(this.inputs.ids.byteLength));
+    }
+  }
+
+  private readBuffer(bytes: number): GPUBuffer {
+    return this.ctx.device.createBuffer({ size: bytes + (this.stamps ? 16 * this.submits : 0), usage: GPUBufferUsage.COPY_DST | GPUBufferUsage.MAP_READ });
   }
 
   /**
@@ -603,8 +702,19 @@ class StepPlan {
    * GPU time, once the GPU is done.
    */
   async submit(): Promise<{ logits: Float32Array; gpuMs?: number }> {
-    const { device } = this.ctx;
     const logits = this.logits!;
+    const { bytes, gpuMs } = await this.run(this.staging!, logits);
+    return { logits: new Float32Array(bytes), gpuMs };
+  }
+
+  /** A greedy decode step: as submit(), with the argmax of the logits written into the token ids last; resolves with those ids (read back through buffer `slot`, 0 or 1). */
+  async submitGreedy(slot: number): Promise<{ ids: Int32Array; gpuMs?: number }> {
+    const { bytes, gpuMs } = await this.run(this.greedyStaging[slot], this.inputs.ids, this.argmax);
+    return { ids: new Int32Array(bytes), gpuMs };
+  }
+
+  private async run(staging: GPUBuffer, out: Tensor, last?: Launch): Promise<{ bytes: ArrayBuffer; gpuMs?: number }> {
+    const { device } = this.ctx;
     const per = Math.ceil(this.launches.length / this.submits);
     for (let i = 0; i < this.submits; i++) {
       const enc = device.createCommandEncoder({ label: 'decode step' });
@@ -613,37 +723,38 @@ class StepPlan {
         ...(this.stamps && { timestampWrites: { querySet: this.stamps.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } }),
       });
       for (const l of this.launches.slice(i * per, (i + 1) * per)) l.encode(pass);
+      if (i === this.submits - 1) last?.encode(pass);
       pass.end();
       if (i === this.submits - 1) {
-        enc.copyBufferToBuffer(logits.buffer, logits.byteOffset, this.staging!, 0, logits.byteLength);
+        enc.copyBufferToBuffer(out.buffer, out.byteOffset, staging, 0, out.byteLength);
         if (this.stamps) {
           enc.resolveQuerySet(this.stamps.query, 0, 2 * this.submits, this.stamps.resolved, 0);
-          enc.copyBufferToBuffer(this.stamps.resolved, 0, this.staging!, logits.byteLength, 16 * this.submits);
+          enc.copyBufferToBuffer(this.stamps.resolved, 0, staging, out.byteLength, 16 * this.submits);
         }
       }
       device.queue.submit([enc.finish()]);
     }
-    await this.staging!.mapAsync(GPUMapMode.READ);
+    await staging.mapAsync(GPUMapMode.READ);
     try {
       this.ctx.throwIfFailed();
-      const bytes = this.staging!.getMappedRange();
-      const out = new Float32Array(bytes.slice(0, logits.byteLength));
-      if (!this.stamps) return { logits: out };
-      const ts = new BigInt64Array(bytes.slice(logits.byteLength, logits.byteLength + 16 * this.submits));
+      const mapped = staging.getMappedRange();
+      const bytes = mapped.slice(0, out.byteLength);
+      if (!this.stamps) return { bytes };
+      const ts = new BigInt64Array(mapped.slice(out.byteLength, out.byteLength + 16 * this.submits));
       let ns = 0n;
       for (let i = 0; i < this.submits; i++) ns += ts[2 * i + 1] - ts[2 * i];
-      return { logits: out, gpuMs: Number(ns) / 1e6 };
+      return { bytes, gpuMs: Number(ns) / 1e6 };
     } finally {
-      this.staging!.unmap();
+      staging.unmap();
     }
   }
 
   destroy(): void {
     for (const m of this.moe) m.destroy();
-    for (const l of this.launches) l.destroy();
+    for (const l of [...this.launches, ...(this.argmax ? [this.argmax] : [])]) l.destroy();
     for (const t of [...this.named.values(), ...Object.values(this.inputs)]) t.destroy();
     this.meta.destroy();
-    this.staging?.destroy();
+    for (const b of [this.staging, ...this.greedyStaging]) b?.destroy();
     this.stamps?.query.destroy();
     this.stamps?.resolved.destroy();
   }

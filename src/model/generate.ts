@@ -1,6 +1,8 @@
 // The decoding loop: each prompt through one forward (a prefill, s_q = its length), then the
 // sequences, of different lengths, decoded together one token per step with sampling (greedy,
-// temperature, top-k, top-p with a seed) until a stop token or the token limit.
+// temperature, top-k, top-p with a seed) until a stop token or the token limit. Greedy steps choose
+// their tokens on the GPU (Decoder.greedy: no logits read back, the host a step ahead); sampling
+// reads the logits back each step.
 import { DeepwgslError, fail } from '../gpu/errors.ts';
 import type { Decoder } from './decode.ts';
 import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
@@ -60,8 +62,7 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   const decode: PhaseTiming = { forwards: 0, tokens: 0, wallMs: 0, planMs: 0 };
   // Sequence ids of this call: fresh ones, released at the end.
   const base = 1 << 20;
-  const take = (i: number, logits: Float32Array) => {
-    const t = sampleToken(logits, opts, random);
+  const take = (i: number, t: number) => {
     ids[i].push(t);
     opts.onToken?.(i, t);
     if (stop.has(t) || ids[i].length >= opts.maxNewTokens) done[i] = true;
@@ -72,14 +73,26 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
     for (let i = 0; i < prompts.length && !opts.shouldStop?.(); i++) {
       const rows = await dec.prefill(base + i, prompts[i]);
       addTiming(prefill, dec);
-      take(i, rows[rows.length - 1]);
+      take(i, sampleToken(rows[rows.length - 1], opts, random));
     }
     while (done.some((d) => !d) && !opts.shouldStop?.()) {
       const live = prompts.map((_, i) => i).filter((i) => !done[i] && next[i] >= 0);
       if (!live.length) break; // stopped before every prompt went through
-      const logits = await dec.step(live.map((i) => ({ seq: base + i, token: next[i] })));
-      addTiming(decode, dec);
-      live.forEach((i, j) => take(i, logits[j]));
+      const batch = live.map((i) => ({ seq: base + i, token: next[i] }));
+      if (!opts.temperature) {
+        // Greedy: the tokens are chosen on the GPU and fed to the next step there, until a
+        // sequence ends (the batch changes) or a stop is asked for.
+        const steps = Math.min(...live.map((i) => opts.maxNewTokens - ids[i].length));
+        await dec.greedy(batch, steps, (tokens) => {
+          addTiming(decode, dec);
+          live.forEach((i, j) => take(i, tokens[j]));
+          return !live.some((i) => done[i]) && !opts.shouldStop?.();
+        });
+      } else {
+        const logits = await dec.step(batch);
+        addTiming(decode, dec);
+        live.forEach((i, j) => take(i, sampleToken(logits[j], opts, random)));
+      }
     }
   } finally {
     prompts.forEach((_, i) => dec.allocator.length(base + i) && dec.release(base + i));

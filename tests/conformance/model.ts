@@ -56,11 +56,14 @@ async function fidelity(ctx: GpuContext, name: string, tokenByToken: boolean): P
     // The prompt in one forward (s_q = its length), or one token per step (the decode path alone).
     const rows = tokenByToken ? await stepwise(dec, ref.prompt_ids) : await prefillLogits(dec, ref.prompt_ids);
     const err = Math.max(...rows.map((r, t) => relErr(r, ref.logits[t])));
-    const ids: number[] = [];
-    let last = rows[rows.length - 1];
-    for (let i = 0; i < ref.greedy_ids.length; i++) {
-      ids.push(argmaxRef(last));
-      if (i + 1 < ref.greedy_ids.length) last = (await dec.step([{ seq: 0, token: ids[i] }]))[0];
+    const ids = [argmaxRef(rows[rows.length - 1])];
+    const n = ref.greedy_ids.length;
+    if (tokenByToken) {
+      // Logits read back and argmax on the CPU.
+      while (ids.length < n) ids.push(argmaxRef((await dec.step([{ seq: 0, token: ids[ids.length - 1] }]))[0]));
+    } else {
+      // Argmax on the GPU, fed to the next step there (what generate does for greedy decoding).
+      await dec.greedy([{ seq: 0, token: ids[0] }], n - 1, (t) => void ids.push(t[0]));
     }
     const wrong = ids.filter((v, i) => v !== ref.greedy_ids[i]).length;
     // Greedy tokens must match exactly: a wrong one fails the check whatever the logits error.
@@ -75,7 +78,7 @@ async function stepwise(dec: Decoder, tokens: readonly number[]): Promise<Float3
 }
 
 const fidelityCheck = (name: string, what: string, tokenByToken = false): Check => ({
-  name: `model ${name} (${what}): GPU logits${tokenByToken ? ' (prompt fed token by token)' : ' (prompt in one prefill)'} and greedy tokens vs transformers`,
+  name: `model ${name} (${what}): GPU logits${tokenByToken ? ' (prompt fed token by token)' : ' (prompt in one prefill)'} and greedy tokens${tokenByToken ? '' : ' (chosen on the GPU)'} vs transformers`,
   run: (ctx) => fidelity(ctx, name, tokenByToken),
 });
 
@@ -130,7 +133,7 @@ export const modelChecks: Check[] = [
       }),
   },
   {
-    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2, MLA row tiles) vs the float64 reference; plans reused, no buffers made per replayed step',
+    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2, MLA row tiles), then greedy steps chosen on the GPU stopped early, vs the float64 reference; plans reused, no buffers made per replayed step',
     // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
     // Decode steps on MLA's row kernel (the tiles the decoder picks for V2-Lite-sized heads; the other checks take the default tiles).
     run: (ctx) =>
@@ -173,13 +176,29 @@ export const modelChecks: Check[] = [
           };
           await steps([0, 1, 2], 3);
           await steps([2, 0], 2);
+          // Greedy with the tokens chosen on the GPU, stopped after 2 of 3 steps: each step's tokens
+          // are the reference's argmax, and the step already submitted past the stop is taken back,
+          // so that the next step() goes on as the reference does (an extra cache row would show in its logits).
+          const seqs = [2, 0];
+          const lens = seqs.map((q) => dec.allocator.length(q));
+          let wrong = 0;
+          let seen = 0;
+          const taken = await dec.greedy(seqs.map((seq) => ({ seq, token: next[seq] })), 3, (t) => {
+            seqs.forEach((seq, j) => {
+              wrong += t[j] === argmaxRef(refs[seq].step(next[seq])) ? 0 : 1;
+              next[seq] = t[j];
+            });
+            return ++seen < 2;
+          });
+          const rolled = seqs.reduce((a, q, j) => a + Math.abs(dec.allocator.length(q) - lens[j] - 2), 0);
+          await steps(seqs, 1);
           device.createBuffer = createBuffer;
           const shapes = dec.plannedShapes.sort().join(' ');
-          const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1);
+          const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1) + wrong + rolled + (taken === 2 ? 0 : 1);
           // Bad input: uneven tokens per entry, past maxSeqLen.
           let errors = await throwsLike(() => dec.forward([{ seq: 0, tokens: [1] }, { seq: 1, tokens: [1, 2] }]), /Decoder.forward: tokens must be the same non-zero number of tokens for every entry, got \[1, 2\]/);
           errors += await throwsLike(() => dec.prefill(7, [...ref.prompt_ids, 1]), /sequence 7 \(length 0\) cannot take 13 more tokens: maxSeqLen is 12/);
-          return { err: bad || errors ? Infinity : err, tol: 1e-3, note: `max rel err ${err.toExponential(2)}; plans ${shapes}; buffers made in replayed steps: ${made} (planning: ${planning})` };
+          return { err: bad || errors ? Infinity : err, tol: 1e-3, note: `max rel err ${err.toExponential(2)}; plans ${shapes}; buffers made in replayed steps: ${made} (planning: ${planning}); greedy on the GPU: ${taken} steps, ${wrong} tokens off the reference's argmax, rows left over ${rolled}` };
         } finally {
           device.createBuffer = createBuffer;
         }

@@ -242,23 +242,36 @@ export const nnChecks: Check[] = [
     },
   },
   {
-    name: 'nn.argmax first maximum, ties and NaN',
+    name: 'nn.argmax first maximum, ties and NaN; rows of one part and rows cut into parts (a logits row)',
     async run(ctx) {
-      const rows = 6;
-      const n = 1000;
-      const x = gauss(rows * n);
-      // Row 1: a tie between two maxima (the lower index wins); row 2: NaNs around; row 3: all equal.
-      x[n + 10] = 50;
-      x[n + 900] = 50;
-      x[2 * n + 5] = NaN;
-      x[2 * n + 7] = 40;
-      x.fill(1, 3 * n, 4 * n);
-      const xt = uploadTensor(ctx, x, [rows, n], 'f32');
-      const p = await planArgmax(ctx, xt);
-      poisonTensor(p.out);
-      await p.launch.run();
-      const ref = Array.from({ length: rows }, (_, r) => argmaxRef(x.subarray(r * n, (r + 1) * n)));
-      return { err: mismatches(await readTensor(p.out), ref), tol: 0 };
+      let bad = 0;
+      const notes: string[] = [];
+      // n = 1000 is one workgroup's scan; n = 20011 is cut into parts reduced by a second dispatch.
+      for (const n of [1000, 20011]) {
+        const rows = 7;
+        const x = gauss(rows * n);
+        // Row 1: a tie between two maxima far apart (the lower index wins, across parts too); row 2:
+        // NaNs around; row 3: all equal; row 4: all NaN (-1); row 5: the maximum at the last index.
+        x[n + 10] = 50;
+        x[n + n - 100] = 50;
+        x[2 * n + 5] = NaN;
+        x[2 * n + 7] = 40;
+        x[2 * n + n - 1] = NaN;
+        x.fill(1, 3 * n, 4 * n);
+        x.fill(NaN, 4 * n, 5 * n);
+        x[6 * n - 1] = 60;
+        const xt = uploadTensor(ctx, x, [rows, n], 'f32');
+        const p = await planArgmax(ctx, xt);
+        poisonTensor(p.out);
+        await p.launch.run();
+        const ref = Array.from({ length: rows }, (_, r) => argmaxRef(x.subarray(r * n, (r + 1) * n)));
+        bad += mismatches(await readTensor(p.out), ref) + (p.launch.dispatches.length === (n > 1000 ? 2 : 1) ? 0 : 1);
+        notes.push(`n=${n}: ${p.launch.dispatches.length} dispatches`);
+        p.launch.destroy();
+        xt.destroy();
+        p.out.destroy();
+      }
+      return { err: bad, tol: 0, note: notes.join(', ') };
     },
   },
   {

@@ -556,14 +556,15 @@ function launchInfo(p: GemmProblem, c: GemmConfig): { kernel: string; config: ob
 /** Compiles (cached) and binds a GEMM; `launch.run()` or `launch.encode(pass)` executes it. */
 export async function planGemm(ctx: GpuContext, where: string, p: GemmProblem, config?: GemmConfig, store?: TuningStore): Promise<Launch> {
   // An explicit config, else what autotuneGemm stored for this GPU and shape class, else the heuristic.
-  const tuned = config ? undefined : await tunedConfig(ctx, { ...tuningKey(p), candidates: gemmCandidates(ctx, p), store });
+  const tuning = config ? undefined : { ...tuningKey(p), candidates: gemmCandidates(ctx, p) };
+  const tuned = tuning && (await tunedConfig(ctx, { ...tuning, store }));
   const c = config ?? tuned ?? defaultGemmConfig(ctx, p);
   const bad = configProblem(ctx, p, c);
   if (bad) fail(where, 'config', bad, JSON.stringify(c));
   if (envFlag('DEEPWGSL_PRINT_CONFIGS') && !config) {
     console.error(`deepwgsl ${where}: m=${p.m} n=${p.n} k=${p.k} regions=${p.regions} -> ${JSON.stringify(c)} (${tuned ? 'tuned' : 'heuristic'})`);
   }
-  const info = launchInfo(p, c);
+  const info = { ...launchInfo(p, c), tuning };
   if (p.m * p.regions === 0 || p.n === 0) return new Launch(ctx, [], info);
   const kb = ceilDiv(p.k, 128);
   const splits = Math.min(c.splits, Math.max(1, kb));

@@ -53,6 +53,15 @@ export class BlockAllocator {
     return slots;
   }
 
+  /** Shortens `seq` to its first `length` tokens, freeing the blocks past them (a step taken back). */
+  truncate(seq: number, length: number): void {
+    const s = this.seqs.get(seq);
+    if (!s) throw new DeepwgslError(`BlockAllocator.truncate: sequence ${seq} holds no blocks`);
+    if (!Number.isInteger(length) || length < 0 || length > s.length) throw new DeepwgslError(`BlockAllocator.truncate: length must be an integer in 0..${s.length} (sequence ${seq}'s length), got ${length}`);
+    this.free.push(...s.blocks.splice(Math.ceil(length / this.blockSize)).reverse());
+    s.length = length;
+  }
+
   release(seq: number): void {
     const s = this.seqs.get(seq);
     if (!s) throw new DeepwgslError(`BlockAllocator.release: sequence ${seq} holds no blocks`);

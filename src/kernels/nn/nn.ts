@@ -7,7 +7,7 @@ import type { GpuContext } from '../../gpu/context.ts';
 import { fail } from '../../gpu/errors.ts';
 import { createTensor, expectTensor, unusedTensor, uploadTensor, type Tensor } from '../../gpu/tensor.ts';
 import type { WgslConst, WgslSource } from '../../jit/compose.ts';
-import { nextPow2, planKernel, type Launch } from '../../jit/launch.ts';
+import { Launch, nextPow2, planKernel } from '../../jit/launch.ts';
 import loadX from '../../../shaders/common/load_x.wgsl';
 import wgArgmax from '../../../shaders/common/wg_argmax.wgsl';
 import wgReduce from '../../../shaders/common/wg_reduce.wgsl';
@@ -320,6 +320,8 @@ export async function addInto(ctx: GpuContext, acc: Tensor, b: Tensor): Promise<
 // ---- argmax ----
 
 const ArgmaxParams = d.struct({ rows: d.u32, n: d.u32, grid_x: d.u32 });
+/** Values per lane above which a row is cut into parts (one workgroup each) and the parts reduced by a second dispatch. */
+const ARGMAX_PER_LANE = 8;
 
 /** x [rows, n] f32 -> out [rows] i32: first index of the maximum (NaN ignored; -1 if a row is all NaN). */
 export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
@@ -327,19 +329,25 @@ export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tenso
   const xt = rows2(where, 'x', x, 'f32');
   const [rows, n] = xt.shape;
   const out = outTensor(ctx, where, [rows], opts.out, 'argmax', 'i32');
-  const launch = await planNn(ctx, {
-    name: 'argmax',
-    file: 'argmax.wgsl',
-    code: argmaxTemplate,
-    helpers: [{ file: 'common/wg_argmax.wgsl', code: wgArgmax }],
-    consts: { WG: ROW_WG },
-    params: ArgmaxParams,
-    values: { rows, n },
-    bindings: [xt.binding(where, 'x'), out.binding(where, 'out')],
-    workgroups: rows,
-    bytes: xt.byteLength + out.byteLength,
-    flops: 0,
-  });
+  // At most one part per lane of the reducing workgroup.
+  const parts = Math.min(ROW_WG, Math.ceil(n / (ROW_WG * ARGMAX_PER_LANE)));
+  const ws = parts > 1 ? createTensor(ctx, [rows * parts * 2], 'u32', 'argmax.parts') : undefined;
+  const pass = (src: Tensor, dst: Tensor, p: number, len: number) =>
+    planNn(ctx, {
+      name: 'argmax',
+      file: 'argmax.wgsl',
+      code: argmaxTemplate,
+      helpers: [{ file: 'common/wg_argmax.wgsl', code: wgArgmax }],
+      consts: { WG: ROW_WG, PARTS: p, FROM_PARTS: src === ws, TO_PARTS: dst === ws },
+      params: ArgmaxParams,
+      values: { rows, n: len },
+      bindings: [src.binding(where, src === ws ? 'parts' : 'x'), dst.binding(where, dst === ws ? 'parts' : 'out')],
+      workgroups: rows * p,
+      bytes: xt.byteLength + out.byteLength,
+      flops: 0,
+    });
+  const passes = ws ? [await pass(xt, ws, parts, n), await pass(ws, out, 1, parts)] : [await pass(xt, out, 1, n)];
+  const launch = Launch.join(ctx, passes, { ...passes[0].info, config: { parts } }, ws ? [ws.buffer] : []);
   return { launch, out };
 }
 
