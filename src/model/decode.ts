@@ -703,33 +703,37 @@ class StepPlan {
    */
   async submit(): Promise<{ logits: Float32Array; gpuMs?: number }> {
     const logits = this.logits!;
-    const { bytes, gpuMs } = await this.run(this.staging!, logits);
+    const { bytes, gpuMs } = await this.run(this.staging!, logits, this.submits);
     return { logits: new Float32Array(bytes), gpuMs };
   }
 
-  /** A greedy decode step: as submit(), with the argmax of the logits written into the token ids last; resolves with those ids (read back through buffer `slot`, 0 or 1). */
+  /**
+   * A greedy decode step: as submit(), with the argmax of the logits written into the token ids last;
+   * resolves with those ids (read back through buffer `slot`, 0 or 1). One pass: the host is a step
+   * ahead of the GPU here, so splitting the step would only add pass boundaries.
+   */
   async submitGreedy(slot: number): Promise<{ ids: Int32Array; gpuMs?: number }> {
-    const { bytes, gpuMs } = await this.run(this.greedyStaging[slot], this.inputs.ids, this.argmax);
+    const { bytes, gpuMs } = await this.run(this.greedyStaging[slot], this.inputs.ids, 1, this.argmax);
     return { ids: new Int32Array(bytes), gpuMs };
   }
 
-  private async run(staging: GPUBuffer, out: Tensor, last?: Launch): Promise<{ bytes: ArrayBuffer; gpuMs?: number }> {
+  private async run(staging: GPUBuffer, out: Tensor, submits: number, last?: Launch): Promise<{ bytes: ArrayBuffer; gpuMs?: number }> {
     const { device } = this.ctx;
-    const per = Math.ceil(this.launches.length / this.submits);
-    for (let i = 0; i < this.submits; i++) {
+    const per = Math.ceil(this.launches.length / submits);
+    for (let i = 0; i < submits; i++) {
       const enc = device.createCommandEncoder({ label: 'decode step' });
       const pass = enc.beginComputePass({
         label: 'decode step',
         ...(this.stamps && { timestampWrites: { querySet: this.stamps.query, beginningOfPassWriteIndex: 2 * i, endOfPassWriteIndex: 2 * i + 1 } }),
       });
       for (const l of this.launches.slice(i * per, (i + 1) * per)) l.encode(pass);
-      if (i === this.submits - 1) last?.encode(pass);
+      if (i === submits - 1) last?.encode(pass);
       pass.end();
-      if (i === this.submits - 1) {
+      if (i === submits - 1) {
         enc.copyBufferToBuffer(out.buffer, out.byteOffset, staging, 0, out.byteLength);
         if (this.stamps) {
-          enc.resolveQuerySet(this.stamps.query, 0, 2 * this.submits, this.stamps.resolved, 0);
-          enc.copyBufferToBuffer(this.stamps.resolved, 0, staging, out.byteLength, 16 * this.submits);
+          enc.resolveQuerySet(this.stamps.query, 0, 2 * submits, this.stamps.resolved, 0);
+          enc.copyBufferToBuffer(this.stamps.resolved, 0, staging, out.byteLength, 16 * submits);
         }
       }
       device.queue.submit([enc.finish()]);
@@ -740,9 +744,9 @@ class StepPlan {
       const mapped = staging.getMappedRange();
       const bytes = mapped.slice(0, out.byteLength);
       if (!this.stamps) return { bytes };
-      const ts = new BigInt64Array(mapped.slice(out.byteLength, out.byteLength + 16 * this.submits));
+      const ts = new BigInt64Array(mapped.slice(out.byteLength, out.byteLength + 16 * submits));
       let ns = 0n;
-      for (let i = 0; i < this.submits; i++) ns += ts[2 * i + 1] - ts[2 * i];
+      for (let i = 0; i < submits; i++) ns += ts[2 * i + 1] - ts[2 * i];
       return { bytes, gpuMs: Number(ns) / 1e6 };
     } finally {
       staging.unmap();
