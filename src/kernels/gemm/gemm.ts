@@ -398,6 +398,31 @@ function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: nu
   return { kernel: 'smallM', mr, g, ks, nc, vec, splits, wide };
 }
 
+/** Steps a lane takes along k where every 16-byte load is 2 per step: below this, one per step. */
+const MIN_STEPS = 4;
+
+/**
+ * The small-m heuristic's config (8 groups of 32 lanes). m = 1: two columns per lane share A's loads
+ * (nc 2) only where that still fills TARGET_WORKGROUPS; more rows: one column per lane (H100, Deno:
+ * nc 1 ran m = 4 3.5x faster than nc 2 or 4, whose unrolled rows x columns bodies are larger). With
+ * 16-byte loads, two per lane per step (vec 2) only where a lane still takes MIN_STEPS steps (ks and
+ * splits as chosen for vec 2). In a V2-Lite decode step on an H100 (bench --decode --tune,
+ * 2026-12-07) nc 1 won for q_kv_a and o_proj (n = 3648, 2048) and vec 1 for them and the experts
+ * (k = 2048, 1408): 4.86 -> 4.18 GPU ms per token.
+ */
+function smallMDefault(p: GemmProblem, mr: number, wide: boolean): SmallMConfig {
+  const vec = wide ? 2 : mr >= 8 ? 1 : 4;
+  let c = smallMConfig(p, mr, 8, mr <= 1 ? 2 : 1, vec, wide);
+  if (c.nc === 2 && smallMWorkgroups(p, c) < TARGET_WORKGROUPS) c = smallMConfig(p, mr, 8, 1, vec, wide);
+  const steps = ceilDiv(ceilDiv(p.k, 4), c.splits * 32 * c.ks * 4 * c.vec);
+  return wide && c.vec === 2 && steps < MIN_STEPS ? { ...c, vec: 1 } : c;
+}
+
+/** The small-m kernel's workgroups for this config (masked: every group, or every routed id, counted as holding rows). */
+function smallMWorkgroups(p: GemmProblem, c: SmallMConfig): number {
+  return ceilDiv(p.n, (c.g / c.ks) * c.nc) * c.splits * Math.min(p.regions, p.routed?.numel ?? p.regions);
+}
+
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
   return { kernel: 'tiled', bm, bn, bk, tm, tn, splits: splitsFor(p, ceilDiv(p.m, bm) * ceilDiv(p.n, bn) * p.regions) };
 }
@@ -413,13 +438,10 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
     const wide = wideOk(ctx, p, mr);
-    // m = 1: two columns per lane share A's decode. More rows: one column per lane (H100, Deno:
-    // nc 1 ran m = 4 3.5x faster than nc 2 or 4, whose unrolled rows x columns bodies are larger).
-    const nc = rows <= 1 ? 2 : 1;
-    const c = smallMConfig(p, mr, 8, nc, wide ? 2 : mr >= 8 ? 1 : 4, wide);
+    const c = smallMDefault(p, mr, wide);
     if (!configProblem(ctx, p, c)) return c;
     // Small devices: a quarter of the staging and lanes.
-    const fallback = smallMConfig(p, mr, 4, nc, 1, wide, 1);
+    const fallback = smallMConfig(p, mr, 4, c.nc, 1, wide, 1);
     if (!configProblem(ctx, p, fallback)) return fallback;
   }
   const tiles = ceilDiv(rows, 128) * ceilDiv(p.n, 128) * p.regions;
