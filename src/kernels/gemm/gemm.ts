@@ -398,7 +398,7 @@ function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: nu
   return { kernel: 'smallM', mr, g, ks, nc, vec, splits, wide };
 }
 
-/** Steps a lane takes along k where every 16-byte load is 2 per step: below this, one per step. */
+/** With 16-byte loads a lane takes two per step (vec 2) only where it still takes this many steps along k; else one. */
 const MIN_STEPS = 4;
 
 /**
