@@ -379,14 +379,18 @@ function splitsFor(p: GemmProblem, workgroups: number, target = TARGET_WORKGROUP
   return Math.max(1, Math.min(ceilDiv(target, workgroups), Math.floor(ceilDiv(p.k, 128) / 2)));
 }
 
+/** Groups counted as holding rows: how many do is not known when planning a masked GEMM, so all of them (or every routed id). */
+function groupsWithRows(p: GemmProblem): number {
+  return Math.min(p.regions, p.routed?.numel ?? p.regions);
+}
+
 /**
  * The small-m kernel streams: it wants every core full of lanes with loads in flight. Few columns
  * (n = 576..7168) get more lanes per column inside the workgroup first (ks: one pass), then split-k
  * (dense, a second pass) only while each lane still has >= 2 iterations of work.
  */
 function smallMConfig(p: GemmProblem, mr: number, g: number, nc: number, vec: number, wide: boolean, ksMax = 8): SmallMConfig {
-  // Masked: how many groups hold rows is not known when planning; count them all (or every routed id).
-  const cols = p.n * Math.min(p.regions, p.routed?.numel ?? p.regions);
+  const cols = p.n * groupsWithRows(p);
   const chunksPerLane = (wide ? 4 : 1) * vec;
   const maxLanesPerCol = Math.max(32, Math.floor(ceilDiv(p.k, 4) / chunksPerLane));
   const wantPerCol = Math.min(maxLanesPerCol, Math.max(32, (TARGET_LANES * nc) / cols));
@@ -418,9 +422,9 @@ function smallMDefault(p: GemmProblem, mr: number, wide: boolean): SmallMConfig 
   return wide && c.vec === 2 && steps < MIN_STEPS ? { ...c, vec: 1 } : c;
 }
 
-/** The small-m kernel's workgroups for this config (masked: every group, or every routed id, counted as holding rows). */
+/** The small-m kernel's workgroups for this config. */
 function smallMWorkgroups(p: GemmProblem, c: SmallMConfig): number {
-  return ceilDiv(p.n, (c.g / c.ks) * c.nc) * c.splits * Math.min(p.regions, p.routed?.numel ?? p.regions);
+  return ceilDiv(p.n, (c.g / c.ks) * c.nc) * c.splits * groupsWithRows(p);
 }
 
 function tiled(p: GemmProblem, bm: number, bn: number, bk: number, tm: number, tn: number): TiledConfig {
