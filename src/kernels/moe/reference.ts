@@ -71,8 +71,9 @@ export interface RouteResult {
   ids: Int32Array;
   /** [tokens * topk] routing weights. */
   weights: Float64Array;
-  /** Per token, the smallest score gap that decided its groups, experts or their order: where this
-   * is tiny, an f32 computation may legitimately choose differently. */
+  /** Per token, the smallest nonzero score gap that decided its groups, experts or their order:
+   * where this is tiny, an f32 computation may legitimately choose differently. Exact ties do not
+   * count: equal bits go to the lower index in f32 as in float64. */
   margin: Float64Array;
 }
 
@@ -84,8 +85,8 @@ function argmax(vals: ArrayLike<number>, allowed: (i: number) => boolean): numbe
 }
 
 /**
- * Picks n entries by repeated argmax. `gap`: the smallest difference that decided the outcome,
- * between the last pick and the best entry left out and, when the order counts, between picks.
+ * Picks n entries by repeated argmax. `gap`: the smallest nonzero difference that decided the
+ * outcome, between the last pick and the best entry left out and, when the order counts, between picks.
  */
 function pickTop(vals: ArrayLike<number>, n: number, allowed: (i: number) => boolean, ordered: boolean): { picked: number[]; gap: number } {
   const taken = new Set<number>();
@@ -96,8 +97,9 @@ function pickTop(vals: ArrayLike<number>, n: number, allowed: (i: number) => boo
     picked.push(b);
   }
   const next = argmax(vals, (i) => allowed(i) && !taken.has(i));
-  let gap = next < 0 ? Infinity : vals[picked[n - 1]] - vals[next];
-  if (ordered) for (let j = 1; j < n; j++) gap = Math.min(gap, vals[picked[j - 1]] - vals[picked[j]]);
+  const decisive = (d: number) => (d > 0 ? d : Infinity);
+  let gap = next < 0 ? Infinity : decisive(vals[picked[n - 1]] - vals[next]);
+  if (ordered) for (let j = 1; j < n; j++) gap = Math.min(gap, decisive(vals[picked[j - 1]] - vals[picked[j]]));
   return { picked, gap };
 }
 
