@@ -1,7 +1,7 @@
 // CPU checks of the GEMM references, calc_diff, mIndices validation and the WGSL loop unroller.
 import { describe, expect, it } from 'vitest';
 import { calcDiff, contiguousReference, gemmReference, maskedReference } from '../src/kernels/gemm/reference.ts';
-import { checkMIndices, defaultGemmConfig, denseProblem } from '../src/kernels/gemm/gemm.ts';
+import { checkMIndices, defaultGemmConfig, denseProblem, gemmCandidates } from '../src/kernels/gemm/gemm.ts';
 import type { GpuContext } from '../src/gpu/context.ts';
 import { Tensor, type DType } from '../src/gpu/tensor.ts';
 import { unrollLoops } from '../src/jit/unroll.ts';
@@ -70,8 +70,9 @@ describe('small-m heuristic (decode shapes; what bench --decode --tune picked in
   const ctx = { limits: { maxStorageBuffersPerShaderStage: 10, maxComputeInvocationsPerWorkgroup: 1024, maxComputeWorkgroupStorageSize: 49152 } } as unknown as GpuContext;
   const t = (shape: number[], dtype: DType) => new Tensor(ctx, {} as GPUBuffer, shape, dtype);
   // W8A32 m = 1: f32 activations, e4m3 weights with 128x128 scales, f32 out.
-  const pick = (n: number, k: number) =>
-    defaultGemmConfig(ctx, denseProblem('test', true, { a: t([1, k], 'f32'), b: t([n, k], 'e4m3'), sb: t([Math.ceil(n / 128), Math.ceil(k / 128)], 'f32') }, t([1, n], 'f32')));
+  const problem = (n: number, k: number, m = 1) =>
+    denseProblem('test', true, { a: t([m, k], 'f32'), b: t([n, k], 'e4m3'), sb: t([Math.ceil(n / 128), Math.ceil(k / 128)], 'f32') }, t([m, n], 'f32'));
+  const pick = (n: number, k: number) => defaultGemmConfig(ctx, problem(n, k));
 
   it('few columns: one per lane, one 16-byte load per step (V2-Lite q_kv_a, o_proj)', () => {
     for (const n of [3648, 2048]) expect(pick(n, 2048)).toMatchObject({ kernel: 'smallM', ks: 2, nc: 1, vec: 1, splits: 1, wide: true });
@@ -81,5 +82,11 @@ describe('small-m heuristic (decode shapes; what bench --decode --tune picked in
     expect(pick(24576, 1536)).toMatchObject({ nc: 2, vec: 1, wide: true });
     expect(pick(129280, 7168)).toMatchObject({ ks: 1, nc: 2, vec: 2, splits: 1 });
     expect(pick(7168, 16384)).toMatchObject({ ks: 2, nc: 2, vec: 2, splits: 2 });
+  });
+
+  it('8 rows: staged A by default; the tuner also tries 16-byte loads reading the 8 rows directly', () => {
+    const p = problem(3648, 2048, 8);
+    expect(defaultGemmConfig(ctx, p)).toMatchObject({ kernel: 'smallM', mr: 8, wide: false });
+    expect(gemmCandidates(ctx, p).filter((c) => c.kernel === 'smallM' && c.mr === 8 && c.wide).length).toBeGreaterThan(0);
   });
 });

@@ -294,6 +294,8 @@ export const gemmChecks: Check[] = [
         ...dense(smallShapes, SMALL),
         ...dense(smallShapes.slice(1, 3), { ...SMALL, mr: 16, nc: 4, vec: 2, splits: 2 }),
         ...dense([[1, 64, 512], [3, 130, 400]], WIDE),
+        ...dense([[8, 66, 400], [13, 64, 512]], { ...WIDE, mr: 8, nc: 2, vec: 1, splits: 2 }),
+        ...dense([[16, 64, 256]], { ...WIDE, mr: 16, nc: 1, splits: 1 }),
         ...dense([[1, 66, 400]], KSPLIT),
       ]),
   },

@@ -314,9 +314,14 @@ export async function maskedProblem(
 
 // ---- configs ----
 
+/** 8 or 16 rows with 4-byte loads stage A in workgroup memory; 16-byte loads read A's rows directly. */
+function stagesA(c: SmallMConfig): boolean {
+  return c.mr >= 8 && !c.wide;
+}
+
 function smallMShared(c: SmallMConfig): number {
   const step = (c.wide ? 128 : 32) * c.ks * c.vec;
-  const staged = c.mr >= 8 ? 16 * c.mr * step + 4 * c.mr * (step / 32) : 0;
+  const staged = stagesA(c) ? 16 * c.mr * step + 4 * c.mr * (step / 32) : 0;
   return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * (c.g / c.ks) * c.nc + 16;
 }
 
@@ -336,7 +341,7 @@ export function configProblem(ctx: GpuContext, p: GemmProblem, c: GemmConfig): s
     if (c.splits > 1 && p.layout !== 'dense') return 'split-k only in the dense layout';
     const buffers = storageBindings(p, c);
     if (buffers > lim.maxStorageBuffersPerShaderStage) return `${buffers} storage buffers over this device's ${lim.maxStorageBuffersPerShaderStage} per stage`;
-    if (c.wide && !wideOk(ctx, p, c.mr)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands, mr <= 4 and two storage buffers to spare';
+    if (c.wide && !wideOk(ctx, p)) return 'wide only with e4m3 B, k % 16 == 0, 16-byte aligned operands and two storage buffers to spare';
     if (smallMShared(c) > lim.maxComputeWorkgroupStorageSize) return `workgroup memory ${smallMShared(c)} B over ${lim.maxComputeWorkgroupStorageSize}`;
     return undefined;
   }
@@ -358,12 +363,12 @@ function storageBindings(p: GemmProblem, c: Pick<SmallMConfig, 'wide'>): number 
 }
 
 /**
- * 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0), A read directly (mr <= 4),
- * and room for their two extra bindings (WebGPU guarantees only 8 storage buffers per stage).
+ * 16-byte loads of A and B need 16-byte rows and bindings (k % 16 == 0) and room for their two
+ * extra bindings (WebGPU guarantees only 8 storage buffers per stage).
  */
-function wideOk(ctx: GpuContext, p: GemmProblem, mr: number): boolean {
+function wideOk(ctx: GpuContext, p: GemmProblem): boolean {
   return (
-    p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 && mr <= 4 &&
+    p.b.dtype === 'e4m3' && p.k > 0 && p.k % 16 === 0 && p.b.byteOffset % 16 === 0 && p.a.byteOffset % 16 === 0 &&
     storageBindings(p, { wide: true }) <= ctx.limits.maxStorageBuffersPerShaderStage
   );
 }
@@ -441,7 +446,8 @@ export function defaultGemmConfig(ctx: GpuContext, p: GemmProblem): GemmConfig {
   const rows = configRows(p);
   if (rows <= 16 && p.layout !== 'contiguous') {
     const mr = nextPow2(rows);
-    const wide = wideOk(ctx, p, mr);
+    // 8 or 16 rows keep staged A until 16-byte loads there are measured (the tuner tries them).
+    const wide = mr <= 4 && wideOk(ctx, p);
     const c = smallMDefault(p, mr, wide);
     if (!configProblem(ctx, p, c)) return c;
     // Small devices: a quarter of the staging and lanes.
@@ -462,7 +468,7 @@ export function gemmCandidates(ctx: GpuContext, p: GemmProblem): GemmConfig[] {
   const rows = configRows(p);
   if (rows <= 16 && p.layout !== 'contiguous') {
     for (const mr of new Set([nextPow2(rows), 1])) {
-      for (const wide of wideOk(ctx, p, mr) ? [true, false] : [false]) {
+      for (const wide of wideOk(ctx, p) ? [true, false] : [false]) {
         for (const nc of [1, 2, 4]) {
           for (const vec of [1, 2, 4]) {
             for (const ksMax of [1, 2, 4, 8]) {
@@ -531,7 +537,7 @@ function moduleFor(p: GemmProblem, c: GemmConfig, split: boolean): KernelModule 
         p.routed ? { file: 'gemm/z_routed.wgsl', code: zRoutedWgsl } : { file: 'gemm/z_plain.wgsl', code: zPlainWgsl },
         p.aRows ? { file: 'gemm/a_rows_gather.wgsl', code: aRowsGatherWgsl } : { file: 'gemm/a_rows_plain.wgsl', code: aRowsPlainWgsl },
       ],
-      consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: c.mr >= 8, WIDE: c.wide },
+      consts: { ...consts, WG: 32 * c.g, G: c.g, KS: c.ks, NC: c.nc, MR: c.mr, VEC: c.vec, STAGE_A: stagesA(c), WIDE: c.wide },
       structs: { Params: GemmParams },
     };
   }
