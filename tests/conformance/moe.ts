@@ -26,6 +26,7 @@ async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolea
   let idBad = 0;
   let err = 0;
   let skipped = 0;
+  let first = '';
   for (const tokens of TOKENS) {
     const logits = gauss(tokens * config.numExperts, 2);
     // Ties: copy expert 0's logit to others (the same bits give the same score on the GPU). Tokens
@@ -53,13 +54,16 @@ async function routeCheck(ctx: GpuContext, config: RouteConfig, withBias: boolea
         skipped++;
         continue;
       }
-      idBad += mismatches(ids.subarray(t * n, t * n + k), ref.ids.subarray(t * k, (t + 1) * k));
+      const bad = mismatches(ids.subarray(t * n, t * n + k), ref.ids.subarray(t * k, (t + 1) * k));
+      // The first mismatch's ids and margin in the note: what it takes to tell a near tie from a bug.
+      if (bad && !idBad) first = `; first: ${tokens} tokens, token ${t} got [${ids.subarray(t * n, t * n + k)}], reference [${ref.ids.subarray(t * k, (t + 1) * k)}], margin ${ref.margin[t].toExponential(2)}`;
+      idBad += bad;
       err = Math.max(err, relErr(w.subarray(t * n, t * n + k), ref.weights.subarray(t * k, (t + 1) * k)));
     }
     lt.destroy();
   }
   // An id mismatch fails outright; weights are f32 sigmoid/softmax against float64.
-  return { err: idBad ? Infinity : err, tol: 2e-6, note: `${idBad} id mismatches; ${skipped} near-tie tokens not compared` };
+  return { err: idBad ? Infinity : err, tol: 2e-6, note: `${idBad} id mismatches; ${skipped} near-tie tokens not compared${first}` };
 }
 
 /** Random topk ids: distinct per token, a few -1 (routed nowhere), skewed toward low experts. */
