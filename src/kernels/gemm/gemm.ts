@@ -319,8 +319,13 @@ function stagesA(c: SmallMConfig): boolean {
   return c.mr >= 8 && !c.wide;
 }
 
+/** Chunks (4 k values) a column's lanes take per iteration: the shader's STEP. */
+function stepChunks(c: SmallMConfig): number {
+  return (c.wide ? 128 : 32) * c.ks * c.vec;
+}
+
 function smallMShared(c: SmallMConfig): number {
-  const step = (c.wide ? 128 : 32) * c.ks * c.vec;
+  const step = stepChunks(c);
   const staged = stagesA(c) ? 16 * c.mr * step + 4 * c.mr * (step / 32) : 0;
   return staged + 4 * 32 * c.g * c.nc + 4 * c.mr * (c.g / c.ks) * c.nc + 16;
 }
@@ -423,7 +428,7 @@ function smallMDefault(p: GemmProblem, mr: number, wide: boolean): SmallMConfig 
   const vec = wide ? 2 : mr >= 8 ? 1 : 4;
   let c = smallMConfig(p, mr, 8, mr <= 1 ? 2 : 1, vec, wide);
   if (c.nc === 2 && smallMWorkgroups(p, c) < TARGET_WORKGROUPS) c = smallMConfig(p, mr, 8, 1, vec, wide);
-  const steps = ceilDiv(ceilDiv(p.k, 4), c.splits * 32 * c.ks * 4 * c.vec);
+  const steps = ceilDiv(ceilDiv(p.k, 4), c.splits * stepChunks(c));
   return wide && c.vec === 2 && steps < MIN_STEPS ? { ...c, vec: 1 } : c;
 }
 
