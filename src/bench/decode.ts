@@ -8,17 +8,20 @@
 // (the Decoder's mlaConfig; other tiles, same weights), for choosing one on a GPU.
 // DEEPWGSL_DECODE_CONTEXT=N: each sequence's prompt length before the timed steps (default 16): the
 // attention's share of a step grows with it. --tune first tunes the step's largest GEMMs in the step (tuneStep).
+// Then prefill rows: one prompt of each of DEEPWGSL_PREFILL_LENGTHS tokens (default 16,256,1024) through
+// one forward that computes the last position's logits only: time to first token, cold (the prompt
+// length's first forward, planning included) and replayed, beside the floor of its FLOPs and bytes.
 import type { GpuContext } from '../gpu/context.ts';
 import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { Decoder, type DecoderOptions, type StepTiming } from '../model/decode.ts';
 import { Profiler } from '../jit/profiler.ts';
-import { formatBytes, loadWeights, planWeights } from '../model/load.ts';
+import { formatBytes, loadWeights, planWeights, type ModelWeights } from '../model/load.ts';
 import { dirSource } from '../model/source.ts';
-import { activeShare } from '../model/describe.ts';
+import { activeParams, activeShare } from '../model/describe.ts';
 import { writeSyntheticCheckpoint, type SynthOptions } from '../model/synthetic.ts';
 import { envPositiveInts, envVar, runtime } from '../gpu/env.ts';
-import type { BenchRow, BenchSuite } from './suites.ts';
-import type { LaunchInfo } from '../jit/launch.ts';
+import type { BenchOptions, BenchRow, BenchSuite } from './suites.ts';
+import type { Launch, LaunchInfo } from '../jit/launch.ts';
 import { defaultTuningStore, gpuKey } from '../jit/tuning-cache.ts';
 import { raiseClocks } from './ceilings.ts';
 
@@ -26,6 +29,11 @@ const BATCHES = [1, 8];
 /** Rows of the per-kernel breakdown per batch size. */
 const TOP_KERNELS = 20;
 const PROMPT = 16;
+const PREFILL_LENGTHS = [16, 256, 1024];
+/** Replayed prefills per length (each a whole prompt: seconds at 1024 tokens on a laptop GPU). */
+const PREFILL_REPEATS = 3;
+/** Rows of the per-kernel breakdown of the longest prefill. */
+const TOP_PREFILL_KERNELS = 8;
 
 /** Bytes a decode step of `batch` tokens reads: routed experts by the expected number of distinct ones picked. */
 export function activeWeightBytes(ck: Checkpoint, batch: number): number {
@@ -66,6 +74,126 @@ async function replaySteps(ctx: GpuContext, dec: Decoder, seqs: number[], prompt
     timings.push(dec.lastTiming!);
   }
   return { timings, logits };
+}
+
+interface ProfileRow {
+  label: string;
+  /** What the label's launches add to the step: each one's end minus the previous launch's end. */
+  us: number;
+  /** Their own passes' time. */
+  ownUs: number;
+  bytes: number;
+  flops: number;
+  n: number;
+}
+
+/**
+ * Per kernel, in the step: each launch once, in step order, in its own timed pass of one submit, so
+ * every launch follows the one it follows in the step. A launch's cost is what it adds to the step:
+ * its end minus the previous launch's end (its own pass time beside it). An 8x-repeat profile did
+ * not add up to the step (its repeats find weights in the L2 and hide each launch's fixed cost).
+ * Rows by label, most time first.
+ */
+async function inStepProfile(ctx: GpuContext, planned: { launches: readonly Launch[]; labels: readonly string[] }, title: string): Promise<{ rows: ProfileRow[]; totalUs: number; launches: number }> {
+  await raiseClocks(ctx);
+  const events = await new Profiler(ctx).profilePasses(
+    planned.launches.map((l) => ({ name: l.info.kernel, info: l.info, encode: (p) => l.encode(p) })),
+    title,
+  );
+  const byLabel = new Map<string, ProfileRow>();
+  events.forEach((e, i) => {
+    const label = planned.labels[i];
+    const prevEnd = i === 0 ? e.startUs : events[i - 1].startUs + events[i - 1].durUs;
+    const x = byLabel.get(label) ?? { label, us: 0, ownUs: 0, bytes: 0, flops: 0, n: 0 };
+    byLabel.set(label, { label, us: x.us + e.startUs + e.durUs - prevEnd, ownUs: x.ownUs + e.durUs, bytes: x.bytes + e.bytes, flops: x.flops + e.flops, n: x.n + 1 });
+  });
+  const last = events[events.length - 1];
+  return { rows: [...byLabel.values()].sort((x, y) => y.us - x.us), totalUs: last.startUs + last.durUs - events[0].startUs, launches: events.length };
+}
+
+/** A profile row as a bench row (`what`: the step it belongs to). */
+function profileRow(what: string, r: ProfileRow, profile: { totalUs: number; launches: number }, bw: number | undefined): BenchRow {
+  const gbs = r.bytes / r.us / 1e3;
+  return {
+    suite: 'decode',
+    name: `${what}: ${r.label} (x${r.n})`,
+    ms: r.us / 1e3,
+    gbs: r.bytes ? gbs : undefined,
+    tflops: r.flops ? r.flops / r.us / 1e6 : undefined,
+    pct: r.bytes && bw ? (100 * gbs) / bw : undefined,
+    ceiling: 'stream-read',
+    note: `${((100 * r.us) / profile.totalUs).toFixed(1)}% of ${(profile.totalUs / 1e3).toFixed(2)} ms (in-step: end minus the previous launch's end, one pass per launch, ${profile.launches} launches); own passes ${(r.ownUs / 1e3).toFixed(3)} ms`,
+  };
+}
+
+/**
+ * FLOPs of a prompt of `tokens` through one forward with the last position's logits only: two per
+ * parameter each token reads (lm_head's once) and causal attention in MLA's absorbed form (each
+ * position against itself and every earlier one, d = kv_lora_rank + rope for the scores, kv_lora_rank for the values).
+ */
+export function prefillFlops(ck: Checkpoint, tokens: number): number {
+  const c = ck.config;
+  const head = c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize;
+  const attention = c.numLayers * 2 * c.numHeads * (2 * c.kvLoraRank + c.qkRopeHeadDim) * ((tokens * (tokens + 1)) / 2);
+  return 2 * tokens * (activeParams(ck) - head) + 2 * head + attention;
+}
+
+/**
+ * Prefill rows: one prompt of each length through one forward, the last position's logits read back
+ * (what generation's first token needs). The cold row is the length's first forward, planning
+ * (compiles, binding, buffers) included, as a user's first prompt of that length pays it; the
+ * replayed row the median of PREFILL_REPEATS more. Floor: the FLOPs at the f32 FMA rate (W8A32: the
+ * FP8 weights are read and multiplied in f32) or the weight bytes at the stream-read rate, whichever is longer.
+ */
+async function prefillRows(ctx: GpuContext, ck: Checkpoint, weights: ModelWeights, name: string, lengths: number[], opts: BenchOptions, emit: (row: BenchRow) => void): Promise<void> {
+  const bw = opts.ceilings.find((x) => x.name === 'stream-read')?.value;
+  const fma = opts.ceilings.find((x) => x.name === 'fma-f32')?.value;
+  const tok = tokenOf(ck.config.vocabSize);
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(...lengths) });
+  try {
+    for (const P of lengths) {
+      const tokens = Array.from({ length: P }, (_, t) => tok(0, t));
+      const prefill = async () => {
+        const [logits] = await dec.prefill(0, tokens, { logits: 'last' });
+        dec.release(0);
+        if (!logits.every(Number.isFinite)) throw new Error(`bench --decode: the prefill of ${P} tokens gave non-finite logits`);
+        return dec.lastTiming!;
+      };
+      const cold = await prefill();
+      await raiseClocks(ctx);
+      const timings: StepTiming[] = [];
+      for (let r = 0; r < PREFILL_REPEATS; r++) timings.push(await prefill());
+      const ms = median(timings.map((t) => t.wallMs));
+      const gpuMs = timings.every((t) => t.gpuMs !== undefined) ? median(timings.map((t) => t.gpuMs!)) : undefined;
+      const flops = prefillFlops(ck, P);
+      const bytes = activeWeightBytes(ck, P);
+      const floors = { 'fma-f32': fma && (flops / (fma * 1e12)) * 1e3, 'stream-read': bw && (bytes / (bw * 1e9)) * 1e3 };
+      const [bound, floorMs] = Object.entries(floors).reduce((a, b) => ((b[1] ?? 0) > (a[1] ?? 0) ? b : a));
+      emit({
+        suite: 'decode',
+        name: `${name} prefill, ${P} tokens: time to first token`,
+        ms,
+        tflops: flops / (ms / 1e3) / 1e12,
+        gbs: bytes / (ms / 1e3) / 1e9,
+        pct: floorMs ? (100 * floorMs) / ms : undefined,
+        ceiling: `floor (${bound})`,
+        note:
+          `${((P * 1e3) / ms).toFixed(0)} prompt tokens/s; ` +
+          (gpuMs === undefined ? 'no timestamps: GPU time unknown' : `GPU ${gpuMs.toFixed(2)} ms (${floorMs ? ((100 * floorMs) / gpuMs).toFixed(0) : '?'}% of floor), host ${(ms - gpuMs).toFixed(2)} ms`) +
+          `; first prompt of this length ${cold.wallMs.toFixed(0)} ms wall, of it planning ${cold.planMs.toFixed(0)} ms; ` +
+          `floor ${floorMs?.toFixed(2)} ms (${(flops / 1e12).toFixed(3)} TFLOP at ${fma?.toPrecision(3)} TFLOP/s, ${formatBytes(bytes)} of weights at ${bw?.toPrecision(4)} GB/s); ` +
+          `median of ${PREFILL_REPEATS} replayed prefills, wall time from the call to the last position's logits on the host`,
+      });
+    }
+    // Where the longest prompt's forward goes.
+    const P = lengths[lengths.length - 1];
+    await dec.prefill(0, Array.from({ length: P }, (_, t) => tok(0, t)), { logits: 'last' });
+    const profile = await inStepProfile(ctx, dec.launchesOf(1, P, { logits: 'last' })!, `prefill ${P}`);
+    dec.release(0);
+    for (const r of profile.rows.slice(0, TOP_PREFILL_KERNELS)) emit(profileRow(`prefill ${P}`, r, profile, bw));
+  } finally {
+    dec.destroy();
+  }
 }
 
 /** GEMM shapes of a step tuned by --tune, most weight bytes per step first, and rounds of moving to a faster neighbouring config. */
@@ -250,40 +378,18 @@ export const decodeSuite: BenchSuite = {
             // what it adds to the step: its end minus the previous launch's end (its own pass time
             // beside it). The 8x-repeat profile this replaced did not add up to the step (its
             // repeats find weights in the L2 and hide each launch's fixed cost).
-            await raiseClocks(ctx);
-            const events = await new Profiler(ctx).profilePasses(
-              planned.launches.map((l) => ({ name: l.info.kernel, info: l.info, encode: (p) => l.encode(p) })),
-              `decode batch ${batch}`,
-            );
-            const byLabel = new Map<string, { us: number; ownUs: number; bytes: number; n: number }>();
-            events.forEach((e, i) => {
-              const k = planned.labels[i];
-              const prevEnd = i === 0 ? e.startUs : events[i - 1].startUs + events[i - 1].durUs;
-              const x = byLabel.get(k) ?? { us: 0, ownUs: 0, bytes: 0, n: 0 };
-              byLabel.set(k, { us: x.us + e.startUs + e.durUs - prevEnd, ownUs: x.ownUs + e.durUs, bytes: x.bytes + e.bytes, n: x.n + 1 });
-            });
-            const last = events[events.length - 1];
-            const total = last.startUs + last.durUs - events[0].startUs;
+            const profile = await inStepProfile(ctx, planned, `decode batch ${batch}`);
             // Variants: only the MLA rows differ.
-            const top = [...byLabel.entries()].sort((x, y) => y[1].us - x[1].us).filter(([label]) => v === 0 || label === 'decode');
-            for (const [label, x] of top.slice(0, v === 0 ? TOP_KERNELS : 1)) {
-              const gbs = x.bytes / x.us / 1e3;
-              emit({
-                suite: 'decode',
-                name: `batch ${batch}${tag}: ${label} (x${x.n})`,
-                ms: x.us / 1e3,
-                gbs: x.bytes ? gbs : undefined,
-                pct: x.bytes && bw ? (100 * gbs) / bw : undefined,
-                ceiling: 'stream-read',
-                note: `${((100 * x.us) / total).toFixed(1)}% of ${(total / 1e3).toFixed(2)} ms (in-step: end minus the previous launch's end, one pass per launch, ${events.length} launches); own passes ${(x.ownUs / 1e3).toFixed(3)} ms`,
-              });
-            }
+            const top = profile.rows.filter((r) => v === 0 || r.label === 'decode').slice(0, v === 0 ? TOP_KERNELS : 1);
+            for (const r of top) emit(profileRow(`batch ${batch}${tag}`, r, profile, bw));
             for (const seq of seqs) dec.release(seq);
           }
         } finally {
           dec.destroy();
         }
       }
+      const lengths = envPositiveInts('DEEPWGSL_PREFILL_LENGTHS', 'bench --decode') ?? (ctx.isSoftware ? [8] : PREFILL_LENGTHS);
+      await prefillRows(ctx, ck, weights, name, [...lengths].sort((a, b) => a - b), opts, emit);
     } finally {
       weights.destroy();
     }

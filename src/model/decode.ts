@@ -290,30 +290,36 @@ export class Decoder {
     return (await this.forward(batch.map((b) => ({ seq: b.seq, tokens: [b.token] })))).map((r) => r[0]);
   }
 
-  /** A prompt through one forward (s_q = its length): appended to `seq`, logits [vocab] at every position. */
-  async prefill(seq: number, tokens: readonly number[]): Promise<Float32Array[]> {
-    return (await this.forward([{ seq, tokens }]))[0];
+  /**
+   * A prompt through one forward (s_q = its length), appended to `seq`: logits [vocab] at every
+   * position, or with `{ logits: 'last' }` at the last one only (what generation needs: lm_head and
+   * the read-back then cost one row instead of the prompt's length).
+   */
+  async prefill(seq: number, tokens: readonly number[], opts: ForwardOptions = {}): Promise<Float32Array[]> {
+    return (await this.forward([{ seq, tokens }], opts))[0];
   }
 
   /**
    * Several tokens for each entry, the same number for all (one per entry: a decode step; a whole
-   * prompt: a prefill): appended to their sequences, logits [vocab] at every new position per entry.
+   * prompt: a prefill): appended to their sequences, logits [vocab] at every new position per entry
+   * (at each entry's last position with `{ logits: 'last' }`).
    * The first forward of a batch shape plans it; later ones replay that plan.
    */
-  async forward(entries: readonly { seq: number; tokens: readonly number[] }[]): Promise<Float32Array[][]> {
+  async forward(entries: readonly { seq: number; tokens: readonly number[] }[], opts: ForwardOptions = {}): Promise<Float32Array[][]> {
     if (this.busy) throw new DeepwgslError('Decoder.forward: another step of this decoder is still running; await it first');
+    if (![undefined, 'all', 'last'].includes(opts.logits)) fail('Decoder.forward', 'opts.logits', "'all' or 'last'", opts.logits);
     this.busy = true;
     try {
-      return await this.forwardNow(entries);
+      return await this.forwardNow(entries, opts.logits === 'last');
     } finally {
       this.busy = false;
     }
   }
 
-  private async forwardNow(entries: readonly { seq: number; tokens: readonly number[] }[]): Promise<Float32Array[][]> {
+  private async forwardNow(entries: readonly { seq: number; tokens: readonly number[] }[], lastOnly: boolean): Promise<Float32Array[][]> {
     const t0 = performance.now();
     const T = this.checkEntries('Decoder.forward', entries);
-    const { plan, planMs } = await this.prepare(entries, false);
+    const { plan, planMs } = await this.prepare(entries, false, lastOnly);
     const submitted = plan.submit();
     const encodeMs = performance.now() - t0;
     const { logits, gpuMs } = await submitted;
@@ -321,7 +327,8 @@ export class Decoder {
     const B = entries.length;
     this.lastTiming = { tokens: B * T, wallMs, encodeMs, planMs, gpuMs, plan: plan.key };
     const V = this.config.vocabSize;
-    return entries.map((_, i) => Array.from({ length: T }, (_, j) => logits.slice((i * T + j) * V, (i * T + j + 1) * V)));
+    const rows = plan.logitRows;
+    return entries.map((_, i) => Array.from({ length: rows }, (_, j) => logits.slice((i * rows + j) * V, (i * rows + j + 1) * V)));
   }
 
   /** Checks a batch (one entry per sequence, the same number of valid tokens each, room in the cache) and returns its tokens per entry. */
@@ -349,7 +356,7 @@ export class Decoder {
    * seqlens and MLA's schedule; all but the ids with `idsOnGpu` (a greedy step after the first: the
    * step before wrote them).
    */
-  private async prepare(entries: readonly { seq: number; tokens: readonly number[] }[], idsOnGpu: boolean): Promise<{ plan: StepPlan; planMs: number }> {
+  private async prepare(entries: readonly { seq: number; tokens: readonly number[] }[], idsOnGpu: boolean, lastOnly = false): Promise<{ plan: StepPlan; planMs: number }> {
     const { ctx } = this;
     const B = entries.length;
     const T = entries[0].tokens.length;
@@ -373,7 +380,9 @@ export class Decoder {
     const write = (inputs: StepInputs) => {
       for (const k of Object.keys(data) as (keyof StepInputs)[]) if (!(idsOnGpu && k === 'ids')) ctx.device.queue.writeBuffer(inputs[k].buffer, inputs[k].byteOffset, data[k]);
     };
-    const key = `${B}x${T}`;
+    // One token per entry: the last position is the only one, so both ask for the same plan.
+    const last = lastOnly && T > 1;
+    const key = planKey(B, T, last);
     let plan = this.plans.get(key);
     let planMs = 0;
     if (!plan) {
@@ -384,7 +393,7 @@ export class Decoder {
         blockTable: createTensor(ctx, [B, this.maxBlocks], 'i32', 'blockTable'),
         seqlens: createTensor(ctx, [B], 'i32', 'seqlens'),
       };
-      plan = new StepPlan(ctx, key, B, T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
+      plan = new StepPlan(ctx, key, B, T, last ? 1 : T, inputs, getMlaMetadata({ maxSeqlen: this.maxSeqLen }), this.opts.submits);
       // Planning MLA reads the block table back once (its checks): the inputs go first.
       write(inputs);
       const p0 = performance.now();
@@ -475,12 +484,12 @@ export class Decoder {
    * for a profiler: encoding them again repeats the last forward of that shape (same inputs, same
    * cache rows). Undefined before that shape's first forward.
    */
-  launchesOf(entries: number, tokensPerEntry = 1): { launches: readonly Launch[]; labels: readonly string[] } | undefined {
-    const p = this.plans.get(`${entries}x${tokensPerEntry}`);
+  launchesOf(entries: number, tokensPerEntry = 1, opts: ForwardOptions = {}): { launches: readonly Launch[]; labels: readonly string[] } | undefined {
+    const p = this.plans.get(planKey(entries, tokensPerEntry, opts.logits === 'last' && tokensPerEntry > 1));
     return p && { launches: p.launches, labels: p.labels };
   }
 
-  /** Batch shapes planned so far (`${entries}x${tokensPerEntry}`). */
+  /** Batch shapes planned so far (`${entries}x${tokensPerEntry}`, `:last` where only the last positions' logits are computed). */
   get plannedShapes(): string[] {
     return [...this.plans.keys()];
   }
@@ -566,7 +575,13 @@ export class Decoder {
         moe.launches.forEach((l, i) => plan.push(l, `moe.${moe.labels[i]}`));
       }
     }
-    const xn = await norm(x, this.weights.get('model.norm.weight').t, buf('hn', [M, c.hiddenSize]));
+    let xn = await norm(x, this.weights.get('model.norm.weight').t, buf('hn', [M, c.hiddenSize]));
+    if (plan.logitRows < T) {
+      // Each entry's last row, gathered for lm_head: the rows it picks never change for this shape.
+      const lastRows = buf('last_rows', [B], 'i32');
+      ctx.device.queue.writeBuffer(lastRows.buffer, lastRows.byteOffset, Int32Array.from({ length: B }, (_, i) => i * T + T - 1));
+      xn = add(await planEmbedding(ctx, xn, lastRows, { out: buf('hn_last', [B, c.hiddenSize]) })).out;
+    }
     const head = this.weights.get(c.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
     await plan.setLogits(await linear(xn, head, 'lm_head'));
   }
@@ -603,6 +618,13 @@ export class Decoder {
     for (const t of this.owned) t.destroy();
   }
 }
+
+export interface ForwardOptions {
+  /** 'all' (default): logits at every new position; 'last': at each entry's last position only. */
+  logits?: 'all' | 'last';
+}
+
+const planKey = (entries: number, perEntry: number, lastOnly: boolean) => `${entries}x${perEntry}${lastOnly ? ':last' : ''}`;
 
 /** Plans kept per decoder: decode shapes (one per batch size) and the most recent prompt lengths. */
 const MAX_PLANS = 8;
@@ -655,6 +677,8 @@ class StepPlan {
     readonly key: string,
     readonly entries: number,
     readonly perEntry: number,
+    /** Logit rows per entry: perEntry, or 1 where only the last position's are computed. */
+    readonly logitRows: number,
     readonly inputs: StepInputs,
     readonly meta: MlaSchedMeta,
     private readonly submits: number,

@@ -71,9 +71,9 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   const t0 = performance.now();
   try {
     for (let i = 0; i < prompts.length && !opts.shouldStop?.(); i++) {
-      const rows = await dec.prefill(base + i, prompts[i]);
+      const [last] = await dec.prefill(base + i, prompts[i], { logits: 'last' });
       addTiming(prefill, dec);
-      take(i, sampleToken(rows[rows.length - 1], opts, random));
+      take(i, sampleToken(last, opts, random));
     }
     while (done.some((d) => !d) && !opts.shouldStop?.()) {
       const live = prompts.map((_, i) => i).filter((i) => !done[i] && next[i] >= 0);

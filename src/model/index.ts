@@ -4,7 +4,7 @@ export { dirSource, filesSource, urlSource, readText, type ByteFile, type ModelS
 export { openCheckpoint, expectedTensors, readWeightF64, CheckpointError, type Checkpoint, type ExpectedTensor } from './checkpoint.ts';
 export { loadWeights, planWeights, checkFits, formatBytes, ModelWeights, type GpuWeight, type LoadOptions, type LoadProgress, type WeightPlan } from './load.ts';
 export { ReferenceModel, referenceGenerate, readAllWeightsF64, type RefOptions } from './reference.ts';
-export { Decoder, prefillLogits, type DecoderOptions } from './decode.ts';
+export { Decoder, prefillLogits, type DecoderOptions, type ForwardOptions } from './decode.ts';
 export { compareLogits, describeAgreement, type LogitsAgreement } from './fidelity.ts';
 export { generate, parseTokenIds, type GenerateOptions, type GenerateResult } from './generate.ts';
 export { sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';

@@ -133,7 +133,7 @@ export const modelChecks: Check[] = [
       }),
   },
   {
-    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2, MLA row tiles), then greedy steps chosen on the GPU stopped early, vs the float64 reference; plans reused, no buffers made per replayed step',
+    name: 'model replay: prefills and decode steps of 3 sequences (lengths 4, 2, 1; batches of 3 then 2, MLA row tiles), a prefill of the last position\'s logits only, then greedy steps chosen on the GPU stopped early, vs the float64 reference; plans reused, no buffers made per replayed step',
     // Blocks of 4 rows: sequences span several, and MLA's schedule splits them on a small device.
     // Decode steps on MLA's row kernel (the tiles the decoder picks for V2-Lite-sized heads; the other checks take the default tiles).
     run: (ctx) =>
@@ -148,11 +148,16 @@ export const modelChecks: Check[] = [
           const refs = prompts.map(() => new ReferenceModel(ck.config, f64, { absorbed: true }));
           let err = 0;
           const next: number[] = [];
+          const lastRef: Float64Array[] = [];
           for (let i = 0; i < prompts.length; i++) {
             const rows = await dec.prefill(i, prompts[i]);
-            rows.forEach((r, t) => (err = Math.max(err, relErr(r, refs[i].step(prompts[i][t])))));
+            rows.forEach((r, t) => (err = Math.max(err, relErr(r, (lastRef[i] = refs[i].step(prompts[i][t]))))));
             next.push(argmaxRef(rows[rows.length - 1]));
           }
+          // The last position's logits alone (what generation asks for), from a plan of their own.
+          const lastOnly = await dec.prefill(9, prompts[0], { logits: 'last' });
+          dec.release(9);
+          err = Math.max(err, relErr(lastOnly[0], lastRef[0]));
           // Replayed steps must not make buffers (a leak per step would): counted from each shape's second step on.
           device.createBuffer = (d: GPUBufferDescriptor) => {
             made++;
@@ -194,7 +199,7 @@ export const modelChecks: Check[] = [
           await steps(seqs, 1);
           device.createBuffer = createBuffer;
           const shapes = dec.plannedShapes.sort().join(' ');
-          const bad = (shapes === '1x1 1x2 1x4 2x1 3x1' ? 0 : 1) + made + (planning > 0 ? 0 : 1) + wrong + rolled + (taken === 2 ? 0 : 1);
+          const bad = (shapes === '1x1 1x2 1x4 1x4:last 2x1 3x1' ? 0 : 1) + (lastOnly.length === 1 ? 0 : 1) + made + (planning > 0 ? 0 : 1) + wrong + rolled + (taken === 2 ? 0 : 1);
           // Bad input: uneven tokens per entry, past maxSeqLen.
           let errors = await throwsLike(() => dec.forward([{ seq: 0, tokens: [1] }, { seq: 1, tokens: [1, 2] }]), /Decoder.forward: tokens must be the same non-zero number of tokens for every entry, got \[1, 2\]/);
           errors += await throwsLike(() => dec.prefill(7, [...ref.prompt_ids, 1]), /sequence 7 \(length 0\) cannot take 13 more tokens: maxSeqLen is 12/);
