@@ -68,7 +68,7 @@ function e4m3EdgeBits(): Uint32Array {
 
 function castShapes(kind: CastKind): [number, number][] {
   return kind === 'perToken'
-    ? [[1, 128], [5, 200], [3, 7], [17, 384], [2, 1]]
+    ? [[1, 128], [5, 200], [3, 7], [17, 384], [2, 1], [3, 260], [2, 144]]
     : [[130, 260], [128, 128], [1, 5], [257, 131]];
 }
 
@@ -81,7 +81,7 @@ async function castCheck(ctx: GpuContext, kind: CastKind, inDtype: 'f32' | 'bf16
     const xs = inDtype === 'bf16' ? raw.map((v) => bitsToF32(encodeBF16(v) << 16)) : raw;
     const ref = kind === 'perToken' ? perTokenCastToFp8(xs, rows, k) : perBlockCastToFp8(xs, rows, k);
     const x = uploadTensor(ctx, xs, [rows, k], inDtype);
-    for (const config of castCandidates(ctx, kind)) {
+    for (const config of castCandidates(ctx, kind, { dtype: inDtype, k })) {
       const planned = await planCast(ctx, kind, x, { config });
       poisonTensor(planned.q);
       poisonTensor(planned.scales);
@@ -96,7 +96,8 @@ async function castCheck(ctx: GpuContext, kind: CastKind, inDtype: 'f32' | 'bf16
     }
     x.destroy();
   }
-  return { err: bad, tol: 0, note: notes.slice(0, 3).join('; ') || `bit-identical over ${castCandidates(ctx, kind).length} configs` };
+  const configs = castShapes(kind).map(([, k]) => castCandidates(ctx, kind, { dtype: inDtype, k }).length);
+  return { err: bad, tol: 0, note: notes.slice(0, 3).join('; ') || `bit-identical over ${configs.join('/')} configs per shape` };
 }
 
 const roundTrip = (dtype: DType): Check => ({
@@ -190,6 +191,22 @@ const coreChecks: Check[] = [
   { name: 'cast.perToken f32 -> e4m3 + 1x128 scales, every config, bit-identical', run: (ctx) => castCheck(ctx, 'perToken', 'f32') },
   { name: 'cast.perToken bf16 -> e4m3, every config, bit-identical', run: (ctx) => castCheck(ctx, 'perToken', 'bf16') },
   { name: 'cast.perBlock f32 -> e4m3 + 128x128 scales, every config, bit-identical', run: (ctx) => castCheck(ctx, 'perBlock', 'f32') },
+  {
+    name: 'cast: a 16-byte config the input cannot take is refused, naming the option',
+    async run(ctx) {
+      const f32 = uploadTensor(ctx, randomSpread(rand, 2 * 200), [2, 200], 'f32');
+      const bf16 = uploadTensor(ctx, randomSpread(rand, 2 * 128), [2, 128], 'bf16');
+      try {
+        let err = await throwsLike(() => planCast(ctx, 'perToken', bf16, { config: { wg: 64, subgroups: false, lanes: 8, vecIn: true } }), /config.vecIn must be false unless the cast is perToken of f32 x with k a multiple of 4, got 'true \(perToken, x bf16, k = 128\)'/);
+        err += await throwsLike(() => planCast(ctx, 'perToken', f32, { config: { wg: 64, subgroups: false, lanes: 8, vecOut: true } }), /config.vecOut must be false unless .* k a multiple of 16, got 'true \(perToken, lanes 8, k = 200\)'/);
+        err += await throwsLike(() => planCast(ctx, 'perBlock', f32, { config: { wg: 64, subgroups: false, vecIn: true } }), /config.vecIn must be false unless the cast is perToken/);
+        return { err, tol: 0 };
+      } finally {
+        f32.destroy();
+        bf16.destroy();
+      }
+    },
+  },
   {
     name: 'cast.perToken subgroup-shuffle reduction path',
     needs: ['subgroups'],
