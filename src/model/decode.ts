@@ -563,8 +563,7 @@ export class Decoder {
       } else {
         const moe = await planMoeLayer(ctx, hn2, lw.moe!.weights, {
           route: { ...routeConfigOf(c), eScoreCorrectionBias: lw.moe!.bias },
-          // Decode: few tokens, each expert's rows in a masked slab; a prompt: the contiguous layout.
-          layout: T > 1 ? 'contiguous' : 'masked',
+          layout: T === 1 || M <= MASKED_MAX_TOKENS ? 'masked' : 'contiguous',
           activations: this.opts.activations,
           residual: x2,
           out: x,
@@ -625,6 +624,14 @@ export interface ForwardOptions {
 }
 
 const planKey = (entries: number, perEntry: number, lastOnly: boolean) => `${entries}x${perEntry}${lastOnly ? ':last' : ''}`;
+
+/**
+ * MoE layout: decode steps and forwards of at most this many tokens put each expert's rows in a
+ * masked slab, which the small-m kernel (up to 16 rows a group) reads streaming each picked expert's
+ * weights once; longer prompts take the contiguous layout's tiles. A 16-token prompt through the
+ * tiles computed a whole tile per picked expert: 130 ms on an H100 (docs/BENCHMARKS.md, 2026-12-07).
+ */
+const MASKED_MAX_TOKENS = 16;
 
 /** Plans kept per decoder: decode shapes (one per batch size) and the most recent prompt lengths. */
 const MAX_PLANS = 8;

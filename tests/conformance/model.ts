@@ -13,7 +13,7 @@ import { dirSource, filesSource, readText, type ModelSource } from '../../src/mo
 import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
 import { readTensor, readTensorBits } from '../../src/gpu/tensor.ts';
 import { decodeStBytes, readStBytes } from '../../src/model/checkpoint.ts';
-import { mismatches, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
+import { mismatches, rand, relErr, throwsLike, type Check, type CheckResult } from './check.ts';
 
 interface Reference {
   prompt_ids: number[];
@@ -110,6 +110,17 @@ export const modelChecks: Check[] = [
         const vsHf = compareLogits(rows, ref.logits);
         // FP8 noise may flip near-ties, never a clear winner (tiny-v3-a's random weights flip one even in float64: see README).
         return { err: vsHf.flipped.length ? Infinity : err, tol: 0.08, note: `vs the casting reference ${err.toExponential(2)}; vs transformers: ${describeAgreement(vsHf)}` };
+      }),
+  },
+  {
+    name: 'model prefill of 24 tokens (the contiguous MoE layout; shorter prompts take the masked one) vs the float64 reference, every position',
+    run: (ctx) =>
+      withDecoder(ctx, 'tiny-v3-a', { maxSeqLen: 32 }, async ({ ck, ref, dec }) => {
+        const tokens = [...ref.prompt_ids, ...Array.from({ length: 24 - ref.prompt_ids.length }, () => Math.floor(rand() * ck.config.vocabSize))];
+        const rows = await prefillLogits(dec, tokens);
+        const model = new ReferenceModel(ck.config, await readAllWeightsF64(ck), { absorbed: true });
+        const err = Math.max(...tokens.map((t, i) => relErr(rows[i], model.step(t))));
+        return { err, tol: 1e-3 };
       }),
   },
   {
