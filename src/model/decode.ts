@@ -628,8 +628,8 @@ const planKey = (entries: number, perEntry: number, lastOnly: boolean) => `${ent
 /**
  * MoE layout: decode steps and forwards of at most this many tokens put each expert's rows in a
  * masked slab, which the small-m kernel (up to 16 rows a group) reads streaming each picked expert's
- * weights once; longer prompts take the contiguous layout's tiles. A 16-token prompt through the
- * tiles computed a whole tile per picked expert: 130 ms on an H100 (docs/BENCHMARKS.md, 2026-12-07).
+ * weights once; longer prompts take the contiguous layout's tiles, which compute a whole tile per
+ * picked expert however few its rows (3x slower at 16 tokens: docs/BENCHMARKS.md).
  */
 const MASKED_MAX_TOKENS = 16;
 
