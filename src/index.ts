@@ -1,4 +1,6 @@
 // deepwgsl: DeepSeek's inference kernels as JIT-generated WGSL.
+// The API speaks in GPUDevice, GPUBuffer, ...: an app's type check gets WebGPU's types with ours.
+/// <reference types="@webgpu/types" preserve="true" />
 export * from './formats/index.ts';
 export { createContext, GpuContext, type ContextOptions, type DeviceLimits, type AdapterDescription } from './gpu/context.ts';
 export { DeepwgslError, GpuError } from './gpu/errors.ts';
@@ -17,9 +19,11 @@ export {
   DTYPE_BYTES,
   type DType,
 } from './gpu/tensor.ts';
-export { composeWgsl, type KernelModule, type WgslConst } from './jit/compose.ts';
+export { composeWgsl, type KernelModule, type WgslConst, type WgslSource } from './jit/compose.ts';
 export { WgslCompileError } from './jit/pipeline-cache.ts';
-export { Launch, type LaunchInfo } from './jit/launch.ts';
+export { Launch, planKernel, type KernelSpec, type LaunchInfo } from './jit/launch.ts';
+// typegpu's schemas (d.struct, d.u32, ...) for a kernel's parameter struct, the same copy the JIT resolves.
+export * as d from 'typegpu/data';
 export { autotune, type AutotuneRequest, type AutotuneResult } from './jit/autotune.ts';
 export { timeLaunch, type Timing } from './jit/timing.ts';
 export { Profiler, type ProfileEvent, type TimedPass, type ChromeTrace, type ChromeTraceEvent } from './jit/profiler.ts';

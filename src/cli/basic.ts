@@ -70,9 +70,10 @@ export const basicCommands: Command[] = [
     usage: ['deepwgsl device                               adapter, features and limits in use'],
     options: {},
     gpu: true,
+    // The adapter's one-line description is createContext's line on stderr.
     async run(_v, ctx) {
-      out(ctx!.describe());
       out(`adapter: ${JSON.stringify(ctx!.adapterInfo)}`);
+      out(`features: ${JSON.stringify([...ctx!.features].sort())}`);
       out(`limits: ${JSON.stringify(ctx!.limits)}`);
     },
   },

@@ -16,6 +16,7 @@ const USAGE = `deepwgsl: DeepSeek's inference kernels on WebGPU
 usage:
 ${COMMANDS.flatMap((c) => c.usage.map((u) => `  ${u}`)).join('\n')}
 
+every command: --verbose (or DEEPWGSL_VERBOSE=1) lets the Vulkan layers and drivers print their own diagnostics.
 environment: DEEPWGSL_JIT_DEBUG=1 prints generated WGSL; DEEPWGSL_PRINT_CONFIGS=1 prints autotune winners;
 DEEPWGSL_JIT_CACHE_DIR sets where tuned configs are kept (default ~/.cache/deepwgsl).`;
 
@@ -27,11 +28,11 @@ export async function main(argv: string[]): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv.slice(1),
     allowPositionals: true,
-    options: { ...cmd.options, help: { type: 'boolean', short: 'h', default: false } },
+    options: { ...cmd.options, help: { type: 'boolean', short: 'h', default: false }, verbose: { type: 'boolean', short: 'v' } },
   });
   if (values.help) return console.log(cmd.usage.join('\n'));
   if (positionals.length) throw new Error(`deepwgsl ${name}: unexpected argument '${positionals[0]}'`);
-  const ctx = cmd.gpu ? await createContext() : undefined;
+  const ctx = cmd.gpu ? await createContext({ verbose: values.verbose as boolean | undefined }) : undefined;
   try {
     await cmd.run(values, ctx);
   } finally {

@@ -1,7 +1,7 @@
 // Device acquisition in a browser (navigator.gpu), Deno (navigator.gpu) and Node (the `webgpu`
 // package, Dawn). On a machine without a GPU, Node falls back to SwiftShader's Vulkan ICD (Debian's
-// chromium ships it) and Deno to Mesa's lavapipe, and say so.
-import { envVar, runtime, setEnvVar, type Runtime } from './env.ts';
+// chromium ships it) and Deno to Mesa's lavapipe; the adapter line says "software".
+import { envFlag, envVar, runtime, setEnvVar, type Runtime } from './env.ts';
 import { GpuError } from './errors.ts';
 import { PipelineCache } from '../jit/pipeline-cache.ts';
 
@@ -13,6 +13,8 @@ export interface ContextOptions {
   log?: (line: string) => void;
   /** Print generated WGSL modules (same as DEEPWGSL_JIT_DEBUG=1). */
   jitDebug?: boolean;
+  /** Let Vulkan's layers and drivers print their own diagnostics, and say how the driver was found (same as DEEPWGSL_VERBOSE=1). */
+  verbose?: boolean;
 }
 
 export interface AdapterDescription {
@@ -49,12 +51,8 @@ const LIMIT_NAMES: (keyof DeviceLimits)[] = [
   'minStorageBufferOffsetAlignment',
 ];
 
-// Software Vulkan drivers to try, in order, when no hardware adapter is found.
-const SOFTWARE_ICDS = [
-  '/usr/lib/chromium/vk_swiftshader_icd.json',
-  '/usr/share/vulkan/icd.d/lvp_icd.x86_64.json',
-  '/usr/share/vulkan/icd.d/lvp_icd.aarch64.json',
-];
+// SwiftShader (Debian's chromium ships it) lies outside the Vulkan loader's search path; Mesa's lavapipe is found by the loader itself.
+const SWIFTSHADER_ICD = '/usr/lib/chromium/vk_swiftshader_icd.json';
 
 export class GpuContext {
   readonly pipelines: PipelineCache;
@@ -128,26 +126,54 @@ const instances: GPU[] = [];
 // DEEPWGSL_DAWN_FLAGS adds Dawn's own (space separated), e.g. enable-dawn-features=dump_shaders.
 const DAWN_FLAGS = ['disable-dawn-features=timestamp_quantization', ...(envVar('DEEPWGSL_DAWN_FLAGS') ?? '').split(' ').filter(Boolean)];
 
-async function nodeGpu(log: (l: string) => void): Promise<GPU> {
-  const webgpu = (await import('webgpu')) as { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+type Dawn = { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
+
+/** The `webgpu` package: an optional peer dependency, so a missing one is the user's next step, not a stack trace. */
+async function loadDawn(): Promise<Dawn> {
+  try {
+    return (await import('webgpu')) as Dawn;
+  } catch (e) {
+    const err = e as { code?: string; message?: string };
+    if (err.code === 'ERR_MODULE_NOT_FOUND' && err.message?.includes("'webgpu'")) {
+      throw new GpuError("createContext: Node has no WebGPU of its own; it needs the 'webgpu' package (Dawn), which is not installed. Run: npm install webgpu");
+    }
+    throw e;
+  }
+}
+
+/**
+ * Keeps native chatter off stderr unless `verbose`: without a desktop session (no XDG_RUNTIME_DIR),
+ * Mesa's device-select layer probes Wayland to order the GPUs and libwayland prints that it cannot.
+ * NODEVICE_SELECT is the layer's own off switch; Dawn and wgpu rank adapters themselves.
+ */
+function quietVulkanLayers(verbose: boolean): void {
+  if (verbose || envVar('XDG_RUNTIME_DIR') || envVar('MESA_VK_DEVICE_SELECT') !== undefined || envVar('NODEVICE_SELECT') !== undefined) return;
+  setEnvVar('NODEVICE_SELECT', '1');
+}
+
+async function nodeGpu(log: (l: string) => void, verbose: boolean): Promise<GPU> {
+  const webgpu = await loadDawn();
   for (const [k, v] of Object.entries(webgpu.globals)) {
     if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
   }
-  const gpu = webgpu.create(DAWN_FLAGS);
-  instances.push(gpu);
-  if ((await gpu.requestAdapter()) || envVar('VK_ICD_FILENAMES') || envVar('VK_DRIVER_FILES')) return gpu;
-  // Dawn instances read VK_ICD_FILENAMES when created, so a new one sees the software driver.
+  const create = (): GPU => {
+    const gpu = webgpu.create(DAWN_FLAGS);
+    instances.push(gpu);
+    return gpu;
+  };
   const fs = await import('node:fs');
-  for (const icd of SOFTWARE_ICDS.filter((p) => fs.existsSync(p))) {
-    setEnvVar('VK_ICD_FILENAMES', icd);
-    const soft = webgpu.create(DAWN_FLAGS);
-    instances.push(soft);
-    if (await soft.requestAdapter()) {
-      log(`deepwgsl: no hardware WebGPU adapter; using the software Vulkan driver ${icd}`);
-      return soft;
-    }
-  }
-  return gpu;
+  if (envVar('VK_ICD_FILENAMES') || envVar('VK_DRIVER_FILES') || !fs.existsSync(SWIFTSHADER_ICD)) return create();
+  // One instance sees the system's drivers and SwiftShader: Dawn ranks every GPU before a CPU adapter.
+  // Lavapipe is hidden where SwiftShader serves: Dawn 0.6 refuses Mesa 22's (and says so on stderr).
+  setEnvVar('VK_ADD_DRIVER_FILES', [envVar('VK_ADD_DRIVER_FILES'), SWIFTSHADER_ICD].filter(Boolean).join(':'));
+  if (!envVar('VK_LOADER_DRIVERS_SELECT') && !envVar('VK_LOADER_DRIVERS_DISABLE')) setEnvVar('VK_LOADER_DRIVERS_DISABLE', '*lvp_icd*');
+  if (verbose) log(`deepwgsl: Vulkan drivers: the system's (lavapipe hidden) and SwiftShader (${SWIFTSHADER_ICD}), which serves only where no GPU does`);
+  const gpu = create();
+  if (await gpu.requestAdapter()) return gpu;
+  // A Vulkan loader that predates VK_ADD_DRIVER_FILES ignores it: SwiftShader alone, as the only driver.
+  setEnvVar('VK_ICD_FILENAMES', SWIFTSHADER_ICD);
+  if (verbose) log(`deepwgsl: no adapter through the system's Vulkan loader; using the software driver ${SWIFTSHADER_ICD} alone`);
+  return create();
 }
 
 function noAdapterMessage(rt: Runtime): string {
@@ -162,11 +188,13 @@ function noAdapterMessage(rt: Runtime): string {
 
 export async function createContext(options: ContextOptions = {}): Promise<GpuContext> {
   const log = options.log ?? ((l: string) => console.error(l));
+  const verbose = options.verbose ?? envFlag('DEEPWGSL_VERBOSE');
   const rt = runtime();
   let adapter: GPUAdapter | null = null;
   const req: GPURequestAdapterOptions = options.powerPreference ? { powerPreference: options.powerPreference } : {};
+  if (rt !== 'browser') quietVulkanLayers(verbose);
   if (rt === 'node' && !(globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu) {
-    adapter = await (await nodeGpu(log)).requestAdapter(req);
+    adapter = await (await nodeGpu(log, verbose)).requestAdapter(req);
   } else {
     const gpu = (globalThis as { navigator?: { gpu?: GPU } }).navigator?.gpu;
     if (!gpu) throw new GpuError(noAdapterMessage(rt));
