@@ -89,8 +89,10 @@ await test('npm pack: what a consumer runs, no install scripts', async () => {
   expect(install.length === 0, `install scripts: ${install.join(', ')}`);
   const mb = (bytes) => (bytes / 1e6).toFixed(1);
   const said = fs.readFileSync(path.join(repo, 'README.md'), 'utf8').match(/([\d.]+) MB packed, ([\d.]+) MB unpacked/);
-  expect(said?.[1] === mb(packed.size) && said[2] === mb(packed.unpackedSize), `README says ${said?.[0]}; npm pack: ${mb(packed.size)} MB packed, ${mb(packed.unpackedSize)} MB unpacked`);
-  return `${files.length} files, ${mb(packed.size)} MB packed, ${mb(packed.unpackedSize)} MB unpacked, as the README says`;
+  // Within 10%: a README figure is kept true, not re-typed for every kilobyte of code.
+  const near = (readme, bytes) => Math.abs(Number(readme) * 1e6 - bytes) <= 0.1 * bytes;
+  expect(said && near(said[1], packed.size) && near(said[2], packed.unpackedSize), `README says ${said?.[0]}; npm pack: ${mb(packed.size)} MB packed, ${mb(packed.unpackedSize)} MB unpacked`);
+  return `${files.length} files, ${mb(packed.size)} MB packed, ${mb(packed.unpackedSize)} MB unpacked (the README's within 10%)`;
 });
 
 if (!packed) finish();
