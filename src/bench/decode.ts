@@ -131,7 +131,7 @@ function profileRow(what: string, r: ProfileRow, profile: { totalUs: number; lau
  * parameter each token reads (lm_head's once) and causal attention in MLA's absorbed form (each
  * position against itself and every earlier one, d = kv_lora_rank + rope for the scores, kv_lora_rank for the values).
  */
-export function prefillFlops(ck: Checkpoint, tokens: number): number {
+function prefillFlops(ck: Checkpoint, tokens: number): number {
   const c = ck.config;
   const head = c.tieWordEmbeddings ? 0 : c.vocabSize * c.hiddenSize;
   const attention = c.numLayers * 2 * c.numHeads * (2 * c.kvLoraRank + c.qkRopeHeadDim) * ((tokens * (tokens + 1)) / 2);
