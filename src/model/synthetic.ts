@@ -159,6 +159,8 @@ export function synthConfig(opts: SynthOptions): { json: Json; config: ModelConf
   };
   override('num_hidden_layers', opts.layers, 'layers');
   override('vocab_size', opts.vocab, 'vocab');
+  // A shrunken vocabulary takes its special tokens from its first ids.
+  if (opts.vocab !== undefined && [json.bos_token_id, json.eos_token_id].some((id) => (id as number) >= opts.vocab!)) Object.assign(json, { bos_token_id: 0, eos_token_id: 1 });
   override('n_routed_experts', opts.experts, 'experts');
   const dtype = opts.dtype ?? 'fp8';
   if (dtype === 'fp8') json.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
