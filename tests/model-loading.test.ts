@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MAX_TENSORS, parseModelConfig, ropeAttentionFactor, ropeInvFreq, tensorCount, yarnMscale } from '../src/model/config.ts';
 import { expectedTensors, openCheckpoint } from '../src/model/checkpoint.ts';
 import { planWeights } from '../src/model/load.ts';
-import { readSafetensorsHeader, writeSafetensors } from '../src/model/safetensors.ts';
+import { firstNonFinite, readSafetensorsHeader, writeSafetensors } from '../src/model/safetensors.ts';
 import { sampleToken, seededRandom } from '../src/model/sampling.ts';
 import { dirSource, filesSource, MAX_JSON_BYTES, readText, urlSource, type ByteFile, type ModelSource } from '../src/model/source.ts';
 
@@ -125,6 +125,36 @@ describe('safetensors and checkpoints', () => {
     await expect(readSafetensorsHeader(mk({ dtype: 'F32', shape: [3], data_offsets: [0, 16] }))).rejects.toThrow(/tensor 'w': data_offsets \[0, 16\] hold 16 bytes, but F32 \[3\] needs 12/);
     await expect(readSafetensorsHeader(mk({ dtype: 'F32', shape: [-1], data_offsets: [0, 16] }))).rejects.toThrow(/shape \[-1\] is not a list/);
     await expect(readSafetensorsHeader(mk({ dtype: 'F32', shape: [4], data_offsets: [8, 4] }))).rejects.toThrow(/data_offsets \[8,4\] is not \[begin, end\]/);
+  });
+
+  it('firstNonFinite finds NaN and Inf in every dtype (FP8 NaN codes too), at any offset, and nothing in finite extremes', () => {
+    const u16 = (vals: number[]) => new Uint8Array(Uint16Array.from(vals).buffer);
+    const f32b = (vals: number[]) => new Uint8Array(Float32Array.from(vals).buffer);
+    // Finite extremes: e4m3 448 (0x7e, 0xfe), bf16 and f16 max, f32 max and a subnormal.
+    expect(firstNonFinite(Uint8Array.from([0x7e, 0xfe, 0, 0x80, 1, 0x7e, 0x7e]), 'F8_E4M3')).toBe(-1);
+    expect(firstNonFinite(u16([0x7f7f, 0xff7f, 0, 1, 0x8000]), 'BF16')).toBe(-1);
+    expect(firstNonFinite(u16([0x7bff, 0xfbff, 0x3c00]), 'F16')).toBe(-1);
+    expect(firstNonFinite(f32b([3.4e38, -3.4e38, 1e-45]), 'F32')).toBe(-1);
+    for (let at = 0; at < 9; at++) {
+      const e4 = new Uint8Array(9).fill(0x38);
+      e4[at] = at % 2 ? 0xff : 0x7f;
+      expect(firstNonFinite(e4, 'F8_E4M3')).toBe(at);
+      // An unaligned view (a tensor's bytes inside a larger read) is scanned the same.
+      const wide = new Uint8Array(12);
+      wide.set(e4, 3);
+      expect(firstNonFinite(wide.subarray(3, 12), 'F8_E4M3')).toBe(at);
+    }
+    for (let at = 0; at < 5; at++) {
+      const bf = [0x3f80, 0x3f80, 0x3f80, 0x3f80, 0x3f80];
+      bf[at] = [0x7fc0, 0x7f80, 0xff80, 0xffc1, 0x7f81][at];
+      expect(firstNonFinite(u16(bf), 'BF16')).toBe(at);
+      const h = [0x3c00, 0x3c00, 0x3c00, 0x3c00, 0x3c00];
+      h[at] = [0x7c00, 0xfc00, 0x7e00, 0xfe01, 0x7c01][at];
+      expect(firstNonFinite(u16(h), 'F16')).toBe(at);
+      const f = [1, 2, 3, 4, 5];
+      f[at] = [NaN, Infinity, -Infinity, NaN, Infinity][at];
+      expect(firstNonFinite(f32b(f), 'F32')).toBe(at);
+    }
   });
 
   it('opens the fixture and plans its GPU bytes; FP8 stays FP8', async () => {

@@ -242,6 +242,46 @@ export const modelChecks: Check[] = [
     },
   },
   {
+    name: 'model loading refuses NaN and Inf in weights, block scales and FP8 NaN codes, naming the tensor and element',
+    async run(ctx) {
+      const src = await fixture('tiny-v3-a');
+      const { tensors } = await openCheckpoint(src);
+      const f32 = (v: number) => new Uint8Array(Float32Array.of(v).buffer);
+      const cases: [string, Uint8Array, RegExp][] = [
+        ['model.layers.1.mlp.experts.3.up_proj.weight', Uint8Array.of(0xff), /tensor 'model.layers.1.mlp.experts.3.up_proj.weight' F8_E4M3 \[96, 256\] holds NaN at element 5: the checkpoint is corrupt/],
+        ['model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv', f32(Infinity), /tensor 'model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv' F32 \[1, 2\] holds Infinity at element 1/],
+        ['model.norm.weight', f32(NaN), /tensor 'model.norm.weight' F32 \[256\] holds NaN at element 5/],
+      ];
+      const notes: string[] = [];
+      for (const [name, bytes, re] of cases) {
+        const t = tensors.get(name)!;
+        // Element 5 (1 for the two scales) replaced as the file is read.
+        const at = t.offset + Math.min(5, t.byteLength / bytes.length - 1) * bytes.length;
+        const patched: ModelSource = {
+          ...src,
+          open(f) {
+            const file = src.open(f);
+            return {
+              ...file,
+              async read(offset, length) {
+                const b = (await file.read(offset, length)).slice();
+                if (f === 'model.safetensors' && at >= offset && at < offset + length) b.set(bytes, at - offset);
+                return b;
+              },
+            };
+          },
+        };
+        try {
+          (await loadWeights(ctx, await openCheckpoint(patched))).destroy();
+          notes.push(`${name}: loaded`);
+        } catch (e) {
+          if (!re.test((e as Error).message)) notes.push((e as Error).message);
+        }
+      }
+      return { err: notes.length, tol: 0, note: notes.join('; ') || undefined };
+    },
+  },
+  {
     name: 'model loading refuses a model over the device limits before uploading, naming the tensor',
     async run(ctx) {
       const ck = await openCheckpoint(await fixture('tiny-v3-a'));
