@@ -9,6 +9,7 @@ import { MAX_TENSORS, parseModelConfig, ropeAttentionFactor, ropeInvFreq, tensor
 import { expectedTensors, openCheckpoint } from '../src/model/checkpoint.ts';
 import { planWeights } from '../src/model/load.ts';
 import { firstNonFinite, readSafetensorsHeader, writeSafetensors } from '../src/model/safetensors.ts';
+import { checkLogits, parseTokenIds } from '../src/model/generate.ts';
 import { sampleToken, seededRandom } from '../src/model/sampling.ts';
 import { dirSource, filesSource, MAX_JSON_BYTES, readText, urlSource, type ByteFile, type ModelSource } from '../src/model/source.ts';
 
@@ -202,6 +203,23 @@ describe('sampling', () => {
   it('bad options are refused', () => {
     expect(() => sampleToken(logits, { temperature: -1 }, Math.random)).toThrow(/temperature must be a finite number >= 0/);
     expect(() => sampleToken(logits, { temperature: 1, topP: 0 }, Math.random)).toThrow(/topP must be a number in \(0, 1\]/);
+  });
+});
+
+describe('token ids and logits', () => {
+  it('token ids are decimal digits inside the vocabulary: empty fields, hex, exponents and signs are refused', () => {
+    expect(parseTokenIds(' 1, 2 ,007', 512, ',', '--tokens')).toEqual([1, 2, 7]);
+    expect(() => parseTokenIds('1,,2', 512, ',', '--tokens')).toThrow("--tokens: an empty field (field 2 of '1,,2') is not a token id: expected decimal ids in 0..511");
+    for (const bad of ['0x1ff', '1e1', '-1', '+1', '1.0', '512', 'Infinity', '1_0']) {
+      expect(() => parseTokenIds(`3,${bad}`, 512, ',', '--tokens')).toThrow(`--tokens: '${bad}' (field 2 of '3,${bad}') is not a token id`);
+    }
+    expect(() => parseTokenIds('', 512, /[\s,]+/, 'prompt')).toThrow(/prompt: an empty field/);
+  });
+
+  it('logits holding NaN or Inf name the step and the token id', () => {
+    expect(() => checkLogits([0, 1, 2], 'step 3')).not.toThrow();
+    expect(() => checkLogits([0, Infinity, NaN], 'generate: prompt 0, new token 4')).toThrow('generate: prompt 0, new token 4: the logits hold Infinity at token id 1, so no token can be chosen');
+    expect(() => checkLogits(Float32Array.of(0, -Infinity), 'x')).toThrow(/hold -Infinity at token id 1/);
   });
 });
 

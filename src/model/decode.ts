@@ -442,6 +442,7 @@ export class Decoder {
     // Steps the cache has room for: asking for more fails after them, as step() would.
     const room = Math.min(...entries.map((e) => this.maxSeqLen - this.allocator.length(e.seq)));
     const steps = Math.min(maxSteps, room);
+    const start = entries.map((e) => this.allocator.length(e.seq));
     const inFlight: { result: Promise<{ ids: Int32Array; gpuMs?: number }>; encodeMs: number; planMs: number; key: string }[] = [];
     let submitted = 0;
     let taken = 0;
@@ -459,8 +460,13 @@ export class Decoder {
         if (submitted < steps) await submit();
         const s = inFlight.shift()!;
         const { ids, gpuMs } = await s.result;
+        // The argmax marks a row holding NaN or Inf with -1.
         const none = ids.findIndex((t) => t < 0);
-        if (none >= 0) throw new DeepwgslError(`${where}: step ${taken}'s logits for sequence ${batch[none].seq} are all NaN: no token to choose`);
+        if (none >= 0) {
+          throw new DeepwgslError(
+            `${where}: step ${taken} (sequence ${batch[none].seq}, the token at position ${start[none] + taken}): its logits hold NaN or Inf, so no token can be chosen (the model overflowed)`,
+          );
+        }
         const now = performance.now();
         this.lastTiming = { tokens: entries.length, wallMs: now - last, encodeMs: s.encodeMs, planMs: s.planMs, gpuMs, plan: s.key };
         last = now;
@@ -715,7 +721,7 @@ class StepPlan {
     this.logits = logits;
     this.staging = this.readBuffer(logits.byteLength);
     if (this.perEntry === 1) {
-      this.argmax = (await planArgmax(this.ctx, logits, { out: this.inputs.ids })).launch;
+      this.argmax = (await planArgmax(this.ctx, logits, { out: this.inputs.ids, flagNonFinite: true })).launch;
       for (let i = 0; i < 2; i++) this.greedyStaging.push(this.readBuffer(this.inputs.ids.byteLength));
     }
   }

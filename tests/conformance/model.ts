@@ -221,6 +221,36 @@ export const modelChecks: Check[] = [
       }),
   },
   {
+    name: 'model generate: NaN in one logit ends generation with an error naming the step, on the greedy path (the GPU argmax flags it) and the sampling path',
+    run: (ctx) =>
+      // The batch check's decoder options: its plans' pipelines are compiled once for both.
+      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 16, maxBatch: 2, blockSize: 4 }, async ({ ref, dec }) => {
+        const head = dec.weights.get('lm_head.weight').t;
+        // Row 5 of lm_head (bf16) gets two NaNs once the first token is out: logit 5 is NaN, the rest finite.
+        const at = head.byteOffset + 5 * head.pitch * 2;
+        const saved = (await readTensorBits(head)).slice(5 * head.pitch, 5 * head.pitch + 2);
+        const poison = (on: boolean) => ctx.device.queue.writeBuffer(head.buffer, at, on ? Uint16Array.of(0x7fc0, 0x7fc0) : Uint16Array.from(saved));
+        const prompt = [ref.prompt_ids.slice(0, 4)];
+        const notes: string[] = [];
+        for (const [opts, re] of [
+          [{}, /Decoder.greedy: step 0 \(sequence \d+, the token at position 4\): its logits hold NaN or Inf, so no token can be chosen/],
+          [{ temperature: 0.8, seed: 1 }, /generate: prompt 0, new token 2: the logits hold NaN at token id 5, so no token can be chosen/],
+        ] as const) {
+          try {
+            const r = await generate(dec, prompt, { maxNewTokens: 4, ...opts, onToken: () => poison(true) });
+            notes.push(`no error: ${JSON.stringify(r.ids)}`);
+          } catch (e) {
+            if (!re.test((e as Error).message)) notes.push((e as Error).message);
+          } finally {
+            poison(false);
+          }
+        }
+        // Unpoisoned, the same decoder generates again.
+        const after = await generate(dec, prompt, { maxNewTokens: 2 });
+        return { err: notes.length + (after.ids[0].length === 2 ? 0 : 1), tol: 0, note: notes.join('; ') || undefined };
+      }),
+  },
+  {
     name: 'model loading with quantize fp8: BF16 weights cast to e4m3 + 128x128 scales bit-identical to the CPU cast; progress reaches the total',
     async run(ctx) {
       const ck = await openCheckpoint(await fixture('tiny-v3-d-bf16'));
