@@ -89,6 +89,21 @@ describe('deepwgsl output', () => {
     expect(JSON.parse(r.stdout).phy2log).toHaveLength(61);
   });
 
+  it('logits --json of a model with 32 positions, piped: 20 rows whole (the cache took 64 positions at least, and the JSON was cut)', () => {
+    const dir = `${root}/m32`;
+    mkdirSync(dir);
+    writeFileSync(`${dir}/config.json`, JSON.stringify({ ...JSON.parse(readFileSync(`${FIX}/config.json`, 'utf8')), max_position_embeddings: 32 }));
+    writeFileSync(`${dir}/model.safetensors`, readFileSync(`${FIX}/model.safetensors`));
+    const tokens = Array.from({ length: 20 }, (_, i) => i + 1).join(',');
+    const r = cli(['logits', '--model', dir, '--tokens', tokens, '--json'], '(sleep 0.5; cat)');
+    expect(r.stdout.length).toBeGreaterThan(65536);
+    const rows = JSON.parse(r.stdout).logits as number[][];
+    expect(rows.map((x) => x.length)).toEqual(new Array(20).fill(512));
+    expect(rows.flat().every(Number.isFinite)).toBe(true);
+    const over = cli(['generate', '--model', dir, '--tokens', tokens, '--max-new-tokens', '13']);
+    expect(over.stderr).toMatch(/--max-new-tokens 13 after a prompt of 20 tokens: 33 positions, over this model's max_position_embeddings \(32\)/);
+  });
+
   it('synth --out never overwrites a checkpoint without --force; with it, no shard or index of the old one stays', () => {
     const dir = `${root}/synth`;
     mkdirSync(dir);
