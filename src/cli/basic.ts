@@ -108,7 +108,7 @@ export const basicCommands: Command[] = [
   },
   {
     name: 'cast',
-    usage: ['deepwgsl cast [--m M] [--k K] [--autotune]    FP8 1x128 cast on the GPU: check against the CPU, time it'],
+    usage: ['deepwgsl cast [--m M] [--k K] [--iters N] [--autotune]  FP8 1x128 cast on the GPU: check against the CPU, time it'],
     options: { iters: common.iters, m: { type: 'string', default: '4096' }, k: { type: 'string', default: '7168' }, autotune: { type: 'boolean', default: false } },
     run: (v, gpu) => cast(gpu, v),
   },

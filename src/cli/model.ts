@@ -92,8 +92,8 @@ async function logits(values: Values, gpu: () => Promise<GpuContext>): Promise<v
   const quantize = values.quantize === undefined ? undefined : choice(values, 'quantize', ['fp8'] as const);
   const ck = await openCheckpoint(dirSource(modelDir(values, 'logits')));
   const tokens = parseTokens(values.tokens, ck.config.vocabSize);
-  // At least 64 positions (the plans other runs make), at most what the model has.
-  const maxSeqLen = Math.min(Math.max(64, positions(ck, tokens.length, '--tokens')), ck.config.maxPositionEmbeddings);
+  // The cache holds the prompt: sized at 64 positions at least, it refused prompts of models with fewer.
+  const maxSeqLen = positions(ck, tokens.length, '--tokens');
   const ref = typeof values.compare === 'string' ? await referenceLogits(values.compare, tokens, ck.config.vocabSize) : undefined;
   const ctx = await gpu();
   const weights = await loadWeights(ctx, ck, { quantize, onProgress: progressBar('loading') });
