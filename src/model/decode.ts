@@ -16,7 +16,7 @@ import { createTensor, DTYPE_BYTES, Tensor } from '../gpu/tensor.ts';
 import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
-import { BlockAllocator } from '../kernels/mla/allocator.ts';
+import { BlockAllocator, MAX_CACHE_SLOTS } from '../kernels/mla/allocator.ts';
 import { getMlaMetadata, mlaCandidates, planFlashMla, type FlashMlaArgs, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
 import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
@@ -208,6 +208,12 @@ export class Decoder {
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
     for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
+    // The cache is sized before any weight is stacked: a layer's cache is one buffer of i32 slots.
+    const rows = Math.ceil(o.maxSeqLen / o.blockSize) * o.blockSize * o.maxBatch;
+    const cacheBytes = rows * (c.kvLoraRank + c.qkRopeHeadDim) * DTYPE_BYTES[o.kvFormat];
+    if (rows > MAX_CACHE_SLOTS || cacheBytes > ctx.limits.maxBufferSize) {
+      fail('Decoder', 'maxBatch x maxSeqLen', `a cache within one buffer per layer (${ctx.limits.maxBufferSize} bytes, ${MAX_CACHE_SLOTS} rows)`, `${o.maxBatch} x ${o.maxSeqLen}: ${rows} rows, ${cacheBytes} bytes`);
+    }
     const w = (n: string) => weights.get(n);
     const f32 = (n: string) => weights.get(n).t;
     const layers: LayerWeights[] = [];

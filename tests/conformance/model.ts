@@ -8,7 +8,7 @@ import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { Decoder, prefillLogits, type DecoderOptions } from '../../src/model/decode.ts';
 import { compareLogits, describeAgreement } from '../../src/model/fidelity.ts';
 import { generate } from '../../src/model/generate.ts';
-import { checkFits, loadWeights, planWeights } from '../../src/model/load.ts';
+import { checkFits, loadWeights, planWeights, type ModelWeights } from '../../src/model/load.ts';
 import { dirSource, filesSource, readText, type ModelSource } from '../../src/model/source.ts';
 import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
 import { readTensor, readTensorBits } from '../../src/gpu/tensor.ts';
@@ -312,13 +312,19 @@ export const modelChecks: Check[] = [
     },
   },
   {
-    name: 'model loading refuses a model over the device limits before uploading, naming the tensor',
+    name: 'model loading refuses a model over the device limits before uploading, naming the tensor; Decoder.create a cache over one buffer before touching a weight',
     async run(ctx) {
       const ck = await openCheckpoint(await fixture('tiny-v3-a'));
       const plan = planWeights(ck);
       let err = 0;
       err += await throwsLike(() => checkFits({ ...ctx, limits: { ...ctx.limits, maxStorageBufferBindingSize: 400_000 } } as GpuContext, plan), /model too large for this device: tensor 'model.embed_tokens.weight' \[512, 256\] f32 needs 512.0 KiB .*nothing was uploaded/);
       err += await throwsLike(() => loadWeights(ctx, ck, { memoryBudget: 1_000_000 }), /weights need 4.32 MiB of GPU memory, over the budget of 976.6 KiB; nothing was uploaded/);
+      // The cache is refused before a weight is touched (none is given here).
+      const none = undefined as unknown as ModelWeights;
+      err += await throwsLike(() => Decoder.create(ctx, ck, none, { maxBatch: 1e6, maxSeqLen: 4096 }), /Decoder: maxBatch x maxSeqLen must be a cache within one buffer per layer \(\d+ bytes, 2147483648 rows\), got '1000000 x 4096: 4096000000 rows/);
+      // f16 rows of kv_lora_rank + rope = 80: one batch entry more than maxBufferSize holds.
+      const batch = Math.floor(ctx.limits.maxBufferSize / (4096 * 80 * 2)) + 1;
+      err += await throwsLike(() => Decoder.create(ctx, ck, none, { maxBatch: batch, maxSeqLen: 4096 }), new RegExp(`Decoder: maxBatch x maxSeqLen must be a cache within one buffer per layer .*got '${batch} x 4096: ${batch * 4096} rows, ${batch * 4096 * 160} bytes'`));
       return { err, tol: 0 };
     },
   },
