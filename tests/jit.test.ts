@@ -1,4 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import type { GpuContext } from '../src/gpu/context.ts';
+import { tunedConfig } from '../src/jit/autotune.ts';
+import { FileTuningStore, gpuKey } from '../src/jit/tuning-cache.ts';
 import { unrollLoops } from '../src/jit/unroll.ts';
 import * as d from 'typegpu/data';
 import { composeWgsl, numberLines, sourceLocation } from '../src/jit/compose.ts';
@@ -43,5 +48,39 @@ describe('unrollLoops and member names', () => {
     expect(out).toContain('v[0u].w');
     expect(out).toContain('v[1u].w');
     expect(out).not.toContain('.0u');
+  });
+});
+
+describe('FileTuningStore with a damaged tuning.json', () => {
+  const dir = mkdtempSync(`${tmpdir()}/deepwgsl-tuning-`);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const ctx = { runtime: 'node', adapterInfo: { vendor: 'v', architecture: 'a', device: 'd', description: 'x' } } as unknown as GpuContext;
+
+  it('null, garbage, a list or a number is ignored with one warning, and the next set() rewrites it', async () => {
+    for (const [i, text] of ['null', '{"x": ', '[1, 2]', '42'].entries()) {
+      const file = `${dir}/t${i}.json`;
+      writeFileSync(file, text);
+      const store = new FileTuningStore(file);
+      const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+      try {
+        expect(await store.get('k')).toBeUndefined();
+        expect(await tunedConfig(ctx, { kernel: 'gemm', shapeKey: 's', candidates: [{ a: 1 }], store })).toBeUndefined();
+        expect(warn).toHaveBeenCalledTimes(1);
+        expect(String(warn.mock.calls[0][0])).toMatch(new RegExp(`tuning cache ${file} is not a JSON object of tuned configs \\(.+\\); ignoring it`));
+        await store.set('k', { config: { a: 1 } });
+        expect(await store.get('k')).toEqual({ config: { a: 1 } });
+        expect(JSON.parse(readFileSync(file, 'utf8'))).toEqual({ k: { config: { a: 1 } } });
+      } finally {
+        warn.mockRestore();
+      }
+    }
+  });
+
+  it('entries that are not configs are no winner', async () => {
+    const file = `${dir}/entries.json`;
+    const key = (s: string) => `${gpuKey(ctx)}|gemm|${s}`;
+    writeFileSync(file, JSON.stringify({ [key('a')]: null, [key('b')]: 'x', [key('c')]: { config: { a: 2 } } }));
+    const store = new FileTuningStore(file);
+    for (const s of ['a', 'b', 'c']) expect(await tunedConfig(ctx, { kernel: 'gemm', shapeKey: s, candidates: [{ a: 1 }], store })).toBeUndefined();
   });
 });

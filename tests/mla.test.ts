@@ -95,6 +95,19 @@ describe('BlockAllocator', () => {
     expect(() => a.table([0, 1], 0)).not.toThrow();
   });
 
+  it('refuses caches whose slots would not fit i32 before allocating anything; a huge one costs nothing until used', () => {
+    const t0 = performance.now();
+    expect(() => new BlockAllocator(1e9, 64)).toThrow('BlockAllocator: numBlocks * blockSize must be at most 2147483648 (cache slots are i32 on the GPU), got 64000000000');
+    expect(() => new BlockAllocator(3, 2 ** 30)).toThrow(/numBlocks \* blockSize must be at most 2147483648 .*got 3221225472/);
+    const a = new BlockAllocator(2 ** 31, 1);
+    expect(Array.from(a.append(0, 3))).toEqual([0, 1, 2]);
+    expect(a.freeBlocks).toBe(2 ** 31 - 3);
+    const b = new BlockAllocator(2, 2 ** 30);
+    b.append(0, 1);
+    expect(Array.from(b.append(1, 1))).toEqual([2 ** 30]);
+    expect(performance.now() - t0).toBeLessThan(100);
+  });
+
   it('takes tokens back: blocks past the new length are freed and the next append reuses them', () => {
     const a = new BlockAllocator(4, 4);
     a.append(1, 5); // blocks 0, 1

@@ -1,5 +1,7 @@
 // The decode demo: a DeepSeek-V3-architecture checkpoint, loaded from the bundled tiny one, a folder or
-// a URL, decoded token by token in this tab with the library's kernels.
+// a URL, decoded token by token in this tab with the library's kernels. Weights are refused before
+// upload past the GPU memory budget the page shows (WebGPU does not report free memory); downloads
+// are cached within a quota the page shows, with a control to clear them.
 import {
   Decoder,
   describeArch,
@@ -19,7 +21,7 @@ import {
   type ModelWeights,
 } from '../../src/index.ts';
 import { adapterPanel, banner, el, openGpu } from '../common/ui.ts';
-import { cachedUrlSource } from './cache.ts';
+import { cachedUrlSource, cacheUsage, clearCachedModels } from './cache.ts';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const MAX_SEQ = 256;
@@ -31,6 +33,24 @@ $('device').replaceChildren(el('h2', {}, 'Your GPU'), ctx ? adapterPanel(ctx) : 
 
 let model: { ck: Checkpoint; weights: ModelWeights; dec: Decoder; tokenizer?: ModelTokenizer; reference?: number[] } | undefined;
 let stopping = false;
+
+/** Shows what the cached downloads hold against their quota. */
+async function showCache(): Promise<void> {
+  const u = await cacheUsage();
+  $('cacheInfo').textContent = `cached models: ${u.files} file(s), ${formatBytes(u.bytes)} of a ${formatBytes(u.quota)} quota (oldest evicted first)`;
+}
+void showCache();
+$('clearCache').onclick = async () => {
+  await clearCachedModels();
+  await showCache();
+};
+
+/** The GPU memory budget field, in bytes. */
+function memoryBudget(): number {
+  const gib = Number($<HTMLInputElement>('budget').value);
+  if (!(gib > 0 && Number.isFinite(gib))) throw new Error(`GPU memory budget: expected a positive number of GiB, got '${$<HTMLInputElement>('budget').value}'`);
+  return gib * 2 ** 30;
+}
 
 function fail(e: unknown): void {
   const msg = (e as Error).message ?? String(e);
@@ -57,6 +77,7 @@ async function load(c: GpuContext, source: ModelSource): Promise<void> {
     );
     const t0 = performance.now();
     const weights = await loadWeights(c, ck, {
+      memoryBudget: memoryBudget(),
       onProgress: (p) => {
         $('progress').style.width = `${(100 * p.bytesDone) / Math.max(1, p.bytesTotal)}%`;
         $('loadStatus').textContent = `${formatBytes(p.bytesDone)} / ${formatBytes(p.bytesTotal)}: ${p.tensor}`;
@@ -83,6 +104,7 @@ async function load(c: GpuContext, source: ModelSource): Promise<void> {
   } finally {
     for (const b of ['tiny', 'loadUrl']) $<HTMLButtonElement>(b).disabled = false;
     $<HTMLButtonElement>('generate').disabled = !model;
+    await showCache();
   }
 }
 

@@ -4,22 +4,27 @@ import type { GpuContext } from '../gpu/context.ts';
 import { readTensor, readTensorBits, uploadTensor } from '../gpu/tensor.ts';
 import { perTokenCastToFp8 } from '../formats/casts.ts';
 import { autotuneCast, planCast } from '../kernels/cast/cast.ts';
-import { timeLaunch } from '../jit/timing.ts';
+import { MAX_TIMED_ITERS, timeLaunch } from '../jit/timing.ts';
 import { Profiler } from '../jit/profiler.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
-import { num, out, type Command, type Values } from './command.ts';
+import { checkBuffers, int, out, refuseExisting, writeOutput, type Command, type Values } from './command.ts';
 
-async function bench(ctx: GpuContext, values: Values): Promise<void> {
+async function bench(gpu: () => Promise<GpuContext>, values: Values): Promise<void> {
   const suites = SUITES.filter((s) => values[s.flag] === true);
   if (!values.ceilings && suites.length === 0) {
     throw new Error(`deepwgsl bench: pick at least one of --ceilings${SUITES.map((s) => ` --${s.flag}`).join('')}`);
   }
+  const iters = int(values, 'iters', 1, MAX_TIMED_ITERS);
+  const trace = typeof values.trace === 'string' ? values.trace : undefined;
+  if (values.force && !trace) throw new Error('--force: only with --trace FILE (the file it may replace)');
+  if (trace) await refuseExisting(trace, 'trace', values.force === true);
+  const ctx = await gpu();
   const text = !values.json;
   // --trace: every sample timeLaunch takes (ceilings, suites, autotune) becomes a trace event.
-  const profiler = typeof values.trace === 'string' ? new Profiler(ctx) : undefined;
+  const profiler = trace ? new Profiler(ctx) : undefined;
   const report = await runBench(ctx, {
     quick: values.quick === true,
-    iters: num(values, 'iters'),
+    iters,
     tune: values.tune === true,
     suites,
     profiler,
@@ -29,13 +34,18 @@ async function bench(ctx: GpuContext, values: Values): Promise<void> {
   });
   if (values.json) out(JSON.stringify(report, null, 1));
   if (profiler) {
-    const { writeFile } = await import('node:fs/promises');
-    await writeFile(values.trace as string, JSON.stringify(profiler.toChromeTrace()));
-    console.error(`deepwgsl bench: wrote ${profiler.events.length} events to ${values.trace} (${profiler.method} timing; open in ui.perfetto.dev)`);
+    await writeOutput(trace!, JSON.stringify(profiler.toChromeTrace()), 'trace', values.force === true);
+    console.error(`deepwgsl bench: wrote ${profiler.events.length} events to ${trace} (${profiler.method} timing; open in ui.perfetto.dev)`);
   }
 }
 
-async function cast(ctx: GpuContext, m: number, k: number, tune: boolean, iters: number): Promise<void> {
+async function cast(gpu: () => Promise<GpuContext>, values: Values): Promise<void> {
+  const [m, k] = [int(values, 'm'), int(values, 'k')];
+  const iters = int(values, 'iters', 1, MAX_TIMED_ITERS);
+  const tune = values.autotune === true;
+  const ctx = await gpu();
+  // The f32 input is the largest buffer: refused before 4 * m * k bytes of random values are made.
+  checkBuffers(ctx, `--m ${m} --k ${k}`, { 'the f32 input [m, k]': 4 * m * k });
   const xs = Float32Array.from({ length: m * k }, () => (Math.random() - 0.5) * 10 ** (Math.random() * 6 - 3));
   const x = uploadTensor(ctx, xs, [m, k], 'f32');
   let config;
@@ -69,12 +79,12 @@ export const basicCommands: Command[] = [
     name: 'device',
     usage: ['deepwgsl device                               adapter, features and limits in use'],
     options: {},
-    gpu: true,
     // The adapter's one-line description is createContext's line on stderr.
-    async run(_v, ctx) {
-      out(`adapter: ${JSON.stringify(ctx!.adapterInfo)}`);
-      out(`features: ${JSON.stringify([...ctx!.features].sort())}`);
-      out(`limits: ${JSON.stringify(ctx!.limits)}`);
+    async run(_v, gpu) {
+      const ctx = await gpu();
+      out(`adapter: ${JSON.stringify(ctx.adapterInfo)}`);
+      out(`features: ${JSON.stringify([...ctx.features].sort())}`);
+      out(`limits: ${JSON.stringify(ctx.limits)}`);
     },
   },
   {
@@ -82,18 +92,24 @@ export const basicCommands: Command[] = [
     usage: [
       'deepwgsl bench --ceilings [--quick] [--json]  measure streaming read GB/s, f32/f16 FMA TFLOP/s and µs per dependent dispatch',
       `deepwgsl bench --<suite> [--quick] [--json] [--tune]  kernel suites, each beside the measured ceilings (--tune: re-time configs)`,
+      '          [--iters N] [--trace FILE [--force]]  samples per timing; a Chrome trace of every sample (an existing FILE only with --force)',
     ],
     get options() {
-      return { ...common, ceilings: { type: 'boolean', default: false } as const, trace: { type: 'string' } as const, tune: { type: 'boolean', default: false } as const, ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])) };
+      return {
+        ...common,
+        ceilings: { type: 'boolean', default: false } as const,
+        trace: { type: 'string' } as const,
+        force: { type: 'boolean', default: false } as const,
+        tune: { type: 'boolean', default: false } as const,
+        ...Object.fromEntries(SUITES.map((s) => [s.flag, { type: 'boolean', default: false } as const])),
+      };
     },
-    gpu: true,
-    run: (values, ctx) => bench(ctx!, values),
+    run: (values, gpu) => bench(gpu, values),
   },
   {
     name: 'cast',
-    usage: ['deepwgsl cast [--m M] [--k K] [--autotune]    FP8 1x128 cast on the GPU: check against the CPU, time it'],
-    options: { ...common, m: { type: 'string', default: '4096' }, k: { type: 'string', default: '7168' }, autotune: { type: 'boolean', default: false } },
-    gpu: true,
-    run: (v, ctx) => cast(ctx!, num(v, 'm'), num(v, 'k'), v.autotune === true, num(v, 'iters')),
+    usage: ['deepwgsl cast [--m M] [--k K] [--iters N] [--autotune]  FP8 1x128 cast on the GPU: check against the CPU, time it'],
+    options: { iters: common.iters, m: { type: 'string', default: '4096' }, k: { type: 'string', default: '7168' }, autotune: { type: 'boolean', default: false } },
+    run: (v, gpu) => cast(gpu, v),
   },
 ];

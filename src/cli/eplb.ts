@@ -1,8 +1,7 @@
 // `deepwgsl eplb`: an expert placement plan from saved load counters. Pure CPU, no GPU needed.
-import { readFile } from 'node:fs/promises';
 import { eplbPolicy, imbalance, naiveGpuLoads, planGpuLoads, rebalanceExperts } from '../eplb/eplb.ts';
 import { parseExpertLoad } from '../kernels/moe/counters.ts';
-import { num, out, type Command, type Values } from './command.ts';
+import { int, out, readInput, type Command, type Values } from './command.ts';
 
 /** Parses the load counters file (`{ "layers": [[tokens per logical expert], ...] }`, as ExpertLoadCounters writes it). */
 export function parseLoads(text: string, where = 'load file'): number[][] {
@@ -76,11 +75,12 @@ export function formatReport(r: EplbReport): string {
 
 async function run(values: Values): Promise<void> {
   if (typeof values.load !== 'string') throw new Error('deepwgsl eplb: --load counts.json is required');
-  const weight = parseLoads(await readFile(values.load, 'utf8'), values.load);
   for (const k of ['replicas', 'groups', 'nodes', 'gpus']) {
     if (values[k] === undefined) throw new Error(`deepwgsl eplb: --${k} is required`);
   }
-  const r = eplbReport(weight, num(values, 'replicas'), num(values, 'groups'), num(values, 'nodes'), num(values, 'gpus'));
+  const [replicas, groups, nodes, gpus] = ['replicas', 'groups', 'nodes', 'gpus'].map((k) => int(values, k));
+  const weight = parseLoads(await readInput(values.load, 'load'), values.load);
+  const r = eplbReport(weight, replicas, groups, nodes, gpus);
   out(values.json ? JSON.stringify(r) : formatReport(r));
 }
 
@@ -96,7 +96,6 @@ export const eplbCommands: Command[] = [
       gpus: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-    gpu: false,
     run: (values) => run(values),
   },
 ];

@@ -3,18 +3,20 @@ import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, uploadTensor } from '../gpu/tensor.ts';
 import { raiseClocks } from '../bench/ceilings.ts';
 import { autotuneGemm, denseProblem, planGemm } from '../kernels/gemm/gemm.ts';
-import { timeLaunch } from '../jit/timing.ts';
+import { MAX_TIMED_ITERS, timeLaunch } from '../jit/timing.ts';
 import { defaultTuningStore } from '../jit/tuning-cache.ts';
-import { num, out, type Command, type Values } from './command.ts';
+import { checkBuffers, choice, int, out, type Command, type Values } from './command.ts';
 
-async function gemm(ctx: GpuContext, v: Values): Promise<void> {
-  const [m, n, k, iters] = ['m', 'n', 'k', 'iters'].map((x) => num(v, x));
+async function gemm(gpu: () => Promise<GpuContext>, v: Values): Promise<void> {
+  const [m, n, k] = ['m', 'n', 'k'].map((x) => int(v, x));
+  const iters = int(v, 'iters', 1, MAX_TIMED_ITERS);
+  // --a f32: W8A32, the decoder's default (f32 activations read as they are, no A scales).
+  const a32 = choice(v, 'a', ['e4m3', 'f32']) === 'f32';
+  const ctx = await gpu();
+  checkBuffers(ctx, `--m ${m} --n ${n} --k ${k}`, { 'A [m, k]': (a32 ? 4 : 1) * m * k, 'B [n, k]': n * k, 'the output [m, n]': (a32 ? 4 : 2) * m * n });
   const bytes = (len: number) => Uint8Array.from({ length: len }, () => (Math.random() * 0x7e) | ((Math.random() < 0.5 ? 0 : 0x80)));
   const scales = (len: number) => Float32Array.from({ length: len }, () => 10 ** (Math.random() * 2 - 1));
   const kb = Math.ceil(k / 128);
-  // --a f32: W8A32, the decoder's default (f32 activations read as they are, no A scales).
-  const a32 = v.a === 'f32';
-  if (!a32 && v.a !== 'e4m3') throw new Error(`deepwgsl gemm: --a must be e4m3 or f32, got '${v.a}'`);
   const p = denseProblem(
     'gemm',
     true,
@@ -52,7 +54,6 @@ export const gemmCommands: Command[] = [
       autotune: { type: 'boolean', default: false },
       iters: { type: 'string', default: '20' },
     },
-    gpu: true,
-    run: (v, ctx) => gemm(ctx!, v),
+    run: (v, gpu) => gemm(gpu, v),
   },
 ];

@@ -1,6 +1,6 @@
 // deepwgsl command line. The same bundle runs under Node (`npx deepwgsl`) and Deno (`deno run -A dist/cli.js`).
 import { parseArgs } from 'node:util';
-import { createContext } from '../gpu/context.ts';
+import { createContext, type GpuContext } from '../gpu/context.ts';
 import { basicCommands } from './basic.ts';
 import type { Command } from './command.ts';
 import { eplbCommands } from './eplb.ts';
@@ -32,18 +32,28 @@ export async function main(argv: string[]): Promise<void> {
   });
   if (values.help) return console.log(cmd.usage.join('\n'));
   if (positionals.length) throw new Error(`deepwgsl ${name}: unexpected argument '${positionals[0]}'`);
-  const ctx = cmd.gpu ? await createContext({ verbose: values.verbose as boolean | undefined }) : undefined;
+  let ctx: Promise<GpuContext> | undefined;
   try {
-    await cmd.run(values, ctx);
+    await cmd.run(values, () => (ctx ??= createContext({ verbose: values.verbose as boolean | undefined })));
   } finally {
-    ctx?.destroy();
+    (await ctx?.catch(() => undefined))?.destroy();
   }
 }
 
-main(process.argv.slice(2)).then(
-  () => process.exit(0),
-  (e) => {
-    console.error(`deepwgsl: ${(e as Error).message}`);
-    process.exit(1);
-  },
-);
+/** Resolves once everything written to `stream` so far has reached the OS (a pipe takes it as its reader reads). */
+const drained = (stream: NodeJS.WriteStream) => new Promise<void>((resolve) => stream.write('', () => resolve()));
+
+// process.exit (the GPU's threads would keep the process alive) drops what a pipe has not taken
+// yet: `logits --json | reader` was cut at 64 KiB. Exit once stdout and stderr are drained.
+main(process.argv.slice(2))
+  .then(
+    () => 0,
+    (e) => {
+      console.error(`deepwgsl: ${(e as Error).message}`);
+      return 1;
+    },
+  )
+  .then(async (code) => {
+    await Promise.all([drained(process.stdout), drained(process.stderr)]);
+    process.exit(code);
+  });

@@ -1,16 +1,15 @@
 // deepwgsl info (and the model commands that follow it): checkpoints in Hugging Face layout.
-import { openCheckpoint } from '../model/checkpoint.ts';
+import { openCheckpoint, type Checkpoint } from '../model/checkpoint.ts';
 import { activeParams, describeArch } from '../model/describe.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { Decoder, prefillLogits } from '../model/decode.ts';
-import { generate, parseTokenIds, type PhaseTiming } from '../model/generate.ts';
+import { checkLogits, generate, parseTokenIds, type PhaseTiming } from '../model/generate.ts';
 import { loadTokenizer } from '../model/tokenizer.ts';
 import { formatBytes, loadWeights, planWeights, type LoadProgress } from '../model/load.ts';
 import { dirSource, readText } from '../model/source.ts';
 import { argmaxRef } from '../kernels/nn/reference.ts';
 import { compareLogits, describeAgreement } from '../model/fidelity.ts';
-import { readFile } from 'node:fs/promises';
-import { num, out, type Command, type Values } from './command.ts';
+import { choice, float, int, out, readInput, type Command, type Values } from './command.ts';
 
 function modelDir(values: Values, cmd: string): string {
   if (typeof values.model !== 'string') throw new Error(`deepwgsl ${cmd}: --model DIR is required`);
@@ -65,25 +64,46 @@ function parseTokens(v: unknown, vocab: number): number[] {
 }
 
 /** The logits of another run of the same tokens: transformers' reference.json (its prompt_ids must match) or `logits --json` output. */
-async function referenceLogits(file: string, tokens: number[]): Promise<number[][]> {
-  const ref = JSON.parse(await readFile(file, 'utf8')) as { logits?: number[][]; prompt_ids?: number[] };
-  if (!Array.isArray(ref.logits)) throw new Error(`--compare ${file}: expected a JSON object with "logits" (reference.json or logits --json output)`);
-  if (ref.prompt_ids && ref.prompt_ids.join(',') !== tokens.join(',')) throw new Error(`--compare ${file}: its prompt_ids are ${ref.prompt_ids.join(',')}, --tokens gave ${tokens.join(',')}`);
-  return ref.logits;
+async function referenceLogits(file: string, tokens: number[], vocab: number): Promise<number[][]> {
+  let ref: { logits?: unknown; prompt_ids?: unknown };
+  try {
+    ref = JSON.parse(await readInput(file, 'compare')) as typeof ref;
+  } catch (e) {
+    throw new Error(e instanceof SyntaxError ? `--compare ${file}: not JSON (${e.message})` : (e as Error).message);
+  }
+  const rows = ref?.logits;
+  const shape = `[${tokens.length} positions][${vocab} logits]`;
+  if (!Array.isArray(rows) || rows.length !== tokens.length) throw new Error(`--compare ${file}: expected a JSON object with "logits" ${shape} (reference.json or logits --json output)`);
+  const bad = rows.findIndex((r) => !Array.isArray(r) || r.length !== vocab || !r.every((v) => typeof v === 'number' && Number.isFinite(v)));
+  if (bad >= 0) throw new Error(`--compare ${file}: logits[${bad}] is not ${vocab} finite numbers (expected ${shape})`);
+  if (ref.prompt_ids !== undefined && String(ref.prompt_ids) !== tokens.join(',')) throw new Error(`--compare ${file}: its prompt_ids are ${String(ref.prompt_ids)}, --tokens gave ${tokens.join(',')}`);
+  return rows as number[][];
 }
 
-async function logits(values: Values, ctx: GpuContext): Promise<void> {
-  if (values.activations !== 'f32' && values.activations !== 'fp8') throw new Error(`--activations: expected 'f32' or 'fp8', got '${values.activations}'`);
-  if (values.quantize !== undefined && values.quantize !== 'fp8') throw new Error(`--quantize: expected 'fp8', got '${values.quantize}'`);
+/** The cache positions a run needs, refused (naming the flags) past the model's max_position_embeddings. */
+function positions(ck: Checkpoint, need: number, flags: string): number {
+  const max = ck.config.maxPositionEmbeddings;
+  if (need > max) throw new Error(`${flags}: ${need} positions, over this model's max_position_embeddings (${max})`);
+  return need;
+}
+
+async function logits(values: Values, gpu: () => Promise<GpuContext>): Promise<void> {
+  const activations = choice(values, 'activations', ['f32', 'fp8'] as const);
+  const quantize = values.quantize === undefined ? undefined : choice(values, 'quantize', ['fp8'] as const);
   const ck = await openCheckpoint(dirSource(modelDir(values, 'logits')));
   const tokens = parseTokens(values.tokens, ck.config.vocabSize);
-  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
-  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(64, tokens.length), activations: values.activations });
+  // The cache holds the prompt: sized at 64 positions at least, it refused prompts of models with fewer.
+  const maxSeqLen = positions(ck, tokens.length, '--tokens');
+  const ref = typeof values.compare === 'string' ? await referenceLogits(values.compare, tokens, ck.config.vocabSize) : undefined;
+  const ctx = await gpu();
+  const weights = await loadWeights(ctx, ck, { quantize, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen, activations });
   try {
     const rows = await prefillLogits(dec, tokens);
+    rows.forEach((r, i) => checkLogits(r, `logits: position ${i} (token ${tokens[i]})`));
     if (values.json) out(JSON.stringify({ logits: rows.map((r) => Array.from(r)) }));
     else rows.forEach((r, i) => out(`position ${i} (token ${tokens[i]}): argmax ${argmaxRef(r)}, logits ${Array.from(r.slice(0, 6), (v) => v.toFixed(4)).join(' ')} ...`));
-    if (typeof values.compare === 'string') console.error(`vs ${values.compare}: ${describeAgreement(compareLogits(rows, await referenceLogits(values.compare, tokens)))}`);
+    if (ref) console.error(`vs ${values.compare}: ${describeAgreement(compareLogits(rows, ref))}`);
   } finally {
     dec.destroy();
     weights.destroy();
@@ -105,8 +125,22 @@ function perToken(t: PhaseTiming) {
   };
 }
 
-async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
+async function generateCmd(values: Values, gpu: () => Promise<GpuContext>): Promise<void> {
   if (values.prompt !== undefined && values.tokens !== undefined) throw new Error('deepwgsl generate: give --prompt TEXT or --tokens IDS, not both');
+  if (values.greedy && values.temperature !== undefined) throw new Error('deepwgsl generate: give --greedy or --temperature T, not both');
+  // Flags of sampling only: greedy decoding would ignore them without a word.
+  for (const f of ['top-p', 'top-k', 'seed']) if (values[f] !== undefined && values.temperature === undefined) throw new Error(`--${f}: only with --temperature T (greedy decoding has no use for it)`);
+  const maxNew = int(values, 'max-new-tokens');
+  const sampling =
+    values.temperature === undefined
+      ? {}
+      : {
+          temperature: float(values, 'temperature', 0, Infinity),
+          topP: values['top-p'] === undefined ? undefined : float(values, 'top-p', 0, 1, true),
+          topK: values['top-k'] === undefined ? undefined : int(values, 'top-k', 0),
+          seed: values.seed === undefined ? 0 : int(values, 'seed', 0),
+        };
+  const quantize = values.quantize === undefined ? undefined : choice(values, 'quantize', ['fp8'] as const);
   const src = dirSource(modelDir(values, 'generate'));
   const ck = await openCheckpoint(src);
   // Text in (--prompt) needs the checkpoint's tokenizer; text out is shown wherever it has one.
@@ -115,24 +149,12 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
   const prompts = typeof values.prompt === 'string' && tokenizer
     ? [tokenizer.encode(values.prompt)]
     : String(values.tokens ?? '').split(';').map((p) => parseTokens(p, ck.config.vocabSize));
-  const maxNew = num(values, 'max-new-tokens');
-  const greedy = values.greedy === true || values.temperature === undefined;
-  const sampling = greedy
-    ? {}
-    : {
-        temperature: num(values, 'temperature'),
-        topP: values['top-p'] === undefined ? undefined : num(values, 'top-p'),
-        topK: values['top-k'] === undefined ? undefined : num(values, 'top-k'),
-      };
-  const weights = await loadWeights(ctx, ck, { quantize: values.quantize as 'fp8' | undefined, onProgress: progressBar('loading') });
-  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen: Math.max(...prompts.map((p) => p.length)) + maxNew, maxBatch: prompts.length });
+  const maxSeqLen = positions(ck, Math.max(...prompts.map((p) => p.length)) + maxNew, `--max-new-tokens ${maxNew} after a prompt of ${Math.max(...prompts.map((p) => p.length))} tokens`);
+  const ctx = await gpu();
+  const weights = await loadWeights(ctx, ck, { quantize, onProgress: progressBar('loading') });
+  const dec = await Decoder.create(ctx, ck, weights, { maxSeqLen, maxBatch: prompts.length });
   try {
-    const r = await generate(dec, prompts, {
-      maxNewTokens: maxNew,
-      seed: values.seed === undefined ? 0 : num(values, 'seed'),
-      stopTokens: values['ignore-eos'] ? [] : ck.config.eosTokenIds,
-      ...sampling,
-    });
+    const r = await generate(dec, prompts, { maxNewTokens: maxNew, stopTokens: values['ignore-eos'] ? [] : ck.config.eosTokenIds, ...sampling });
     const texts = tokenizer && r.ids.map((ids) => tokenizer.decode(ids));
     const timing = { prefill: perToken(r.prefill), decode: perToken(r.decode) };
     if (values.json) return out(JSON.stringify({ ids: prompts.length === 1 ? r.ids[0] : r.ids, ...(texts && { text: prompts.length === 1 ? texts[0] : texts }), timing }));
@@ -150,7 +172,8 @@ async function generateCmd(values: Values, ctx: GpuContext): Promise<void> {
 }
 
 /** The main job: greedy decoding of the bundled tiny checkpoint, checked against transformers' tokens. */
-async function demo(ctx: GpuContext): Promise<void> {
+async function demo(gpu: () => Promise<GpuContext>): Promise<void> {
+  const ctx = await gpu();
   const dir = new URL('../tests/fixtures/tiny-v3-a/', import.meta.url);
   const { fileURLToPath } = await import('node:url');
   const src = dirSource(fileURLToPath(dir));
@@ -179,14 +202,12 @@ export const modelCommands: Command[] = [
     name: 'demo',
     usage: ['deepwgsl demo                                 the main job: the bundled tiny DeepSeek-V3 checkpoint decoded greedily, checked against transformers'],
     options: {},
-    gpu: true,
-    run: (_v, ctx) => demo(ctx!),
+    run: (_v, gpu) => demo(gpu),
   },
   {
     name: 'info',
     usage: ['deepwgsl info --model DIR [--json]            architecture, parameters by dtype, GPU memory needed'],
     options: { model: { type: 'string' }, json: { type: 'boolean', default: false } },
-    gpu: false,
     run: (values) => info(values),
   },
   {
@@ -203,8 +224,7 @@ export const modelCommands: Command[] = [
       quantize: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-    gpu: true,
-    run: (values, ctx) => logits(values, ctx!),
+    run: (values, gpu) => logits(values, gpu),
   },
   {
     name: 'generate',
@@ -226,7 +246,6 @@ export const modelCommands: Command[] = [
       quantize: { type: 'string' },
       json: { type: 'boolean', default: false },
     },
-    gpu: true,
-    run: (values, ctx) => generateCmd(values, ctx!),
+    run: (values, gpu) => generateCmd(values, gpu),
   },
 ];

@@ -1,25 +1,26 @@
 // deepwgsl synth: a synthetic checkpoint (random weights, real layout) for benchmarks and loader tests.
 import { formatBytes } from '../model/load.ts';
 import { SYNTH_PRESETS, writeSyntheticCheckpoint } from '../model/synthetic.ts';
-import { num, out, type Command, type Values } from './command.ts';
+import { choice, int, out, type Command, type Values } from './command.ts';
 import { progressBar } from './model.ts';
 
-const optInt = (values: Values, name: string) => (values[name] === undefined ? undefined : num(values, name));
+const optInt = (values: Values, name: string) => (values[name] === undefined ? undefined : int(values, name));
 
 async function synth(values: Values): Promise<void> {
-  if (typeof values.preset !== 'string') throw new Error(`deepwgsl synth: --preset is required (${Object.keys(SYNTH_PRESETS).join(', ')})`);
+  const preset = choice(values, 'preset', Object.keys(SYNTH_PRESETS));
   if (typeof values.out !== 'string') throw new Error('deepwgsl synth: --out DIR is required');
-  const dtype = values.dtype as string;
-  if (dtype !== 'fp8' && dtype !== 'bf16') throw new Error(`--dtype: expected 'fp8' or 'bf16', got '${dtype}'`);
+  const dtype = choice(values, 'dtype', ['fp8', 'bf16'] as const);
   const t0 = performance.now();
   const r = await writeSyntheticCheckpoint(values.out, {
-    preset: values.preset,
+    preset,
     layers: optInt(values, 'layers'),
     vocab: optInt(values, 'vocab'),
     experts: optInt(values, 'experts'),
-    seed: num(values, 'seed'),
+    seed: int(values, 'seed', 0),
     dtype,
-    shardBytes: num(values, 'shard-mb') * 2 ** 20,
+    // MiB; shards past 2^53 bytes would lose bytes to rounding.
+    shardBytes: int(values, 'shard-mb', 1, 2 ** 32) * 2 ** 20,
+    force: values.force === true,
     onProgress: progressBar('writing'),
   });
   const s = (performance.now() - t0) / 1e3;
@@ -31,8 +32,8 @@ export const synthCommands: Command[] = [
   {
     name: 'synth',
     usage: [
-      `deepwgsl synth --preset ${Object.keys(SYNTH_PRESETS).join('|')} --out DIR [--layers N] [--vocab N] [--experts N] [--seed S] [--dtype fp8|bf16] [--shard-mb N]`,
-      '                                             a checkpoint with random weights in the real layout',
+      `deepwgsl synth --preset ${Object.keys(SYNTH_PRESETS).join('|')} --out DIR [--layers N] [--vocab N] [--experts N] [--seed S] [--dtype fp8|bf16] [--shard-mb N] [--force]`,
+      '                                             a checkpoint with random weights in the real layout (--force: replace the checkpoint in DIR)',
     ],
     options: {
       preset: { type: 'string' },
@@ -43,8 +44,8 @@ export const synthCommands: Command[] = [
       seed: { type: 'string', default: '0' },
       dtype: { type: 'string', default: 'fp8' },
       'shard-mb': { type: 'string', default: '4096' },
+      force: { type: 'boolean', default: false },
     },
-    gpu: false,
     run: (values) => synth(values),
   },
 ];

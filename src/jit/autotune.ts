@@ -31,8 +31,10 @@ export async function tunedConfig<C>(
   req: { kernel: string; shapeKey: string; candidates: readonly C[]; store?: TuningStore },
 ): Promise<C | undefined> {
   const store = req.store ?? defaultTuningStore();
-  const cached = (await store.get(`${gpuKey(ctx)}|${req.kernel}|${req.shapeKey}`)) as { config: C } | undefined;
-  return cached && req.candidates.find((c) => JSON.stringify(c) === JSON.stringify(cached.config));
+  // Whatever the store holds (a hand-edited file may hold anything) is only a winner if it names a candidate.
+  const cached = (await store.get(`${gpuKey(ctx)}|${req.kernel}|${req.shapeKey}`)) as { config?: unknown } | null | undefined;
+  const stored = JSON.stringify(cached?.config);
+  return stored === undefined ? undefined : req.candidates.find((c) => JSON.stringify(c) === stored);
 }
 
 export async function autotune<C>(ctx: GpuContext, req: AutotuneRequest<C>): Promise<AutotuneResult<C>> {

@@ -3,6 +3,7 @@
 // PassTimestamps is the one place that writes and reads timestamp queries; timeLaunch and the
 // Profiler both use it, and timeLaunch reports its samples to a Profiler attached to the context.
 import type { GpuContext } from '../gpu/context.ts';
+import { fail } from '../gpu/errors.ts';
 import type { Launch, LaunchInfo } from './launch.ts';
 
 export type TimingMethod = 'timestamp' | 'cpu';
@@ -91,11 +92,16 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
 }
 
+/** Samples one timing takes at most: a query set holds at most 4096 timestamps, two per sample. */
+export const MAX_TIMED_ITERS = 2048;
+
 export async function timeLaunch(ctx: GpuContext, launch: Launch, opts: TimingOptions & { category?: string } = {}): Promise<Timing> {
   const warmup = opts.warmup ?? 3;
   const iters = opts.iters ?? 20;
   const chain = opts.chain ?? 1;
-  if (!(Number.isInteger(chain) && chain >= 1)) throw new Error(`timeLaunch: chain must be a positive integer, got ${chain}`);
+  if (!(Number.isInteger(iters) && iters >= 1 && iters <= MAX_TIMED_ITERS)) fail('timeLaunch', 'iters', `an integer in 1..${MAX_TIMED_ITERS}`, iters);
+  if (!(Number.isInteger(warmup) && warmup >= 0)) fail('timeLaunch', 'warmup', 'a non-negative integer', warmup);
+  if (!(Number.isInteger(chain) && chain >= 1)) fail('timeLaunch', 'chain', 'a positive integer', chain);
   for (let i = 0; i < warmup; i++) launch.submit();
   await ctx.sync();
   const sink = sinks.get(ctx);

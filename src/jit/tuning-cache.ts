@@ -26,16 +26,35 @@ export class MemoryTuningStore implements TuningStore {
 }
 
 export class FileTuningStore implements TuningStore {
+  private warned = false;
   constructor(readonly where: string) {}
 
+  /**
+   * The stored winners. A file that is not a JSON object (garbage, `null`, a list) is ignored with
+   * one warning, as if empty, and the next set() replaces it: a cache must not break every kernel.
+   */
   private async load(): Promise<Record<string, unknown>> {
     const fs = await import('node:fs/promises');
+    let text: string;
     try {
-      return JSON.parse(await fs.readFile(this.where, 'utf8')) as Record<string, unknown>;
+      text = await fs.readFile(this.where, 'utf8');
     } catch (e) {
       if ((e as { code?: string }).code === 'ENOENT') return {};
-      throw new Error(`tuning cache ${this.where} is unreadable (${(e as Error).message}); delete it to start afresh`);
+      throw new Error(`tuning cache ${this.where} is unreadable (${(e as Error).message})`);
     }
+    let data: unknown;
+    try {
+      data = JSON.parse(text);
+    } catch (e) {
+      data = e as Error;
+    }
+    if (data !== null && typeof data === 'object' && !Array.isArray(data) && !(data instanceof Error)) return data as Record<string, unknown>;
+    if (!this.warned) {
+      this.warned = true;
+      const what = data instanceof Error ? `not JSON: ${data.message}` : `holds ${JSON.stringify(data)?.slice(0, 40)}`;
+      console.warn(`deepwgsl: tuning cache ${this.where} is not a JSON object of tuned configs (${what}); ignoring it (the next autotune rewrites it)`);
+    }
+    return {};
   }
 
   async get(key: string): Promise<unknown> {

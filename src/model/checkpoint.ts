@@ -4,9 +4,9 @@
 import { decodeE4M3 } from '../formats/fp8.ts';
 import { decodeBF16, decodeF16 } from '../formats/half.ts';
 import { DeepwgslError } from '../gpu/errors.ts';
-import { isMoeLayer, parseModelConfig, type ModelConfig } from './config.ts';
+import { isMoeLayer, parseModelConfig, tensorCount, type ModelConfig } from './config.ts';
 import { readSafetensorsHeader, SafetensorsError, type StDtype, type StTensor } from './safetensors.ts';
-import { readText, type ModelSource } from './source.ts';
+import { isSafeFileName, readText, type ModelSource } from './source.ts';
 
 export type TensorRole = 'linear' | 'norm' | 'embed' | 'router' | 'bias';
 
@@ -75,21 +75,36 @@ export const scaleName = (weight: string) => weight.replace(/\.weight$/, '.weigh
 /** [ceil(n/128), ceil(k/128)]: one scale per 128x128 block of an [n, k] FP8 weight. */
 export const blockScaleShape = (n: number, k: number): [number, number] => [Math.ceil(n / 128), Math.ceil(k / 128)];
 
+/** weight_map of model.safetensors.index.json: tensor name -> shard file name, each name inside the folder. */
+function parseIndex(text: string, where: string, source: ModelSource): Map<string, string> {
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new CheckpointError(`${where}: not valid JSON (${(e as Error).message})`);
+  }
+  const map = (j as { weight_map?: unknown } | null)?.weight_map;
+  if (map === null || typeof map !== 'object' || Array.isArray(map)) throw new CheckpointError(`${where}: expected a JSON object with a "weight_map" object (tensor name -> shard file)`);
+  const index = new Map<string, string>();
+  for (const [tensor, file] of Object.entries(map as Record<string, unknown>)) {
+    if (!isSafeFileName(file)) {
+      throw new CheckpointError(`${where}: weight_map['${tensor}'] names the shard ${JSON.stringify(file)}, which is not a file inside ${source.where} (shards are relative names, no '..', '/' first or scheme)`);
+    }
+    index.set(tensor, file);
+  }
+  return index;
+}
+
 /** Reads config and headers (single file or index + shards) and validates every tensor. */
 export async function openCheckpoint(source: ModelSource): Promise<Checkpoint> {
   if (!(await source.has('config.json'))) throw new CheckpointError(`${source.where}: no config.json`);
   const config = parseModelConfig(await readText(source, 'config.json'), `${source.where}/config.json`);
   let files: string[];
-  let index: Record<string, string> | undefined;
+  let index: Map<string, string> | undefined;
   if (await source.has('model.safetensors.index.json')) {
     const where = `${source.where}/model.safetensors.index.json`;
-    try {
-      index = (JSON.parse(await readText(source, 'model.safetensors.index.json')) as { weight_map: Record<string, string> }).weight_map;
-    } catch (e) {
-      throw new CheckpointError(`${where}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!index || typeof index !== 'object') throw new CheckpointError(`${where}: no weight_map`);
-    files = [...new Set(Object.values(index))].sort();
+    index = parseIndex(await readText(source, 'model.safetensors.index.json'), where, source);
+    files = [...new Set(index.values())].sort();
     for (const f of files) if (!(await source.has(f))) throw new CheckpointError(`${where}: lists shard '${f}', which is missing from ${source.where}`);
   } else if (await source.has('model.safetensors')) files = ['model.safetensors'];
   else {
@@ -102,11 +117,20 @@ export async function openCheckpoint(source: ModelSource): Promise<Checkpoint> {
     for (const [name, t] of await readSafetensorsHeader(source.open(f))) {
       const prev = tensors.get(name);
       if (prev) throw new CheckpointError(`tensor '${name}' is in both ${prev.file.name} and ${t.file.name}`);
-      if (index && index[name] !== undefined && index[name] !== f) {
-        throw new CheckpointError(`tensor '${name}' is in ${t.file.name}, but model.safetensors.index.json puts it in '${index[name]}'`);
+      const listed = index?.get(name);
+      if (listed !== undefined && listed !== f) {
+        throw new CheckpointError(`tensor '${name}' is in ${t.file.name}, but model.safetensors.index.json puts it in '${listed}'`);
       }
       tensors.set(name, t);
     }
+  }
+  // The list is built only for a config that can match: one that implies more tensors than there are does not.
+  const count = tensorCount(config);
+  if (count > tensors.size) {
+    throw new CheckpointError(
+      `${source.where}/config.json implies ${count} tensors (num_hidden_layers ${config.numLayers}${config.moe ? `, n_routed_experts ${config.moe.nRoutedExperts}` : ''}), ` +
+        `but the checkpoint's ${files.length} file(s) hold ${tensors.size}: the config does not describe this checkpoint`,
+    );
   }
   const expected = expectedTensors(config);
   validate(config, tensors, expected);
@@ -136,6 +160,30 @@ function validate(c: ModelConfig, tensors: Map<string, StTensor>, expected: Expe
       if (!c.fp8BlockSize) throw new CheckpointError(`${at} is F8_E4M3 but config.json has no quantization_config with weight_block_size [128, 128]`);
     }
   }
+  // A config with fewer layers or experts than the checkpoint would load a smaller model without a word.
+  const used = new Set(expected.flatMap((e) => (tensors.get(e.name)!.dtype === 'F8_E4M3' ? [e.name, scaleName(e.name)] : [e.name])));
+  const extra = [...tensors.values()].filter((t) => !used.has(t.name) && !spare(c, tensors, t.name));
+  if (extra.length) {
+    const more = extra.length > 1 ? ` and ${extra.length - 1} more` : '';
+    const experts = c.moe ? `, n_routed_experts ${c.moe.nRoutedExperts}` : '';
+    throw new CheckpointError(
+      `${extra[0].file.name}: tensor '${extra[0].name}'${more} not used by config.json (num_hidden_layers ${c.numLayers}, num_nextn_predict_layers ${c.nextnLayers}${experts}): ` +
+        'the config does not describe this checkpoint',
+    );
+  }
+}
+
+/**
+ * Tensors a checkpoint may hold that the runtime does not use: the multi-token-prediction layers
+ * num_nextn_predict_layers declares after the decoder layers (each has an eh_proj, which a decoder
+ * layer has not), rope buffers some exports save, a tied lm_head.
+ */
+function spare(c: ModelConfig, tensors: Map<string, StTensor>, name: string): boolean {
+  const layer = /^model\.layers\.(\d+)\./.exec(name);
+  if (!layer) return name === 'lm_head.weight' && c.tieWordEmbeddings;
+  const i = Number(layer[1]);
+  const mtp = i >= c.numLayers && i < c.numLayers + c.nextnLayers && tensors.has(`model.layers.${i}.eh_proj.weight`);
+  return mtp || name.endsWith('.rotary_emb.inv_freq');
 }
 
 /** Host values of any float safetensors dtype as float64. */

@@ -43,6 +43,8 @@ export interface ModelConfig {
   hiddenSize: number;
   intermediateSize: number;
   numLayers: number;
+  /** Multi-token-prediction layers (num_nextn_predict_layers) stored after the decoder layers; not used. */
+  nextnLayers: number;
   numHeads: number;
   /** null: queries come from one q_proj (V2-Lite); else q_a_proj -> q_a_layernorm -> q_b_proj. */
   qLoraRank: number | null;
@@ -78,8 +80,24 @@ const REFUSED: [string, (v: unknown) => boolean, string][] = [
   ['attention_bias', (v) => v === true, 'false (no projection biases)'],
   ['mlp_bias', (v) => v === true, 'false (no MLP biases)'],
   ['use_sliding_window', (v) => v === true, 'false'],
-  ['num_nextn_predict_layers', (v) => v !== undefined && !(Number.isInteger(v) && (v as number) >= 0), 'a non-negative integer'],
 ];
+
+/** Sizes, ids and positions are i32 (or u32) on the GPU. */
+const MAX_INT = 2 ** 31 - 1;
+
+/** Tensors a config may imply: the list is built before any tensor is read, and DeepSeek-V3 implies 45,395 (without its scales). */
+export const MAX_TENSORS = 2 ** 20;
+
+/** The tensors expectedTensors lists for `c`, counted without building the list (so it is bounded before it is built). */
+export function tensorCount(c: Pick<ModelConfig, 'numLayers' | 'qLoraRank' | 'moe' | 'tieWordEmbeddings'>): number {
+  const m = c.moe;
+  // MoE layers: i in [firstKDenseReplace, numLayers) with i % moeLayerFreq == 0.
+  const moeLayers = !m || c.numLayers <= m.firstKDenseReplace ? 0 : Math.floor((c.numLayers - 1) / m.moeLayerFreq) - Math.floor((m.firstKDenseReplace - 1) / m.moeLayerFreq);
+  const moeMlp = m ? 1 + (m.topkMethod === 'noaux_tc' ? 1 : 0) + 3 * m.nRoutedExperts + (m.nSharedExperts > 0 ? 3 : 0) : 0;
+  // Per layer: two norms, kv_a, its norm, kv_b, o, and q_proj or q_a, its norm, q_b; a dense MLP is 3.
+  const attn = 6 + (c.qLoraRank === null ? 1 : 3);
+  return 2 + (c.tieWordEmbeddings ? 0 : 1) + c.numLayers * attn + (c.numLayers - moeLayers) * 3 + moeLayers * moeMlp;
+}
 
 export function yarnMscale(scale: number, mscale = 1): number {
   return scale <= 1 ? 1 : 0.1 * mscale * Math.log(scale) + 1;
@@ -95,16 +113,18 @@ export function parseModelConfig(src: string | Json, file = 'config.json'): Mode
   }
   if (j === null || typeof j !== 'object' || Array.isArray(j)) throw new ConfigError(`${file}: expected a JSON object`);
   const bad = (field: string, expected: string, got: unknown): never => {
-    throw new ConfigError(`${file}: ${field} must be ${expected}, got ${JSON.stringify(got)}`);
+    // JSON.stringify writes 1e999 (Infinity) as null.
+    throw new ConfigError(`${file}: ${field} must be ${expected}, got ${typeof got === 'number' ? String(got) : JSON.stringify(got)}`);
   };
   const int = (field: string, min = 1, fallback?: number): number => {
     const v = j[field] ?? fallback;
-    if (!Number.isInteger(v) || (v as number) < min) bad(field, `an integer >= ${min}`, v);
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > MAX_INT) bad(field, `an integer in ${min}..${MAX_INT}`, v);
     return v as number;
   };
-  const numf = (field: string, fallback?: number): number => {
+  /** A finite number > min (>= min where `orEqual`). */
+  const numf = (field: string, fallback: number, min: number, orEqual = false): number => {
     const v = j[field] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v)) bad(field, 'a finite number', v);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || (!orEqual && v === min)) bad(field, `a finite number ${orEqual ? '>=' : '>'} ${min}`, v);
     return v as number;
   };
   const bool = (field: string, fallback: boolean): boolean => {
@@ -128,7 +148,8 @@ export function parseModelConfig(src: string | Json, file = 'config.json'): Mode
   const ropeTheta = (() => {
     const rp = j.rope_parameters as Json | undefined;
     const v = rp?.rope_theta ?? j.rope_theta ?? 10000;
-    if (typeof v !== 'number' || !(v > 0)) bad('rope_theta', 'a positive number', v);
+    // YaRN divides by log(theta).
+    if (typeof v !== 'number' || !Number.isFinite(v) || !(v > 1)) bad('rope_theta', 'a finite number > 1', v);
     return v as number;
   })();
   let softmaxScale = (qkNopeHeadDim + qkRopeHeadDim) ** -0.5;
@@ -160,7 +181,7 @@ export function parseModelConfig(src: string | Json, file = 'config.json'): Mode
       nGroup,
       topkGroup,
       normTopkProb: bool('norm_topk_prob', !v2),
-      routedScalingFactor: numf('routed_scaling_factor', 1),
+      routedScalingFactor: numf('routed_scaling_factor', 1, 0),
       firstKDenseReplace: int('first_k_dense_replace', 0, 0),
       moeLayerFreq: int('moe_layer_freq', 1, 1),
     };
@@ -175,23 +196,35 @@ export function parseModelConfig(src: string | Json, file = 'config.json'): Mode
     if (!Array.isArray(bs) || bs.length !== 2 || bs[0] !== 128 || bs[1] !== 128) bad('quantization_config.weight_block_size', '[128, 128]', bs);
     fp8BlockSize = [128, 128];
   }
+  const vocabSize = int('vocab_size');
   const eos = j.eos_token_id;
   const eosTokenIds = eos === null || eos === undefined ? [] : Array.isArray(eos) ? (eos as number[]) : [eos as number];
-  if (!eosTokenIds.every((e) => Number.isInteger(e) && e >= 0)) bad('eos_token_id', 'a token id or a list of them', eos);
+  if (!eosTokenIds.every((e) => Number.isInteger(e) && e >= 0 && e < vocabSize)) bad('eos_token_id', `a token id in 0..${vocabSize - 1} or a list of them`, eos);
+  const bos = j.bos_token_id;
+  if (bos !== undefined && bos !== null && !(Number.isInteger(bos) && (bos as number) >= 0 && (bos as number) < vocabSize)) bad('bos_token_id', `a token id in 0..${vocabSize - 1} or null`, bos);
+
+  const numLayers = int('num_hidden_layers');
+  const tieWordEmbeddings = bool('tie_word_embeddings', false);
+  const tensors = tensorCount({ numLayers, qLoraRank, moe, tieWordEmbeddings });
+  if (tensors > MAX_TENSORS) {
+    const experts = moe ? ` and n_routed_experts ${moe.nRoutedExperts}` : '';
+    throw new ConfigError(`${file}: num_hidden_layers ${numLayers}${experts} imply ${tensors} tensors, over the ${MAX_TENSORS} a checkpoint may hold here (DeepSeek-V3 has 45,395)`);
+  }
 
   return {
     modelType,
-    vocabSize: int('vocab_size'),
+    vocabSize,
     hiddenSize: int('hidden_size'),
     intermediateSize: int('intermediate_size'),
-    numLayers: int('num_hidden_layers'),
+    numLayers,
+    nextnLayers: int('num_nextn_predict_layers', 0, 0),
     numHeads,
     qLoraRank,
     kvLoraRank: int('kv_lora_rank'),
     qkNopeHeadDim,
     qkRopeHeadDim,
     vHeadDim: int('v_head_dim'),
-    rmsNormEps: numf('rms_norm_eps', 1e-6),
+    rmsNormEps: numf('rms_norm_eps', 1e-6, 0, true),
     ropeTheta,
     rope,
     // V2 checkpoints rotate interleaved pairs too (transformers' V2 code views them as complex numbers).
@@ -199,8 +232,8 @@ export function parseModelConfig(src: string | Json, file = 'config.json'): Mode
     softmaxScale,
     maxPositionEmbeddings: int('max_position_embeddings', 1, 4096),
     moe,
-    tieWordEmbeddings: bool('tie_word_embeddings', false),
-    bosTokenId: Number.isInteger(j.bos_token_id) ? (j.bos_token_id as number) : null,
+    tieWordEmbeddings,
+    bosTokenId: Number.isInteger(bos) ? (bos as number) : null,
     eosTokenIds,
     fp8BlockSize,
   };
@@ -217,9 +250,9 @@ function parseRope(j: Json, bad: (f: string, e: string, g: unknown) => never, ma
   if (type === 'default') return { type: 'default' };
   if (type !== 'yarn') bad(`${field}.rope_type`, "'default' or 'yarn'", type);
   const origMax = r.original_max_position_embeddings;
-  if (!Number.isInteger(origMax) || (origMax as number) < 1) bad(`${field}.original_max_position_embeddings`, 'a positive integer', origMax);
+  if (!Number.isInteger(origMax) || (origMax as number) < 1 || (origMax as number) > MAX_INT) bad(`${field}.original_max_position_embeddings`, `an integer in 1..${MAX_INT}`, origMax);
   const factor = r.factor ?? maxPos / (origMax as number);
-  if (typeof factor !== 'number' || !(factor > 0)) bad(`${field}.factor`, 'a positive number', factor);
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || !(factor > 0)) bad(`${field}.factor`, 'a finite number > 0', factor);
   const num = (k: string, fallback: number): number => {
     const v = r[k];
     if (v === undefined || v === null || v === 0) return fallback;

@@ -16,7 +16,7 @@ import { createTensor, DTYPE_BYTES, Tensor } from '../gpu/tensor.ts';
 import { Launch } from '../jit/launch.ts';
 import { planCast } from '../kernels/cast/cast.ts';
 import { denseProblem, planGemm, type GemmProblem } from '../kernels/gemm/gemm.ts';
-import { BlockAllocator } from '../kernels/mla/allocator.ts';
+import { BlockAllocator, MAX_CACHE_SLOTS } from '../kernels/mla/allocator.ts';
 import { getMlaMetadata, mlaCandidates, planFlashMla, type FlashMlaArgs, type MlaConfig, type MlaSchedMeta } from '../kernels/mla/mla.ts';
 import { planMoeLayer, type MlpWeights, type MoeLayerPlan, type MoeLayerWeights, type MoeWeight } from '../kernels/moe/layer.ts';
 import {
@@ -208,6 +208,12 @@ export class Decoder {
     if (o.activations !== 'f32' && o.activations !== 'fp8') fail('Decoder', 'activations', "'f32' or 'fp8'", o.activations);
     for (const k of ['maxSeqLen', 'maxBatch', 'blockSize', 'submits'] as const) if (!Number.isInteger(o[k]) || o[k] < 1) fail('Decoder', k, 'a positive integer', o[k]);
     if (o.maxSeqLen > c.maxPositionEmbeddings) fail('Decoder', 'maxSeqLen', `at most max_position_embeddings (${c.maxPositionEmbeddings})`, o.maxSeqLen);
+    // The cache is sized before any weight is stacked: a layer's cache is one buffer of i32 slots.
+    const rows = Math.ceil(o.maxSeqLen / o.blockSize) * o.blockSize * o.maxBatch;
+    const cacheBytes = rows * (c.kvLoraRank + c.qkRopeHeadDim) * DTYPE_BYTES[o.kvFormat];
+    if (rows > MAX_CACHE_SLOTS || cacheBytes > ctx.limits.maxBufferSize) {
+      fail('Decoder', 'maxBatch x maxSeqLen', `a cache within one buffer per layer (${ctx.limits.maxBufferSize} bytes, ${MAX_CACHE_SLOTS} rows)`, `${o.maxBatch} x ${o.maxSeqLen}: ${rows} rows, ${cacheBytes} bytes`);
+    }
     const w = (n: string) => weights.get(n);
     const f32 = (n: string) => weights.get(n).t;
     const layers: LayerWeights[] = [];
@@ -442,6 +448,7 @@ export class Decoder {
     // Steps the cache has room for: asking for more fails after them, as step() would.
     const room = Math.min(...entries.map((e) => this.maxSeqLen - this.allocator.length(e.seq)));
     const steps = Math.min(maxSteps, room);
+    const start = entries.map((e) => this.allocator.length(e.seq));
     const inFlight: { result: Promise<{ ids: Int32Array; gpuMs?: number }>; encodeMs: number; planMs: number; key: string }[] = [];
     let submitted = 0;
     let taken = 0;
@@ -459,8 +466,13 @@ export class Decoder {
         if (submitted < steps) await submit();
         const s = inFlight.shift()!;
         const { ids, gpuMs } = await s.result;
+        // The argmax marks a row holding NaN or Inf with -1.
         const none = ids.findIndex((t) => t < 0);
-        if (none >= 0) throw new DeepwgslError(`${where}: step ${taken}'s logits for sequence ${batch[none].seq} are all NaN: no token to choose`);
+        if (none >= 0) {
+          throw new DeepwgslError(
+            `${where}: step ${taken} (sequence ${batch[none].seq}, the token at position ${start[none] + taken}): its logits hold NaN or Inf, so no token can be chosen (the model overflowed)`,
+          );
+        }
         const now = performance.now();
         this.lastTiming = { tokens: entries.length, wallMs: now - last, encodeMs: s.encodeMs, planMs: s.planMs, gpuMs, plan: s.key };
         last = now;
@@ -715,7 +727,7 @@ class StepPlan {
     this.logits = logits;
     this.staging = this.readBuffer(logits.byteLength);
     if (this.perEntry === 1) {
-      this.argmax = (await planArgmax(this.ctx, logits, { out: this.inputs.ids })).launch;
+      this.argmax = (await planArgmax(this.ctx, logits, { out: this.inputs.ids, flagNonFinite: true })).launch;
       for (let i = 0; i < 2; i++) this.greedyStaging.push(this.readBuffer(this.inputs.ids.byteLength));
     }
   }

@@ -2,7 +2,8 @@
 // sequences, of different lengths, decoded together one token per step with sampling (greedy,
 // temperature, top-k, top-p with a seed) until a stop token or the token limit. Greedy steps choose
 // their tokens on the GPU (Decoder.greedy: no logits read back, the host a step ahead); sampling
-// reads the logits back each step.
+// reads the logits back each step. Logits holding NaN or Inf end generation with an error naming the
+// step (greedy steps learn it from the GPU's argmax at no cost).
 import { DeepwgslError, fail } from '../gpu/errors.ts';
 import type { Decoder } from './decode.ts';
 import { checkSampling, sampleToken, seededRandom, type SamplingOptions } from './sampling.ts';
@@ -73,6 +74,7 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
     for (let i = 0; i < prompts.length && !opts.shouldStop?.(); i++) {
       const [last] = await dec.prefill(base + i, prompts[i], { logits: 'last' });
       addTiming(prefill, dec);
+      checkLogits(last, `generate: prompt ${i}, new token 1 (after its prefill)`);
       take(i, sampleToken(last, opts, random));
     }
     while (done.some((d) => !d) && !opts.shouldStop?.()) {
@@ -91,7 +93,10 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
       } else {
         const logits = await dec.step(batch);
         addTiming(decode, dec);
-        live.forEach((i, j) => take(i, sampleToken(logits[j], opts, random)));
+        live.forEach((i, j) => {
+          checkLogits(logits[j], `generate: prompt ${i}, new token ${ids[i].length + 1}`);
+          take(i, sampleToken(logits[j], opts, random));
+        });
       }
     }
   } finally {
@@ -100,11 +105,24 @@ export async function generate(dec: Decoder, prompts: readonly (readonly number[
   return { ids, steps: prefill.forwards + decode.forwards, tokens: prefill.tokens + decode.tokens, ms: performance.now() - t0, prefill, decode };
 }
 
-/** Token ids written as text, split by `sep`, each checked against the vocabulary (`where` starts the error). */
+/** Throws where a logits row holds NaN or Inf (no token is right then), naming the step as `where`. */
+export function checkLogits(row: ArrayLike<number>, where: string): void {
+  for (let j = 0; j < row.length; j++) {
+    if (!Number.isFinite(row[j])) throw new DeepwgslError(`${where}: the logits hold ${row[j]} at token id ${j}, so no token can be chosen (the model overflowed)`);
+  }
+}
+
+/**
+ * Token ids written as text, split by `sep`, each decimal digits naming an id in the vocabulary
+ * (`Number` would read '' as 0 and take '0x1ff' and '1e1'); `where` starts the error.
+ */
 export function parseTokenIds(text: string, vocab: number, sep: string | RegExp, where: string): number[] {
-  return text.split(sep).map((s) => {
-    const t = Number(s.trim());
-    if (!Number.isInteger(t) || t < 0 || t >= vocab) throw new DeepwgslError(`${where}: '${s}' is not a token id in 0..${vocab - 1}`);
+  return text.split(sep).map((s, k) => {
+    const f = s.trim();
+    const t = Number(f);
+    if (!/^\d+$/.test(f) || t >= vocab) {
+      throw new DeepwgslError(`${where}: ${f ? `'${f}'` : 'an empty field'} (field ${k + 1} of '${text}') is not a token id: expected decimal ids in 0..${vocab - 1}`);
+    }
     return t;
   });
 }

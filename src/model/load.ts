@@ -1,4 +1,5 @@
-// Streams a checkpoint's weights to the GPU one tensor at a time, with progress. FP8 weights stay
+// Streams a checkpoint's weights to the GPU one tensor at a time, with progress, each checked for
+// NaN and Inf on the way (a corrupt weight would otherwise decode to token -1). FP8 weights stay
 // FP8 (e4m3 + f32 128x128 block scales); `quantize: 'fp8'` casts BF16/F16/F32 linear weights to
 // that layout on the GPU (perBlockCastToFp8Gpu) as they arrive. Sizes are planned first, and a
 // model that cannot fit the device's limits is refused before anything is uploaded.
@@ -6,8 +7,8 @@ import { DeepwgslError } from '../gpu/errors.ts';
 import type { GpuContext } from '../gpu/context.ts';
 import { createTensor, DTYPE_BYTES, packTensorData, rowPitch, type DType, type Tensor } from '../gpu/tensor.ts';
 import { perBlockCastToFp8Gpu } from '../kernels/cast/cast.ts';
-import { blockScaleShape, decodeStBytes, readStBytes, scaleName, type Checkpoint, type ExpectedTensor } from './checkpoint.ts';
-import type { StTensor } from './safetensors.ts';
+import { blockScaleShape, CheckpointError, decodeStBytes, readStBytes, scaleName, type Checkpoint, type ExpectedTensor } from './checkpoint.ts';
+import { firstNonFinite, ST_DTYPE_BYTES, type StTensor } from './safetensors.ts';
 
 export interface GpuWeight {
   t: Tensor;
@@ -122,9 +123,22 @@ function tensorBytes(bytes: Uint8Array, shape: readonly number[], st: StTensor, 
   return packTensorData(dtype === 'e4m3' ? new Uint8Array(copy) : dtype === 'f32' ? new Float32Array(copy) : new Uint16Array(copy), shape, dtype);
 }
 
+/** A checkpoint tensor's bytes, refused where they hold NaN or Inf (a corrupt file, or weights saved from a diverged run). */
+async function finiteBytes(st: StTensor): Promise<Uint8Array> {
+  const bytes = await readStBytes(st);
+  const i = firstNonFinite(bytes, st.dtype);
+  if (i >= 0) {
+    const size = ST_DTYPE_BYTES[st.dtype];
+    const v = decodeStBytes(bytes.subarray(i * size, (i + 1) * size), st.dtype)[0];
+    throw new CheckpointError(`${st.file.name}: tensor '${st.name}' ${st.dtype} [${st.shape.join(', ')}] holds ${v} at element ${i}: the checkpoint is corrupt; nothing was loaded`);
+  }
+  return bytes;
+}
+
 async function upload(ctx: GpuContext, st: StTensor, shape: readonly number[], dtype: DType, label: string): Promise<Tensor> {
+  const bytes = await finiteBytes(st);
   const t = createTensor(ctx, shape, dtype, label);
-  ctx.device.queue.writeBuffer(t.buffer, 0, tensorBytes(await readStBytes(st), shape, st, dtype));
+  ctx.device.queue.writeBuffer(t.buffer, 0, tensorBytes(bytes, shape, st, dtype));
   return t;
 }
 

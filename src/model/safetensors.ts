@@ -77,6 +77,48 @@ export async function readSafetensorsHeader(file: ByteFile): Promise<Map<string,
   return out;
 }
 
+// Exponent bits all set: NaN or Inf (f32, bf16, f16).
+const EXP_ALL = { F32: 0x7f800000, BF16: 0x7f80, F16: 0x7c00 } as const;
+
+/** The first 32-bit word holding a NaN or Inf element (a tight loop per dtype: ~GB/s), or words.length. */
+function firstBadWord(words: Uint32Array, dtype: StDtype): number {
+  const n = words.length;
+  let w = 0;
+  if (dtype === 'F8_E4M3') {
+    // A NaN code (0x7f, 0xff) is a zero byte of (w & 0x7f7f7f7f) ^ 0x7f7f7f7f.
+    for (; w < n; w++) {
+      const x = (words[w] & 0x7f7f7f7f) ^ 0x7f7f7f7f;
+      if (((x - 0x01010101) & ~x & 0x80808080) !== 0) break;
+    }
+  } else if (dtype === 'F32') {
+    for (; w < n; w++) if ((words[w] & 0x7f800000) === 0x7f800000) break;
+  } else {
+    const lo = EXP_ALL[dtype];
+    const hi = lo << 16;
+    for (; w < n; w++) {
+      const x = words[w];
+      if ((x & lo) === lo || (x & hi) === hi) break;
+    }
+  }
+  return w;
+}
+
+/**
+ * The index of the first NaN or Inf element of a tensor's raw bytes, or -1: e4m3 has NaN codes
+ * (0x7f, 0xff) and no Inf; the other dtypes hold NaN or Inf where the exponent bits are all set.
+ */
+export function firstNonFinite(bytes: Uint8Array, dtype: StDtype): number {
+  const size = ST_DTYPE_BYTES[dtype];
+  const aligned = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  const words = new Uint32Array(aligned.buffer, aligned.byteOffset, aligned.byteLength >>> 2);
+  const elem = (i: number) => (size === 1 ? aligned[i] : size === 2 ? aligned[2 * i] | (aligned[2 * i + 1] << 8) : words[i]);
+  const bad = (v: number) => (dtype === 'F8_E4M3' ? (v & 0x7f) === 0x7f : (v & EXP_ALL[dtype]) === EXP_ALL[dtype]);
+  const perWord = 4 / size;
+  // Elements of the first bad word on, and those after the last whole word.
+  for (let i = firstBadWord(words, dtype) * perWord; i < aligned.byteLength / size; i++) if (bad(elem(i))) return i;
+  return -1;
+}
+
 export interface StEntry {
   name: string;
   dtype: StDtype;

@@ -140,6 +140,8 @@ export interface SynthOptions {
   seed?: number;
   /** Largest shard in bytes (default 4 GiB); one shard is written as model.safetensors. */
   shardBytes?: number;
+  /** Replace a checkpoint already in the directory (its config, index and *.safetensors); else that is refused. */
+  force?: boolean;
   onProgress?: (p: LoadProgress) => void;
 }
 
@@ -159,6 +161,8 @@ export function synthConfig(opts: SynthOptions): { json: Json; config: ModelConf
   };
   override('num_hidden_layers', opts.layers, 'layers');
   override('vocab_size', opts.vocab, 'vocab');
+  // A shrunken vocabulary takes its special tokens from its first ids.
+  if (opts.vocab !== undefined && [json.bos_token_id, json.eos_token_id].some((id) => (id as number) >= opts.vocab!)) Object.assign(json, { bos_token_id: 0, eos_token_id: 1 });
   override('n_routed_experts', opts.experts, 'experts');
   const dtype = opts.dtype ?? 'fp8';
   if (dtype === 'fp8') json.quantization_config = { activation_scheme: 'dynamic', fmt: 'e4m3', quant_method: 'fp8', weight_block_size: [128, 128] };
@@ -263,7 +267,15 @@ export interface SynthResult {
   config: ModelConfig;
 }
 
-/** Writes the checkpoint into `dir` (created; refused if it already holds a config.json). */
+/** Files of a checkpoint the loader reads: a directory holding any of them holds a checkpoint. */
+const isCheckpointFile = (name: string) => name === 'config.json' || name === 'model.safetensors.index.json' || name.endsWith('.safetensors');
+
+/**
+ * Writes the checkpoint into `dir` (created). A directory already holding checkpoint files is
+ * refused unless `force`, which replaces them all (no stray shard or index of the old one stays).
+ * Files are written under temporary names and renamed into place, config.json last: a directory
+ * with one is complete.
+ */
 export async function writeSyntheticCheckpoint(dir: string, opts: SynthOptions): Promise<SynthResult> {
   const fs = await import('node:fs/promises');
   const { json, config } = synthConfig(opts);
@@ -272,9 +284,12 @@ export async function writeSyntheticCheckpoint(dir: string, opts: SynthOptions):
   if (!(shardBytes > 0)) throw new SynthError(`synth: shardBytes must be positive, got ${shardBytes}`);
   const path = (name: string) => `${dir.replace(/\/+$/, '')}/${name}`;
   await fs.mkdir(dir, { recursive: true });
-  if (await fs.stat(path('config.json')).then(() => true, () => false)) {
-    throw new SynthError(`synth: ${dir} already holds a checkpoint (config.json); pick an empty directory`);
+  const old = (await fs.readdir(dir)).filter(isCheckpointFile);
+  if (old.length && !opts.force) {
+    throw new SynthError(`synth: ${dir} already holds a checkpoint (${old.slice(0, 4).join(', ')}${old.length > 4 ? ', ...' : ''}); pick an empty directory, or force (--force) to replace it`);
   }
+  const partial = (name: string) => path(`${name}.partial`);
+  const written: string[] = [];
 
   // Shards: consecutive tensors up to shardBytes, an FP8 weight and its scales kept together.
   const shards: SynthTensor[][] = [[]];
@@ -296,28 +311,40 @@ export async function writeSyntheticCheckpoint(dir: string, opts: SynthOptions):
   const seed = opts.seed ?? 0;
   let index = 0;
   const weightMap: Record<string, string> = {};
-  for (let s = 0; s < n; s++) {
-    const fh = await fs.open(path(files[s]), 'w');
-    try {
-      await fh.write(encodeSafetensorsHeader(shards[s]).header);
-      for (const t of shards[s]) {
-        weightMap[t.name] = files[s];
-        // One stream per tensor: its values do not depend on how the tensors are sharded.
-        const next = prng(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(++index, 0x85ebca6b));
-        for (let left = bytesOf(t); left > 0; ) {
-          const chunk = draw(t, next, Math.min(CHUNK, left));
-          await fh.write(chunk);
-          left -= chunk.length;
-          done += chunk.length;
-          opts.onProgress?.({ bytesDone: done, bytesTotal: total, tensor: t.name });
+  try {
+    for (let s = 0; s < n; s++) {
+      written.push(files[s]);
+      const fh = await fs.open(partial(files[s]), 'w');
+      try {
+        await fh.write(encodeSafetensorsHeader(shards[s]).header);
+        for (const t of shards[s]) {
+          weightMap[t.name] = files[s];
+          // One stream per tensor: its values do not depend on how the tensors are sharded.
+          const next = prng(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(++index, 0x85ebca6b));
+          for (let left = bytesOf(t); left > 0; ) {
+            const chunk = draw(t, next, Math.min(CHUNK, left));
+            await fh.write(chunk);
+            left -= chunk.length;
+            done += chunk.length;
+            opts.onProgress?.({ bytesDone: done, bytesTotal: total, tensor: t.name });
+          }
         }
+      } finally {
+        await fh.close();
       }
-    } finally {
-      await fh.close();
     }
+    const text: [string, string][] = [['config.json', JSON.stringify(json, null, 2)]];
+    if (n > 1) text.unshift(['model.safetensors.index.json', JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2)]);
+    for (const [name, data] of text) {
+      written.push(name);
+      await fs.writeFile(partial(name), data);
+    }
+    // The old checkpoint goes, config.json first (the directory is incomplete until the new one lands).
+    for (const f of [...old].sort((a, b) => Number(b === 'config.json') - Number(a === 'config.json'))) await fs.rm(path(f));
+    for (const f of written) await fs.rename(partial(f), path(f));
+  } catch (e) {
+    await Promise.all(written.map((f) => fs.rm(partial(f), { force: true })));
+    throw e;
   }
-  if (n > 1) await fs.writeFile(path('model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2));
-  // config.json last: a directory with one is complete.
-  await fs.writeFile(path('config.json'), JSON.stringify(json, null, 2));
   return { dir, files, bytes: total, config };
 }

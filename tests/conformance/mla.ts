@@ -112,7 +112,8 @@ export function buildMlaCase(ctx: GpuContext, c: MlaCase, meta: MlaSchedMeta = g
     tensors.push(t);
     return t;
   };
-  const args: FlashMlaArgs = { q, kcache, headDimV: c.dv, schedMeta: meta, causal: c.causal, kvFormat: format, config: c.config };
+  // Every check runs with the caller's contract verified (hostSeqlens, reused schedules, block ids on the GPU).
+  const args: FlashMlaArgs = { q, kcache, headDimV: c.dv, schedMeta: meta, causal: c.causal, kvFormat: format, config: c.config, verify: true };
   const refIn: Parameters<typeof mlaReference>[0] = {
     q: qv,
     b: c.b,
@@ -306,6 +307,40 @@ export const mlaChecks: Check[] = [
         () => planFlashMla(ctx, { ...buildMlaCase(ctx, c, meta).args, hostSeqlens: Int32Array.from([41, 20]) }),
         /hostSeqlens differ/,
       );
+      return { err, tol: 0 };
+    },
+  },
+  {
+    name: 'mla verify: hostSeqlens that differ from the GPU\'s, a schedule reused after the GPU\'s seqlens changed, and a bad block id on the GPU are caught (the caller\'s contract otherwise)',
+    async run(ctx) {
+      const c: MlaCase = { b: 2, sQ: 1, hQ: 4, ...tiny, blockSize: 16, seqlens: [20, 10] };
+      const built = buildMlaCase(ctx, c);
+      const a = built.args;
+      const table = (await readTensor(a.blockTable!)) as Int32Array;
+      const write = (t: Tensor, v: ArrayLike<number>) => ctx.device.queue.writeBuffer(t.buffer, t.byteOffset, Int32Array.from(v));
+      let err = 0;
+      try {
+        // Sequence 1 grows to 30 on the GPU, its second block is id 99 of a 6-block cache, and hostSeqlens still say 10.
+        write(a.blockTable!, table.map((v, i) => (i === 4 ? 99 : v)));
+        write(a.cacheSeqlens!, [20, 30]);
+        const lying = { ...a, schedMeta: getMlaMetadata(), hostSeqlens: Int32Array.of(20, 10) };
+        // Unverified, the host cannot know: the call runs (block 99 is never read, the rows past 10 are not attended).
+        const unverified = await planFlashMla(ctx, { ...lying, verify: false });
+        for (const x of [unverified.launch, unverified.out, unverified.lse]) x.destroy();
+        err += await throwsLike(() => planFlashMla(ctx, { ...lying, schedMeta: getMlaMetadata() }), /hostSeqlens \[20, 10\] differ from cacheSeqlens on the GPU \[20, 30\]/);
+        err += await throwsLike(() => planFlashMla(ctx, { ...a, schedMeta: getMlaMetadata() }), /blockTable\[1, 1\] must be a block id in 0\.\.5 \(used by cacheSeqlens\[1\] = 30\), got 99/);
+        // A schedule made for [20, 10], reused after the GPU's seqlens moved to [20, 12].
+        write(a.blockTable!, table);
+        write(a.cacheSeqlens!, [20, 10]);
+        const meta = getMlaMetadata();
+        const first = await planFlashMla(ctx, { ...a, schedMeta: meta });
+        for (const x of [first.launch, first.out, first.lse]) x.destroy();
+        write(a.cacheSeqlens!, [20, 12]);
+        err += await throwsLike(() => planFlashMla(ctx, { ...a, schedMeta: meta }), /cacheSeqlens on the GPU \[20, 12\] differ from the \[20, 10\] schedMeta was made for/);
+        meta.destroy();
+      } finally {
+        built.destroy();
+      }
       return { err, tol: 0 };
     },
   },

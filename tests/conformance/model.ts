@@ -8,7 +8,7 @@ import { openCheckpoint, type Checkpoint } from '../../src/model/checkpoint.ts';
 import { Decoder, prefillLogits, type DecoderOptions } from '../../src/model/decode.ts';
 import { compareLogits, describeAgreement } from '../../src/model/fidelity.ts';
 import { generate } from '../../src/model/generate.ts';
-import { checkFits, loadWeights, planWeights } from '../../src/model/load.ts';
+import { checkFits, loadWeights, planWeights, type ModelWeights } from '../../src/model/load.ts';
 import { dirSource, filesSource, readText, type ModelSource } from '../../src/model/source.ts';
 import { perBlockCastToFp8 } from '../../src/formats/casts.ts';
 import { readTensor, readTensorBits } from '../../src/gpu/tensor.ts';
@@ -223,6 +223,36 @@ export const modelChecks: Check[] = [
       }),
   },
   {
+    name: 'model generate: NaN in one logit ends generation with an error naming the step, on the greedy path (the GPU argmax flags it) and the sampling path',
+    run: (ctx) =>
+      // The batch check's decoder options: its plans' pipelines are compiled once for both.
+      withDecoder(ctx, 'tiny-v2-b', { maxSeqLen: 16, maxBatch: 2, blockSize: 4 }, async ({ ref, dec }) => {
+        const head = dec.weights.get('lm_head.weight').t;
+        // Row 5 of lm_head (bf16) gets two NaNs once the first token is out: logit 5 is NaN, the rest finite.
+        const at = head.byteOffset + 5 * head.pitch * 2;
+        const saved = (await readTensorBits(head)).slice(5 * head.pitch, 5 * head.pitch + 2);
+        const poison = (on: boolean) => ctx.device.queue.writeBuffer(head.buffer, at, on ? Uint16Array.of(0x7fc0, 0x7fc0) : Uint16Array.from(saved));
+        const prompt = [ref.prompt_ids.slice(0, 4)];
+        const notes: string[] = [];
+        for (const [opts, re] of [
+          [{}, /Decoder.greedy: step 0 \(sequence \d+, the token at position 4\): its logits hold NaN or Inf, so no token can be chosen/],
+          [{ temperature: 0.8, seed: 1 }, /generate: prompt 0, new token 2: the logits hold NaN at token id 5, so no token can be chosen/],
+        ] as const) {
+          try {
+            const r = await generate(dec, prompt, { maxNewTokens: 4, ...opts, onToken: () => poison(true) });
+            notes.push(`no error: ${JSON.stringify(r.ids)}`);
+          } catch (e) {
+            if (!re.test((e as Error).message)) notes.push((e as Error).message);
+          } finally {
+            poison(false);
+          }
+        }
+        // Unpoisoned, the same decoder generates again.
+        const after = await generate(dec, prompt, { maxNewTokens: 2 });
+        return { err: notes.length + (after.ids[0].length === 2 ? 0 : 1), tol: 0, note: notes.join('; ') || undefined };
+      }),
+  },
+  {
     name: 'model loading with quantize fp8: BF16 weights cast to e4m3 + 128x128 scales bit-identical to the CPU cast; progress reaches the total',
     async run(ctx) {
       const ck = await openCheckpoint(await fixture('tiny-v3-d-bf16'));
@@ -244,13 +274,59 @@ export const modelChecks: Check[] = [
     },
   },
   {
-    name: 'model loading refuses a model over the device limits before uploading, naming the tensor',
+    name: 'model loading refuses NaN and Inf in weights, block scales and FP8 NaN codes, naming the tensor and element',
+    async run(ctx) {
+      const src = await fixture('tiny-v3-a');
+      const { tensors } = await openCheckpoint(src);
+      const f32 = (v: number) => new Uint8Array(Float32Array.of(v).buffer);
+      const cases: [string, Uint8Array, RegExp][] = [
+        ['model.layers.1.mlp.experts.3.up_proj.weight', Uint8Array.of(0xff), /tensor 'model.layers.1.mlp.experts.3.up_proj.weight' F8_E4M3 \[96, 256\] holds NaN at element 5: the checkpoint is corrupt/],
+        ['model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv', f32(Infinity), /tensor 'model.layers.0.self_attn.kv_a_proj_with_mqa.weight_scale_inv' F32 \[1, 2\] holds Infinity at element 1/],
+        ['model.norm.weight', f32(NaN), /tensor 'model.norm.weight' F32 \[256\] holds NaN at element 5/],
+      ];
+      const notes: string[] = [];
+      for (const [name, bytes, re] of cases) {
+        const t = tensors.get(name)!;
+        // Element 5 (1 for the two scales) replaced as the file is read.
+        const at = t.offset + Math.min(5, t.byteLength / bytes.length - 1) * bytes.length;
+        const patched: ModelSource = {
+          ...src,
+          open(f) {
+            const file = src.open(f);
+            return {
+              ...file,
+              async read(offset, length) {
+                const b = (await file.read(offset, length)).slice();
+                if (f === 'model.safetensors' && at >= offset && at < offset + length) b.set(bytes, at - offset);
+                return b;
+              },
+            };
+          },
+        };
+        try {
+          (await loadWeights(ctx, await openCheckpoint(patched))).destroy();
+          notes.push(`${name}: loaded`);
+        } catch (e) {
+          if (!re.test((e as Error).message)) notes.push((e as Error).message);
+        }
+      }
+      return { err: notes.length, tol: 0, note: notes.join('; ') || undefined };
+    },
+  },
+  {
+    name: 'model loading refuses a model over the device limits before uploading, naming the tensor; Decoder.create a cache over one buffer before touching a weight',
     async run(ctx) {
       const ck = await openCheckpoint(await fixture('tiny-v3-a'));
       const plan = planWeights(ck);
       let err = 0;
       err += await throwsLike(() => checkFits({ ...ctx, limits: { ...ctx.limits, maxStorageBufferBindingSize: 400_000 } } as GpuContext, plan), /model too large for this device: tensor 'model.embed_tokens.weight' \[512, 256\] f32 needs 512.0 KiB .*nothing was uploaded/);
       err += await throwsLike(() => loadWeights(ctx, ck, { memoryBudget: 1_000_000 }), /weights need 4.32 MiB of GPU memory, over the budget of 976.6 KiB; nothing was uploaded/);
+      // The cache is refused before a weight is touched (none is given here).
+      const none = undefined as unknown as ModelWeights;
+      err += await throwsLike(() => Decoder.create(ctx, ck, none, { maxBatch: 1e6, maxSeqLen: 4096 }), /Decoder: maxBatch x maxSeqLen must be a cache within one buffer per layer \(\d+ bytes, 2147483648 rows\), got '1000000 x 4096: 4096000000 rows/);
+      // f16 rows of kv_lora_rank + rope = 80: one batch entry more than maxBufferSize holds.
+      const batch = Math.floor(ctx.limits.maxBufferSize / (4096 * 80 * 2)) + 1;
+      err += await throwsLike(() => Decoder.create(ctx, ck, none, { maxBatch: batch, maxSeqLen: 4096 }), new RegExp(`Decoder: maxBatch x maxSeqLen must be a cache within one buffer per layer .*got '${batch} x 4096: ${batch * 4096} rows, ${batch * 4096 * 160} bytes'`));
       return { err, tol: 0 };
     },
   },

@@ -242,16 +242,17 @@ export const nnChecks: Check[] = [
     },
   },
   {
-    name: 'nn.argmax first maximum, ties and NaN; rows of one part and rows cut into parts (a logits row)',
+    name: 'nn.argmax first maximum, ties, NaN and Inf (flagged as -1 with flagNonFinite); rows of one part and rows cut into parts (a logits row)',
     async run(ctx) {
       let bad = 0;
       const notes: string[] = [];
       // n = 1000 is one workgroup's scan; n = 20011 is cut into parts reduced by a second dispatch.
       for (const n of [1000, 20011]) {
-        const rows = 7;
+        const rows = 9;
         const x = gauss(rows * n);
         // Row 1: a tie between two maxima far apart (the lower index wins, across parts too); row 2:
-        // NaNs around; row 3: all equal; row 4: all NaN (-1); row 5: the maximum at the last index.
+        // NaNs around; row 3: all equal; row 4: all NaN (-1); row 5: the maximum at the last index;
+        // rows 7 and 8: one +Inf (it wins) and one -Inf in the last part.
         x[n + 10] = 50;
         x[n + n - 100] = 50;
         x[2 * n + 5] = NaN;
@@ -260,16 +261,21 @@ export const nnChecks: Check[] = [
         x.fill(1, 3 * n, 4 * n);
         x.fill(NaN, 4 * n, 5 * n);
         x[6 * n - 1] = 60;
+        x[8 * n - 3] = Infinity;
+        x[9 * n - 3] = -Infinity;
         const xt = uploadTensor(ctx, x, [rows, n], 'f32');
-        const p = await planArgmax(ctx, xt);
-        poisonTensor(p.out);
-        await p.launch.run();
-        const ref = Array.from({ length: rows }, (_, r) => argmaxRef(x.subarray(r * n, (r + 1) * n)));
-        bad += mismatches(await readTensor(p.out), ref) + (p.launch.dispatches.length === (n > 1000 ? 2 : 1) ? 0 : 1);
-        notes.push(`n=${n}: ${p.launch.dispatches.length} dispatches`);
-        p.launch.destroy();
+        const row = (r: number) => x.subarray(r * n, (r + 1) * n);
+        for (const flagNonFinite of [false, true]) {
+          const p = await planArgmax(ctx, xt, { flagNonFinite });
+          poisonTensor(p.out);
+          await p.launch.run();
+          const ref = Array.from({ length: rows }, (_, r) => (flagNonFinite && row(r).some((v) => !Number.isFinite(v)) ? -1 : argmaxRef(row(r))));
+          bad += mismatches(await readTensor(p.out), ref) + (p.launch.dispatches.length === (n > 1000 ? 2 : 1) ? 0 : 1);
+          if (!flagNonFinite) notes.push(`n=${n}: ${p.launch.dispatches.length} dispatches`);
+          p.launch.destroy();
+          p.out.destroy();
+        }
         xt.destroy();
-        p.out.destroy();
       }
       return { err: bad, tol: 0, note: notes.join(', ') };
     },

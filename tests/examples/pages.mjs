@@ -77,7 +77,23 @@ await pageTest('decode', '/decode/?autorun', async (page) => {
   const same = r.ids.length === r.reference.length && r.ids.every((t, i) => t === r.reference[i]);
   if (!same) throw new Error(`greedy tokens ${r.ids} differ from the fixture's ${r.reference}`);
   const stats = await page.$eval('#stats', (e) => e.textContent);
-  return `tiny-v3-a greedy ${r.ids.join(',')} = transformers'; ${stats}`;
+  // The downloads are cached within a quota the page shows, and the control clears them.
+  const text = () => page.$eval('#cacheInfo', (e) => e.textContent);
+  await page.waitForFunction(() => /cached models: [1-9]\d* file/.test(document.querySelector('#cacheInfo').textContent), { timeout: 60_000 });
+  const cached = await text();
+  if (!/of a [\d.]+ [KMG]iB quota/.test(cached)) throw new Error(`expected the cache's quota shown, got '${cached}'`);
+  await page.click('#clearCache');
+  await page.waitForFunction(() => document.querySelector('#cacheInfo').textContent.startsWith('cached models: 0 file(s)'), { timeout: 60_000 });
+  const left = await page.evaluate(async () => (await (await caches.open('deepwgsl-weights-v1')).keys()).length);
+  if (left !== 0) throw new Error(`clear cached models left ${left} entries`);
+  // A budget below the model's weights is refused before anything is uploaded.
+  await page.$eval('#budget', (e) => (e.value = '0.001'));
+  await page.evaluate(() => (window.__decode = {}));
+  await page.click('#tiny');
+  await page.waitForFunction('window.__decode?.error', { timeout: 5 * 60 * 1000, polling: 500 });
+  const refused = await page.evaluate('window.__decode.error');
+  if (!/over the budget of [\d.]+ MiB; nothing was uploaded/.test(refused)) throw new Error(`expected the memory budget to refuse the model, got '${refused}'`);
+  return `tiny-v3-a greedy ${r.ids.join(',')} = transformers'; ${stats}; ${cached}, cleared; budget refusal shown`;
 });
 
 await browser.close();

@@ -75,7 +75,9 @@ const REPLAY_UNIT = { fine: 8, coarse: 16, fineItems: 128 };
 /**
  * Scheduling state, filled on the first flashMlaWithKvcache call that uses it (reading cacheSeqlens
  * and blockTable back once, to schedule and to check them), then reused while the shapes and
- * seqlens stay the same. Sequences that change length need a new one (or pass `hostSeqlens`).
+ * seqlens stay the same. Sequences that change length need a new one (or pass `hostSeqlens`): the
+ * GPU's seqlens are not read again, so reusing a schedule after they changed is the caller's error
+ * (FlashMlaArgs.verify finds it).
  *
  * Replayable form (`getMlaMetadata({ maxSeqlen })`, what a recorded decode step uses): the buffers
  * are sized for any seqlens up to maxSeqlen (a fixed number of work items and partial-output slots,
@@ -220,8 +222,18 @@ export interface FlashMlaArgs {
   topkLength?: Tensor;
   /** [h_q] f32: out *= exp(lse) / (exp(lse) + exp(sink)); lse unchanged. */
   attnSink?: Tensor;
-  /** Host copy of cacheSeqlens: spares the read-back when the schedule is made, and is checked on reuse. */
+  /**
+   * Host copy of cacheSeqlens: spares the read-back when the schedule is made, and is checked on
+   * reuse. It must equal cacheSeqlens on the GPU (the caller's contract: `verify` checks it).
+   */
   hostSeqlens?: Int32Array;
+  /**
+   * Debug (tests turn it on): read cacheSeqlens and blockTable back on every call and check them
+   * against hostSeqlens, against the seqlens a reused schedMeta was made (or updated) for, and the
+   * block ids they use against the cache. Without it those are the caller's contract, as upstream's:
+   * the GPU's seqlens are not read again after the schedule is made.
+   */
+  verify?: boolean;
   out?: Tensor;
   lse?: Tensor;
   config?: Partial<MlaConfig>;
@@ -290,6 +302,23 @@ async function checkDense(a: FlashMlaArgs, s: Shapes, seqlens: Int32Array): Prom
       if (id < 0 || id >= s.numBlocks) fail(WHERE, `blockTable[${i}, ${j}]`, `a block id in 0..${s.numBlocks - 1} (used by cacheSeqlens[${i}] = ${len})`, id);
     }
   }
+}
+
+/** verify: cacheSeqlens on the GPU are those hostSeqlens and the schedule say, and the block ids they use are inside the cache. */
+async function verifyDense(a: FlashMlaArgs, s: Shapes, meta: MlaSchedMeta): Promise<void> {
+  const gpu = (await readTensor(a.cacheSeqlens!)) as Int32Array;
+  const show = (x: ArrayLike<number>) => `[${Array.from(x).join(', ')}]`;
+  const differs = (x: ArrayLike<number>) => gpu.some((v, i) => v !== x[i]);
+  if (a.hostSeqlens && differs(a.hostSeqlens)) {
+    throw new DeepwgslError(`${WHERE}: hostSeqlens ${show(a.hostSeqlens)} differ from cacheSeqlens on the GPU ${show(gpu)}; hostSeqlens must be a copy of cacheSeqlens`);
+  }
+  if (differs(meta.seqlens!)) {
+    throw new DeepwgslError(
+      `${WHERE}: cacheSeqlens on the GPU ${show(gpu)} differ from the ${show(meta.seqlens!)} schedMeta was made for; ` +
+        'after seqlens change call getMlaMetadata() for a new schedule (or update() a replayable one)',
+    );
+  }
+  await checkDense(a, s, gpu);
 }
 
 function keyOf(a: FlashMlaArgs, s: Shapes): SchedKey {
@@ -592,6 +621,7 @@ export async function planFlashMla(ctx: GpuContext, a: FlashMlaArgs): Promise<Pl
     }
     meta.init(ctx, key, seqlens, meta.parts ?? defaultMlaParts(ctx, groupsPerItem), rowsPerBatch, s.dv, a.attnSink !== undefined);
   }
+  if (a.verify && s.topk === null) await verifyDense(a, s, meta);
   if (meta.itemCap > ctx.limits.maxComputeWorkgroupsPerDimension || groupsPerItem > ctx.limits.maxComputeWorkgroupsPerDimension) {
     throw new DeepwgslError(`${WHERE}: ${meta.itemCap} work items x ${groupsPerItem} head groups exceed maxComputeWorkgroupsPerDimension; split the batch`);
   }

@@ -14,6 +14,7 @@ export {
   planAddInto,
   argmax,
   planArgmax,
+  type ArgmaxOptions,
   type RmsNormOptions,
   type RopeOptions,
 } from './nn.ts';

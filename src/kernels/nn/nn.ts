@@ -323,8 +323,14 @@ const ArgmaxParams = d.struct({ rows: d.u32, n: d.u32, grid_x: d.u32 });
 /** Values per lane above which a row is cut into parts (one workgroup each) and the parts reduced by a second dispatch. */
 const ARGMAX_PER_LANE = 8;
 
-/** x [rows, n] f32 -> out [rows] i32: first index of the maximum (NaN ignored; -1 if a row is all NaN). */
-export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tensor } = {}): Promise<{ launch: Launch; out: Tensor }> {
+export interface ArgmaxOptions {
+  out?: Tensor;
+  /** -1 for a row holding any NaN or Inf (else NaN is ignored and Inf may win): a greedy step's tokens, checked at no cost. */
+  flagNonFinite?: boolean;
+}
+
+/** x [rows, n] f32 -> out [rows] i32: first index of the maximum (NaN ignored; -1 if a row is all NaN, or with flagNonFinite holds any NaN or Inf). */
+export async function planArgmax(ctx: GpuContext, x: Tensor, opts: ArgmaxOptions = {}): Promise<{ launch: Launch; out: Tensor }> {
   const where = 'argmax';
   const xt = rows2(where, 'x', x, 'f32');
   const [rows, n] = xt.shape;
@@ -338,7 +344,7 @@ export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tenso
       file: 'argmax.wgsl',
       code: argmaxTemplate,
       helpers: [{ file: 'common/wg_argmax.wgsl', code: wgArgmax }],
-      consts: { WG: ROW_WG, PARTS: p, FROM_PARTS: src === ws, TO_PARTS: dst === ws },
+      consts: { WG: ROW_WG, PARTS: p, FROM_PARTS: src === ws, TO_PARTS: dst === ws, FLAG_NONFINITE: opts.flagNonFinite === true },
       params: ArgmaxParams,
       values: { rows, n: len },
       bindings: [src.binding(where, src === ws ? 'parts' : 'x'), dst.binding(where, dst === ws ? 'parts' : 'out')],
@@ -351,7 +357,7 @@ export async function planArgmax(ctx: GpuContext, x: Tensor, opts: { out?: Tenso
   return { launch, out };
 }
 
-export async function argmax(ctx: GpuContext, x: Tensor, opts: { out?: Tensor } = {}): Promise<Tensor> {
+export async function argmax(ctx: GpuContext, x: Tensor, opts: ArgmaxOptions = {}): Promise<Tensor> {
   const { launch, out } = await planArgmax(ctx, x, opts);
   launch.submit();
   return out;
