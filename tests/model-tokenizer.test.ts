@@ -47,3 +47,27 @@ describe('model tokenizer', () => {
     expect(() => createTokenizer({ model: { type: 'Nonsense' } }, {}, 'y/tokenizer.json')).toThrow(/y\/tokenizer.json: not a tokenizer this library reads/);
   });
 });
+
+// The bundled trained model's tokenizer (scripts/train/kjv_bpe.py wrote it and the cases, with its own BPE encoder).
+describe('model tokenizer of models/tiny-kjv', () => {
+  const CASES = JSON.parse(readFileSync('tests/fixtures/tiny-kjv-tokens.json', 'utf8')) as { cases: { text: string; ids: number[] }[] };
+
+  it('encodes every case as the Python encoder that trained it, and decodes back to the text', async () => {
+    const t = await loadTokenizer(dirSource('models/tiny-kjv'));
+    expect(t.vocabSize).toBe(1024);
+    for (const c of CASES.cases) {
+      expect(t.encode(c.text, { addBos: false })).toEqual(c.ids);
+      expect(t.decode(c.ids, { skipSpecial: false })).toBe(c.text);
+    }
+  });
+
+  it('prepends BOS, stops at EOS, and carries a DeepSeek-V3-shaped chat template', async () => {
+    const t = await loadTokenizer(dirSource('models/tiny-kjv'));
+    const ids = t.encode('In the beginning');
+    expect(ids[0]).toBe(t.bosId);
+    expect(t.decode(ids)).toBe('In the beginning');
+    expect(t.eosIds).toEqual([t.encode('<｜end▁of▁sentence｜>', { addBos: false })[0]]);
+    expect(t.chatTemplate).toContain("'<｜User｜>' + message['content']");
+    expect(t.chatTemplate).toContain("{% if add_generation_prompt %}{{ '<｜Assistant｜>' }}{% endif %}");
+  });
+});

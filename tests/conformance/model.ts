@@ -21,9 +21,10 @@ interface Reference {
   greedy_ids: number[];
 }
 
-/** A fixture directory: read from disk in Node/Deno; fetched whole in a browser (the driver serves the repository). */
+/** A fixture directory (a name under tests/fixtures, or a path such as models/tiny-kjv): read from disk in
+ * Node/Deno; fetched whole in a browser (the driver serves the repository). */
 async function fixture(name: string): Promise<ModelSource> {
-  const dir = `tests/fixtures/${name}`;
+  const dir = name.includes('/') ? name : `tests/fixtures/${name}`;
   if (runtime() !== 'browser') return dirSource(dir);
   const get = async (f: string) => {
     const r = await fetch(`/${dir}/${f}`);
@@ -77,8 +78,8 @@ async function stepwise(dec: Decoder, tokens: readonly number[]): Promise<Float3
   return rows;
 }
 
-const fidelityCheck = (name: string, what: string, tokenByToken = false): Check => ({
-  name: `model ${name} (${what}): GPU logits${tokenByToken ? ' (prompt fed token by token)' : ' (prompt in one prefill)'} and greedy tokens${tokenByToken ? '' : ' (chosen on the GPU)'} vs transformers`,
+const fidelityCheck = (name: string, what: string, tokenByToken = false, oracle = 'transformers'): Check => ({
+  name: `model ${name} (${what}): GPU logits${tokenByToken ? ' (prompt fed token by token)' : ' (prompt in one prefill)'} and greedy tokens${tokenByToken ? '' : ' (chosen on the GPU)'} vs ${oracle}`,
   run: (ctx) => fidelity(ctx, name, tokenByToken),
 });
 
@@ -90,6 +91,8 @@ export const modelChecks: Check[] = [
   fidelityCheck('tiny-v3-a', 'FP8, YaRN, sigmoid group routing'),
   // One fixture through the prefill, one token by token (fewer pipelines to compile on software adapters).
   fidelityCheck('tiny-v2-b', 'V2: q_proj, softmax greedy routing, BF16', true),
+  // The bundled trained model (its MTP layer's tensors ride along unused), against its training code's float64 forward.
+  fidelityCheck('models/tiny-kjv', 'trained V3: FP8, BF16 embeddings, MTP layer stored', true, 'the training code in float64'),
   ...(more
     ? [
         fidelityCheck('tiny-v2-c', 'V2 group-limited, FP8'),

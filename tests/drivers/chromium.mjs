@@ -2,7 +2,7 @@
 // (SwiftShader WebGPU) with puppeteer-core. Prints the page's lines and its closing summary.
 import { launchChromium, serve } from './chromium-lib.mjs';
 
-// The repository root is served: the page's bundle from dist/tests, the model checks' fixtures from tests/fixtures.
+// The repository root is served: the page's bundle from dist/tests, the model checks' fixtures from tests/fixtures and models/.
 const html = '<!doctype html><meta charset="utf-8"><title>deepwgsl conformance</title><script type="module" src="/dist/tests/browser.js"></script>';
 const server = await serve('.', { '/': html });
 const browser = await launchChromium();

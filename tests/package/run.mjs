@@ -79,7 +79,7 @@ await test('npm pack: what a consumer runs, no install scripts', async () => {
   expect(fs.existsSync(path.join(repo, 'dist/index.d.ts')), 'dist/index.d.ts is missing: run npm run build first');
   packed = JSON.parse((await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', app], { cwd: repo })).stdout)[0];
   const files = packed.files.map((f) => f.path);
-  for (const f of ['dist/index.js', 'dist/index.js.map', 'dist/index.d.ts', 'dist/cli.js', 'tests/fixtures/tiny-v3-a/model.safetensors']) expect(files.includes(f), `missing ${f}`);
+  for (const f of ['dist/index.js', 'dist/index.js.map', 'dist/index.d.ts', 'dist/cli.js', 'tests/fixtures/tiny-v3-a/model.safetensors', 'models/tiny-kjv/model.safetensors', 'models/tiny-kjv/tokenizer.json']) expect(files.includes(f), `missing ${f}`);
   const stray = files.filter((f) => f.startsWith('src/') || f.startsWith('dist/tests/') || f.startsWith('dist/examples/'));
   expect(stray.length === 0, `ships ${stray.join(', ')}`);
   const map = JSON.parse(fs.readFileSync(path.join(repo, 'dist/index.js.map'), 'utf8'));
